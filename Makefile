@@ -1,0 +1,36 @@
+# Quick start:  make demo   (train + report on built-in synthetic data)
+#               make test   (the test suite, notebooks included)
+# Both create .venv and install the project into it when needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: demo test test-slow test-browser install clean
+
+install: $(STAMP)
+
+# Reinstall when the dependency list changes; the editable install picks up code changes by itself.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[analysis,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tdrag demo --out $(DEMO_OUT)
+	$(BIN)/python -m analysis report $(DEMO_OUT)/run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser
+
+clean:
+	rm -rf $(VENV) runs

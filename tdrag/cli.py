@@ -1,0 +1,46 @@
+"""The ``tdrag`` command: one argparse sub-command per module in ``tdrag.commands``.
+
+Each command module defines ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int`` as the default. Importing a command module must be cheap (no torch work at
+import time beyond ``import torch``), so that ``tdrag --help`` answers quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Order shown in `tdrag --help`.
+COMMANDS = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tdrag",
+        description="Dynamic facial expression recognition with TDRAG: data, training, evaluation, prediction.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMANDS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

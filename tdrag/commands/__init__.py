@@ -1,0 +1,1 @@
+"""Sub-commands of the ``tdrag`` CLI; each module defines ``register(subparsers)``."""

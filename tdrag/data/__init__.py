@@ -1,0 +1,1 @@
+"""Data layer: DFEW reading, synthetic DFEW-format clips, keyframes, frame cache and loaders."""
