@@ -1,0 +1,309 @@
+"""Where TDRAG looks: its spatial attention maps over the keyframes.
+
+Each attention stage gives a map ``M`` in (0, 1) of shape ``(B, 1, T', H', W')`` at that stage's
+resolution (``model.inspect``). Here they are upsampled to the input's ``(T, H, W)``, drawn over
+the keyframes, averaged per class, and scored against the synthetic ground-truth masks: the share
+of a map's mass that falls inside the region carrying the class signal, next to the share a
+uniform map would get (the mask's area), which is the chance level.
+
+Example::
+
+    maps = attention_maps(model, x)                   # {"layer2": (B, T, H, W), ...}
+    fig = plot_keyframe_strip(x[0], {k: v[0] for k, v in maps.items()})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+
+from analysis.plots import new_figure
+from tdrag.data.labels import DFEW_CLASSES
+
+
+def upsample_attention(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Trilinear upsampling of stage maps to frame size.
+
+    Args:
+        maps: (B, 1, T', H', W') or (B, T', H', W').
+        size: (T, H, W) target.
+    Returns:
+        (B, T, H, W) float32, still in [0, 1] (trilinear interpolation is a convex combination).
+    """
+    if maps.dim() == 4:
+        maps = maps.unsqueeze(1)
+    if maps.dim() != 5 or maps.shape[1] != 1:
+        raise ValueError(f"attention maps must be (B, 1, T', H', W'), got {tuple(maps.shape)}")
+    size = tuple(int(s) for s in size)
+    if len(size) != 3:
+        raise ValueError(f"size must be (T, H, W), got {size}")
+    out = F.interpolate(maps.float(), size=size, mode="trilinear", align_corners=False)
+    return out[:, 0]
+
+
+@torch.no_grad()
+def attention_maps(
+    model: nn.Module, x: torch.Tensor, stages: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Attention of a batch, upsampled to frame size.
+
+    Args:
+        model: a tdrag model with attention stages (eval mode is set by the caller).
+        x: (B, 3, T, H, W) normalised input.
+        stages: stage names to keep ("layer2", ...); all by default.
+    Returns:
+        stage name -> (B, T, H, W) in [0, 1], on x's device.
+    """
+    out = model.inspect(x)
+    if not out.attention:
+        raise ValueError(f"{type(model).__name__} has no attention stages (model variant without attention?)")
+    names = list(out.attention) if stages is None else list(stages)
+    missing = [n for n in names if n not in out.attention]
+    if missing:
+        raise KeyError(f"no attention for stage(s) {missing}; the model has {list(out.attention)}")
+    size = x.shape[2:]
+    return {name: upsample_attention(out.attention[name], size) for name in names}
+
+
+def mean_attention_per_class(
+    maps: torch.Tensor, labels: Sequence[int] | np.ndarray, num_classes: int = len(DFEW_CLASSES)
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Average attention map per true class.
+
+    Args:
+        maps: (N, T, H, W) or (N, 1, T', H', W') maps (stage resolution works and saves memory).
+        labels: (N,) class indices.
+    Returns:
+        means (C, ...) with NaN for classes without clips, and counts (C,) int64.
+    """
+    if maps.dim() == 5:
+        maps = maps[:, 0]
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if labels_t.shape[0] != maps.shape[0]:
+        raise ValueError(f"{maps.shape[0]} maps but {labels_t.shape[0]} labels")
+    if labels_t.numel() and (labels_t.min() < 0 or labels_t.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {int(labels_t.min())}..{int(labels_t.max())}")
+    counts = torch.bincount(labels_t, minlength=num_classes)[:num_classes]
+    sums = torch.zeros((num_classes, *maps.shape[1:]), dtype=torch.float64)
+    sums.index_add_(0, labels_t, maps.double().cpu())
+    shape = (num_classes,) + (1,) * (maps.dim() - 1)
+    means = sums / counts.view(shape).double()  # 0/0 = NaN for absent classes
+    return means.float(), counts.numpy().astype(np.int64)
+
+
+def attention_mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Share of each clip's attention mass inside its mask.
+
+    Args:
+        maps: (B, T, H, W) non-negative attention at frame size.
+        masks: (B, T, H, W) bool (or 0/1) ground-truth regions.
+    Returns:
+        (B,) in [0, 1]: sum(map * mask) / sum(map). A map equal to 1 on the mask and 0 elsewhere
+        gives 1; a uniform map gives the mask's area fraction.
+    """
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} differ in shape")
+    maps = maps.double().flatten(1)
+    masks = masks.to(device=maps.device, dtype=torch.float64).flatten(1)
+    return ((maps * masks).sum(1) / maps.sum(1).clamp_min(eps)).float()
+
+
+def mass_in_mask_table(
+    shares: np.ndarray | torch.Tensor,
+    labels: Sequence[int] | np.ndarray,
+    mask_fractions: np.ndarray | torch.Tensor | None = None,
+    class_names: Sequence[str] = DFEW_CLASSES,
+) -> pd.DataFrame:
+    """Per-class summary of attention-in-mask shares.
+
+    Args:
+        shares: (N,) share of attention mass inside the mask per clip.
+        labels: (N,) true class per clip.
+        mask_fractions: (N,) mask area fraction per clip (the share a uniform map would get).
+    Returns:
+        DataFrame indexed by class (plus "all") with columns clips, mass_in_mask (mean),
+        mass_in_mask_std, and when given mask_area (mean) and ratio = mass_in_mask / mask_area
+        (> 1 means attention concentrates on the ground truth).
+    """
+    shares = np.asarray(shares, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    frame = pd.DataFrame({"label": labels, "mass_in_mask": shares})
+    if mask_fractions is not None:
+        frame["mask_area"] = np.asarray(mask_fractions, dtype=np.float64)
+    records = []
+    groups = [(name, frame[frame.label == c]) for c, name in enumerate(class_names)]
+    groups.append(("all", frame))
+    for name, part in groups:
+        if len(part) == 0:
+            continue
+        rec = {
+            "class": name,
+            "clips": len(part),
+            "mass_in_mask": part.mass_in_mask.mean(),
+            "mass_in_mask_std": part.mass_in_mask.std(ddof=0),
+        }
+        if mask_fractions is not None:
+            rec["mask_area"] = part.mask_area.mean()
+            rec["ratio"] = rec["mass_in_mask"] / rec["mask_area"] if rec["mask_area"] > 0 else np.nan
+        records.append(rec)
+    return pd.DataFrame.from_records(records).set_index("class")
+
+
+def attention_in_ground_truth(
+    inspection,
+    cache,
+    synthetic_root,
+    crop: int,
+    stages: Sequence[str] | None = None,
+    class_names: Sequence[str] = DFEW_CLASSES,
+    chunk: int = 16,
+) -> pd.DataFrame:
+    """Share of attention mass inside the synthetic ground-truth masks, per stage and class.
+
+    Args:
+        inspection: ``analysis.inspect_split.SplitInspection`` of a split of a synthetic cache.
+        cache: the ``ClipCache`` it was computed on.
+        synthetic_root: the synthetic DFEW tree (holds ``synthetic/masks``).
+        crop: the evaluation crop used (``data.crop``), to align masks with the input.
+        stages: stages to score; all by default.
+        chunk: clips upsampled at once (bounds memory).
+    Returns:
+        DataFrame with a (stage, class) MultiIndex and the columns of ``mass_in_mask_table``.
+    """
+    from analysis.ground_truth import ground_truth_masks
+
+    if not inspection.attention:
+        raise ValueError("the inspection holds no attention maps (model without attention, or keep_attention=False)")
+    names = list(inspection.attention) if stages is None else list(stages)
+    rows = np.asarray(inspection.rows)
+    shares = {name: [] for name in names}
+    fractions = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        masks = torch.as_tensor(ground_truth_masks(cache, part, synthetic_root, crop))
+        fractions.append(masks.flatten(1).float().mean(1))
+        for name in names:
+            maps = upsample_attention(inspection.attention[name][start : start + chunk], masks.shape[1:])
+            shares[name].append(attention_mass_in_mask(maps, masks))
+    fractions = torch.cat(fractions).numpy()
+    tables = {
+        name: mass_in_mask_table(torch.cat(shares[name]).numpy(), inspection.labels, fractions, class_names)
+        for name in names
+    }
+    return pd.concat(tables, names=["stage", "class"])
+
+
+def select_keyframes_to_show(num_frames: int, count: int = 8) -> list[int]:
+    """``count`` evenly spread frame indices out of ``num_frames`` (all when fewer)."""
+    if num_frames <= count:
+        return list(range(num_frames))
+    return [int(round(i)) for i in np.linspace(0, num_frames - 1, count)]
+
+
+def _display_frames(clip: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) normalised clip -> (T, H, W, 3) float in [0, 1] for imshow."""
+    from tdrag.data.loader import denormalize
+
+    return denormalize(clip.detach().cpu().float()).permute(1, 2, 3, 0).numpy()
+
+
+def _frame_size_map(m: torch.Tensor, size: tuple[int, int, int]) -> np.ndarray:
+    """One clip's map, (T, H, W) or stage-resolution (1, T', H', W'), as a (T, H, W) array."""
+    m = m.detach().cpu().float()
+    if tuple(m.shape) != tuple(size):
+        m = upsample_attention(m.reshape(1, 1, *m.shape[-3:]), size)[0]
+    return m.numpy()
+
+
+def plot_keyframe_strip(
+    clip: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    frames: Sequence[int] | None = None,
+    title: str | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+) -> Figure:
+    """Keyframes (top row) and each stage's attention over them (one row per stage).
+
+    Args:
+        clip: (3, T, H, W) normalised input clip (as fed to the model).
+        maps: stage name -> (T, H, W) attention at frame size (``attention_maps(...)[name][i]``);
+            stage-resolution maps (1, T', H', W') are upsampled here.
+        frames: which keyframes to show (default: up to 8 evenly spread).
+    """
+    images = _display_frames(clip)
+    num_frames = images.shape[0]
+    frames = select_keyframes_to_show(num_frames) if frames is None else list(frames)
+    maps = {name: _frame_size_map(m, images.shape[:3]) for name, m in maps.items()}
+    rows = 1 + len(maps)
+    fig = new_figure(1.3 * len(frames) + 0.9, 1.4 * rows + (0.4 if title else 0.1))
+    axes = fig.subplots(rows, len(frames), squeeze=False)
+    image = None
+    for j, t in enumerate(frames):
+        axes[0, j].imshow(images[t])
+        axes[0, j].set_title(f"frame {t}", fontsize=8)
+        for i, (name, m) in enumerate(maps.items(), start=1):
+            axes[i, j].imshow(images[t])
+            image = axes[i, j].imshow(m[t], cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("input", fontsize=9)
+    for i, name in enumerate(maps, start=1):
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="attention")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_class_mean_attention(
+    means: torch.Tensor,
+    counts: Sequence[int] | np.ndarray | None = None,
+    class_names: Sequence[str] = DFEW_CLASSES,
+    title: str | None = None,
+    cmap: str = "viridis",
+) -> Figure:
+    """One panel per class: its mean attention map, averaged over time.
+
+    Args:
+        means: (C, T, H, W) or (C, H, W) from ``mean_attention_per_class``; NaN classes are shown
+            as empty panels.
+        counts: (C,) clips per class, shown in the panel titles.
+    """
+    means = means.detach().cpu().float()
+    if means.dim() == 5:
+        means = means[:, 0]
+    if means.dim() == 4:
+        means = means.mean(dim=1)
+    num = means.shape[0]
+    finite = means[torch.isfinite(means)]
+    vmax = float(finite.max()) if finite.numel() else 1.0
+    vmin = float(finite.min()) if finite.numel() else 0.0
+    cols = min(num, 4)
+    rows = (num + cols - 1) // cols
+    fig = new_figure(2.4 * cols + 0.8, 2.4 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
+    for c, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if c >= num:
+            ax.set_axis_off()
+            continue
+        name = class_names[c] if c < len(class_names) else str(c)
+        label = f"{name} (n={int(counts[c])})" if counts is not None else name
+        ax.set_title(label, fontsize=9)
+        if torch.isfinite(means[c]).all():
+            image = ax.imshow(means[c].numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="mean attention")
+    fig.suptitle(title or "Mean attention per class (averaged over time)")
+    return fig

@@ -1,0 +1,231 @@
+"""Data-path speed: the frame cache against decoding JPEGs every epoch, and `prepare` against a
+bare decode loop.
+
+Measures, in one run, on one synthetic DFEW-format tree (``tdrag.data.synthetic``):
+
+1. ``bare``: a bare ``cv2.imread`` + ``cv2.resize(S x S, INTER_AREA)`` loop over every frame file,
+   in ``--workers`` processes: the floor any decoder has to pay.
+2. ``prepare``: ``tdrag.data.cache.prepare_cache`` with the same workers, redundancy and uniform
+   keyframes, as source frames per second (every frame of every clip counts, as in 1).
+3. ``reduced``: the design not taken: choose redundancy keyframes on reduced grey decodes
+   (``IMREAD_REDUCED_GRAYSCALE_4``), then decode the T keyframes again in colour (no writes).
+4. One training epoch, batches of model-ready float ``(B, 3, T, crop, crop)`` tensors:
+   ``cache``: ``make_loader`` over the cache + ``train_transform`` on the CPU;
+   ``jpeg``: the way common DFER loaders do it: per clip, T uniformly spaced frames, each decoded
+   with PIL, resized, cropped with the clip's random box, flipped, converted to a tensor and
+   normalised in the Dataset (DataLoader workers). Both loaders use ``--loader-workers``
+   processes; the epoch timed is the second (workers started, files in the page cache).
+
+Each figure is given twice: wall clock with the worker processes (what a user sees, but on a
+shared machine it mostly measures the share of the cores the run gets) and per CPU-second, run in
+this process on one thread (the cost of each data path, robust to other load).
+
+Usage::
+
+    python benchmarks/bench_loader.py --clips 200 --size 224 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from tdrag.data.augment import NORM_MEAN, NORM_STD, train_transform
+from tdrag.data.cache import open_cache, prepare_cache
+from tdrag.data.dfew import read_folds
+from tdrag.data.keyframes import select_keyframes, uniform_indices
+
+
+def unique_clips(root: Path) -> list[tuple[list[str], int]]:
+    clips = {}
+    for splits in read_folds(root).values():
+        for result in splits.values():
+            for clip in result.clips:
+                clips[clip.video_id] = ([str(p) for p in clip.frames], clip.label)
+    return [clips[k] for k in sorted(clips)]
+
+
+# ---------------------------------------------------------------- decode-side baselines
+
+def _init_cv2() -> None:
+    cv2.setNumThreads(1)
+
+
+def _bare(job: tuple[list[str], int]) -> int:
+    paths, size = job
+    for p in paths:
+        cv2.resize(cv2.imread(p), (size, size), interpolation=cv2.INTER_AREA)
+    return len(paths)
+
+
+def _reduced(job: tuple[list[str], int, int]) -> int:
+    paths, size, num = job
+    grey = np.stack([cv2.imread(p, cv2.IMREAD_REDUCED_GRAYSCALE_4) for p in paths])
+    for i in np.unique(select_keyframes(grey, num, "redundancy")):
+        cv2.cvtColor(cv2.resize(cv2.imread(paths[i]), (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return len(paths)
+
+
+def pool_frames_per_s(fn, jobs, workers: int) -> float:
+    start = time.perf_counter()
+    with multiprocessing.get_context().Pool(workers, initializer=_init_cv2) as pool:
+        frames = sum(pool.imap_unordered(fn, jobs, chunksize=4))
+    return frames / (time.perf_counter() - start)
+
+
+def cpu_seconds(fn) -> float:
+    """CPU time (user + system) ``fn()`` takes in this process, one thread: robust to other load."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+# ---------------------------------------------------------------- the per-frame JPEG loader
+
+class JpegClipDataset(Dataset):
+    """Decode T frames per clip with PIL each time, with per-clip random crop/flip (common DFER loaders)."""
+
+    def __init__(self, clips, num: int, size: int, crop: int, seed: int = 0) -> None:
+        self.clips, self.num, self.size, self.crop = clips, num, size, crop
+        self.rng = np.random.default_rng(seed)
+        self.mean = np.array(NORM_MEAN, dtype=np.float32)
+        self.std = np.array(NORM_STD, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        paths, label = self.clips[i]
+        s, c = self.size, self.crop
+        area = self.rng.uniform(0.6, 1.0) * s * s
+        r = math.exp(self.rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        w, h = min(s, round(math.sqrt(area * r))), min(s, round(math.sqrt(area / r)))
+        left, top = self.rng.integers(0, s - w + 1), self.rng.integers(0, s - h + 1)
+        flip = self.rng.random() < 0.5
+        frames = []
+        for idx in uniform_indices(len(paths), self.num):
+            with Image.open(paths[idx]) as im:
+                im = im.convert("RGB").resize((s, s), Image.BILINEAR)
+            im = im.crop((left, top, left + w, top + h)).resize((c, c), Image.BILINEAR)
+            if flip:
+                im = im.transpose(Image.FLIP_LEFT_RIGHT)
+            frames.append((np.asarray(im, dtype=np.float32) / 255.0 - self.mean) / self.std)
+        clip = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).contiguous()  # (3, T, c, c)
+        return clip, label
+
+
+def epoch_clips_per_s(loader, transform=None) -> float:
+    for _ in (0, 1):  # the second epoch is timed
+        start, n = time.perf_counter(), 0
+        for batch in loader:
+            x = batch[0] if transform is None else transform(batch[0])
+            n += x.shape[0]
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--size", type=int, default=224, help="synthetic frame side (DFEW: 224)")
+    parser.add_argument("--preset", default="easy")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--cache-size", type=int, default=128)
+    parser.add_argument("--crop", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (bare loop and prepare)")
+    parser.add_argument("--loader-workers", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=None, help="existing DFEW-format tree (default: generate one)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--keep-data", type=Path, default=None, help="generate the tree here and keep it")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench_loader-") as tmp:
+        tmp = Path(tmp)
+        root = args.data
+        if root is None:
+            from tdrag.data.synthetic import generate_dataset
+
+            start = time.perf_counter()
+            root = generate_dataset(args.keep_data or tmp / "data", args.clips, args.preset, seed=0, size=args.size, workers=args.workers)
+            print(f"generated {args.clips} clips of {args.size}x{args.size} in {time.perf_counter() - start:.1f} s")
+        clips = unique_clips(root)
+        lengths = np.array([len(p) for p, _ in clips])
+        frames_total = int(lengths.sum())
+        print(f"{len(clips)} clips, {frames_total} frames (length {lengths.min()}..{lengths.max()}, mean {lengths.mean():.1f})")
+        S, T = args.cache_size, args.frames
+        fig = {"clips": len(clips), "frames": frames_total, "mean_length": float(lengths.mean())}
+
+        # Warm the page cache so that no contender pays the disk.
+        pool_frames_per_s(_bare, [(p, S) for p, _ in clips], args.workers)
+        # Wall clock with --workers processes (sensitive to other load on the machine) ...
+        fig["bare_fps"] = pool_frames_per_s(_bare, [(p, S) for p, _ in clips], args.workers)
+        for method in ("redundancy", "uniform"):
+            start = time.perf_counter()
+            prepare_cache(root, tmp / f"cache_{method}", frames=T, size=S, keyframes=method, workers=args.workers, progress=False)
+            fig[f"prepare_{method}_fps"] = frames_total / (time.perf_counter() - start)
+        fig["reduced_fps"] = pool_frames_per_s(_reduced, [(p, S, T) for p, _ in clips], args.workers)
+        # ... and frames per CPU-second in this process (one thread): the efficiency comparison.
+        _init_cv2()
+        torch.set_num_threads(1)
+        fig["bare_fpcs"] = frames_total / cpu_seconds(lambda: [_bare((p, S)) for p, _ in clips])
+        for method in ("redundancy", "uniform"):
+            fig[f"prepare_{method}_fpcs"] = frames_total / cpu_seconds(
+                lambda: prepare_cache(root, tmp / f"cpu_{method}", frames=T, size=S, keyframes=method, workers=1, progress=False)
+            )
+        fig["reduced_fpcs"] = frames_total / cpu_seconds(lambda: [_reduced((p, S, T)) for p, _ in clips])
+        print(f"{'':30s} {'frames/s':>9s} {'x bare':>7s} {'frames/CPU-s':>13s} {'x bare':>7s}")
+        for key in ("bare", "prepare_redundancy", "prepare_uniform", "reduced"):
+            wall, cpu = fig[key + "_fps"], fig[key + "_fpcs"]
+            print(f"{key:30s} {wall:9.0f} {wall / fig['bare_fps']:7.2f} {cpu:13.0f} {cpu / fig['bare_fpcs']:7.2f}")
+
+        cache = open_cache(tmp / "cache_redundancy")
+        rows = np.arange(len(cache))
+        from tdrag.data.loader import make_loader
+
+        gen = torch.Generator().manual_seed(0)
+        transform = lambda x: train_transform(x, crop=args.crop, generator=gen)  # noqa: E731
+        jpeg_set = JpegClipDataset(clips, T, S, args.crop)
+        # Clips per CPU-second: one epoch in this process (num_workers=0, one torch thread).
+        fig["cache_clips_per_cpu_s"] = len(rows) / cpu_seconds(
+            lambda: [transform(b[0]) for b in make_loader(cache, rows, args.batch, shuffle=True, num_workers=0)]
+        )
+        fig["jpeg_clips_per_cpu_s"] = len(clips) / cpu_seconds(
+            lambda: list(DataLoader(jpeg_set, batch_size=args.batch, shuffle=True, num_workers=0))
+        )
+        # Wall clock: --loader-workers processes, default torch threads, second epoch.
+        torch.set_num_threads(max(1, args.loader_workers))
+        cache_loader = make_loader(cache, rows, args.batch, shuffle=True, num_workers=args.loader_workers)
+        fig["cache_clips_per_s"] = epoch_clips_per_s(cache_loader, transform)
+        jpeg_loader = DataLoader(
+            jpeg_set, batch_size=args.batch, shuffle=True,
+            num_workers=args.loader_workers, persistent_workers=args.loader_workers > 0,
+        )
+        fig["jpeg_clips_per_s"] = epoch_clips_per_s(jpeg_loader)
+        fig["loader_ratio"] = fig["cache_clips_per_s"] / fig["jpeg_clips_per_s"]
+        fig["loader_ratio_cpu"] = fig["cache_clips_per_cpu_s"] / fig["jpeg_clips_per_cpu_s"]
+        print(f"{'':30s} {'clips/s':>9s} {'clips/CPU-s':>12s}")
+        print(f"{'cache loader + train_transform':30s} {fig['cache_clips_per_s']:9.1f} {fig['cache_clips_per_cpu_s']:12.1f}")
+        print(f"{'per-frame JPEG (PIL) loader':30s} {fig['jpeg_clips_per_s']:9.1f} {fig['jpeg_clips_per_cpu_s']:12.1f}")
+        print(f"{'ratio':30s} {fig['loader_ratio']:8.1f}x {fig['loader_ratio_cpu']:11.1f}x")
+        print(f"torch {torch.__version__}, opencv {cv2.__version__}, load average {os.getloadavg()[0]:.1f}")
+        if args.json:
+            args.json.write_text(json.dumps(fig, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Render the README's notebook figures (docs/figures/*.png) from a trained run.
+
+    make demo                                         # writes runs/demo/run
+    python docs/make_figures.py runs/demo/run         # writes docs/figures/notebook_0*.png
+
+Each figure is made by the same ``analysis`` call the corresponding notebook makes, on the run's
+test clips, so the README shows what the notebooks show on the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.image import imread
+
+from analysis import reports
+from analysis.attention import attention_maps, plot_keyframe_strip
+from analysis.attributions import attribute
+from analysis.clip_views import plot_attribution_strip
+from analysis.inspect_split import inspect_split
+from analysis.notebook_setup import open_run
+from analysis.plots import new_figure, save_figure
+from analysis.trajectories import fit_pca, plot_trajectories
+from analysis.widgets import ClassExplorer
+
+log = logging.getLogger("make_figures")
+
+
+def pick_clip(run, result, label: int) -> int:
+    """Index (in ``result``) of the most confidently correct clip of class ``label``, else its first."""
+    probs = result.logits.softmax(1)
+    idx = np.flatnonzero(result.labels == label)
+    if idx.size == 0:
+        raise ValueError(f"no test clip of class {run.class_names[label]} in {run.run_dir}")
+    correct = idx[result.predictions[idx] == label]
+    pool = correct if correct.size else idx
+    return int(pool[np.argmax(probs[pool, label].numpy())])
+
+
+def explorer_snapshot(explorer: ClassExplorer):
+    """The explorer's three images in one figure (what the notebook shows under its dropdowns)."""
+    images = [imread(io.BytesIO(bytes(w.value)), format="png")
+              for w in (explorer.strip_image, explorer.trajectory_image, explorer.probability_image)]
+    fig = new_figure(11, 7.2, layout=None)
+    grid = fig.add_gridspec(2, 2, height_ratios=[images[0].shape[0] / images[0].shape[1] * 2, 1], hspace=0.02, wspace=0.02)
+    for ax, img in zip((fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])), images):
+        ax.imshow(img)
+        ax.set_axis_off()
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", nargs="?", default="runs/demo/run", help="trained run (default: runs/demo/run)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "figures"), help="output folder")
+    parser.add_argument("--class-name", default="Happy", help="class shown in the single-clip figures")
+    parser.add_argument("--dpi", type=int, default=90)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(args.out)
+    run = open_run(args.run_dir, device="cpu")
+    label = [n.lower() for n in run.class_names].index(args.class_name.lower())
+    result = inspect_split(run.model, run.cache, run.rows, crop=run.crop, device=run.device, progress=False)
+    i = pick_clip(run, result, label)
+    row, vid = int(result.rows[i]), result.video_ids[i]
+    x = run.clips([row])
+    pred = int(result.predictions[i])
+    written = []
+
+    def save(fig, name):
+        written.append(save_figure(fig, out / name, dpi=args.dpi))
+
+    save(reports.plot_training_curves(reports.load_log(run.run_dir), title=f"{run.config.model.name} on the synthetic demo"),
+         "notebook_01_training_curves.png")
+    maps = attention_maps(run.model, x)
+    save(plot_keyframe_strip(x[0], {k: v[0] for k, v in maps.items()},
+                             title=f"clip {vid}: true {run.class_names[label]}, predicted {run.class_names[pred]}"),
+         "notebook_02_attention.png")
+    pca = fit_pca(result.hidden_states, k=2)
+    save(plot_trajectories(pca.transform(result.hidden_states), result.labels, run.class_names, pca=pca),
+         "notebook_03_trajectories.png")
+    side = {m: attribute(run.model, x, pred, m, **opts)[0].cpu()
+            for m, opts in (("gradcam", {"layer": "layer4"}), ("integrated_gradients", {"n_steps": 32}), ("saliency", {}))}
+    save(plot_attribution_strip(x[0].cpu(), side, title=f"clip {vid}: attributions of '{run.class_names[pred]}'"),
+         "notebook_04_attributions.png")
+    preds = reports.load_predictions(run.run_dir)
+    names = reports.class_names_from_predictions(preds)
+    save(reports.plot_confusion_matrix(reports.confusion_from_predictions(preds, names), names, normalize=True),
+         "notebook_05_confusion_matrix.png")
+    explorer = ClassExplorer.from_run(run, inspection=result, methods=["attention", "gradcam"], dpi=args.dpi)
+    explorer.class_select.value = label
+    explorer.clip_select.value = i
+    save(explorer_snapshot(explorer), "notebook_06_explorer.png")
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Checkpoints as plain dicts, written atomically and read with ``torch.load(weights_only=True)``.
+
+A checkpoint holds only tensors, primitives and containers of them, so the safe loader accepts it
+and refuses anything else (a pickle carrying code or foreign classes)::
+
+    {
+      "format": "tdrag-checkpoint", "version": 1,
+      "config": config_to_dict(config),          # nested dict of primitives
+      "model": state_dict,                        # of the bare model (no DDP / compile wrapper)
+      "optimizer": state_dict, "scheduler": state_dict,
+      "epoch": int,                               # epochs completed
+      "best": {"epoch", "metric", "value"},       # best so far by the selection metric
+      "history": [log.csv rows as dicts],
+      "rng": rng_state(),                         # python / numpy / torch / CUDA RNGs as tensors
+    }
+
+Only ``format``, ``version``, ``config`` and ``model`` are required: ``best.pt`` and exported
+weights may omit the training state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tdrag.atomic import atomic_path
+from tdrag.config import Config, ConfigError, config_from_dict
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tdrag-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "config", "model")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt, foreign (not written by tdrag) or incompatible."""
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare model inside DistributedDataParallel and/or torch.compile wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` (with ``format``/``version`` filled in) to ``path`` atomically."""
+    path = Path(path)
+    state = {"format": FORMAT, "version": VERSION, **state}
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: refusing to write a checkpoint without {missing}")
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a tdrag checkpoint safely (``weights_only=True``).
+
+    Raises:
+        CheckpointError: naming ``path``, when the file is missing, truncated or corrupt, holds
+            objects the safe loader refuses (a foreign pickle), or is not a tdrag checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses globals it does not know: code or classes from someone else's pickle.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused: not a plain tdrag checkpoint (the safe loader rejects its contents: {first_line})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tdrag checkpoint (no 'format': '{FORMAT}' entry)")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete tdrag checkpoint, missing {missing}")
+    if state["version"] > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than this tdrag ({VERSION})")
+    return state
+
+
+def checkpoint_config(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Config:
+    """The Config stored in a loaded checkpoint."""
+    try:
+        return config_from_dict(state["config"], source=f"{path} (config)")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: stored config is not valid for this tdrag: {exc}") from None
+
+
+def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
+    """A checkpoint file as given, or a run dir's ``checkpoints/best.pt`` (else ``last.pt``)."""
+    path = Path(path_or_run_dir)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            candidate = path / "checkpoints" / name
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{path}: run dir has no checkpoints/best.pt or checkpoints/last.pt")
+    return path
+
+
+def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+    """Build the model a checkpoint was trained with and load its weights.
+
+    Args:
+        path_or_run_dir: a ``.pt`` file, or a run dir (uses ``checkpoints/best.pt``, falling back
+            to ``checkpoints/last.pt``).
+        device: where to put the model.
+
+    Returns:
+        ``(model in eval mode on device, Config)``.
+    """
+    from tdrag.models import build_model_from_config
+
+    path = resolve_checkpoint(path_or_run_dir)
+    state = load_checkpoint(path, map_location="cpu")
+    config = checkpoint_config(state, path)
+    model = build_model_from_config(config.model)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model '{config.model.name}': {exc}") from None
+    return model.to(device).eval(), config
+
+
+# --- random number generators -------------------------------------------------------------------
+
+
+def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """Python, numpy, torch (CPU and every CUDA device) RNG states as tensors and primitives.
+
+    ``generators`` adds named ``torch.Generator`` states (e.g. the batch augmentation's).
+    """
+    py_version, py_internal, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python_version": int(py_version),
+        "python_internal": torch.tensor(py_internal, dtype=torch.int64),
+        "python_gauss": py_gauss,
+        "numpy_name": str(np_name),
+        "numpy_keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+        "numpy_pos": int(np_pos),
+        "numpy_has_gauss": int(np_has_gauss),
+        "numpy_gauss": float(np_gauss),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+    }
+    return state
+
+
+def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
+    """Restore what :func:`rng_state` captured (CUDA states only when the device count matches)."""
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python_internal"].tolist()), state["python_gauss"]))
+    np.random.set_state(
+        (
+            state["numpy_name"],
+            state["numpy_keys"].numpy().astype(np.uint32),
+            state["numpy_pos"],
+            state["numpy_has_gauss"],
+            state["numpy_gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available():
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
+        else:
+            log.warning("checkpoint has %d CUDA RNG states, this machine %d devices: CUDA RNGs not restored",
+                        len(cuda_states), torch.cuda.device_count())
+    for name, generator in (generators or {}).items():
+        if name in state.get("generators", {}):
+            generator.set_state(state["generators"][name].cpu())

@@ -1,0 +1,133 @@
+"""``tdrag predict VIDEO [VIDEO ...] --checkpoint CKPT [--out DIR] [--window SECONDS]``.
+
+Runs a trained model on video files: follows the main face, classifies it window by window and
+writes, per video, ``<stem>.json``, ``<stem>_overlay.mp4`` and ``<stem>_keyframes.png`` into
+``--out`` (see ``tdrag.predict``). A video that cannot be used (missing, not a video, zero frames,
+truncated, no face) gets one error line naming the file and the reason; the others are still
+processed, and the exit code is 1 when any video failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="run a trained model on video files (face detection and crop, attention overlay)",
+        description=(
+            "Follow the main face in each video, classify its expression with a trained checkpoint "
+            "(per window and overall) and write <stem>.json, <stem>_overlay.mp4 and "
+            "<stem>_keyframes.png per video into --out."
+        ),
+    )
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, mov, ...)")
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="CKPT", help="a checkpoint .pt file or a run dir (uses its best.pt)"
+    )
+    parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=4.0,
+        metavar="SECONDS",
+        help=(
+            "classify videos in windows of about this many seconds, like DFEW's short clips, and "
+            "average the window probabilities; 0 = the whole video as one window (default: 4)"
+        ),
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run the face detector on every K-th frame (default: about 10 times per second of video)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _unique_stems(paths: list[Path]) -> list[str]:
+    """Output stems, made unique when two videos share a file name (a/x.mp4, b/x.mp4 -> x, x_2)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        stem = path.stem or "video"
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return stems
+
+
+def _quiet_video_backends() -> None:
+    """The CLI reports each bad file in one line; FFmpeg's and OpenCV's own stderr chatter
+    ("moov atom not found", backend warnings) would only repeat it less clearly."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg starts
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # builds without the logging module
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from tdrag.checkpoints import CheckpointError, load_model, resolve_checkpoint
+    from tdrag.data.video import VideoError
+    from tdrag.engine import resolve_device
+    from tdrag.predict import predict_video, write_prediction
+
+    _quiet_video_backends()
+    if args.window < 0:
+        print(f"error: --window must be >= 0 seconds, got {args.window}", file=sys.stderr)
+        return 2
+    if args.detect_every is not None and args.detect_every < 1:
+        print(f"error: --detect-every must be >= 1, got {args.detect_every}", file=sys.stderr)
+        return 2
+    try:
+        device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as exc:  # CUDA asked for but absent, or a bad device string
+        print(f"error: --device {args.device}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        checkpoint = resolve_checkpoint(args.checkpoint)
+        model, config = load_model(checkpoint, device=device)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a file the safe loader chokes on in some other way
+        print(f"error: {args.checkpoint}: cannot load checkpoint ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+
+    videos = [Path(v) for v in args.videos]
+    stems = _unique_stems(videos)
+    out = Path(args.out)
+    failed = 0
+    for video, stem in zip(tqdm(videos, desc="videos", unit="video", file=sys.stderr), stems):
+        try:
+            prediction = predict_video(
+                model, config, video, window=args.window or None, device=device, detect_every=args.detect_every
+            )
+            paths = write_prediction(prediction, config, checkpoint, out, stem=stem)
+        except VideoError as exc:
+            failed += 1
+            tqdm.write(f"error: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one bad video must not stop the others; say what broke
+            failed += 1
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            tqdm.write(f"error: {video}: {type(exc).__name__}: {detail}", file=sys.stderr)
+            continue
+        tqdm.write(
+            f"{video}: {prediction.top_class} ({prediction.probabilities[prediction.top_index]:.2f}), "
+            f"{len(prediction.windows)} window(s), face on {100 * prediction.face.coverage:.0f}% of sampled frames "
+            f"-> {paths['json']}"
+        )
+    done = len(videos) - failed
+    print(f"{done} of {len(videos)} video(s) predicted into {out}" + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,144 @@
+"""The DFEW k-fold protocol: one run per fold, then both aggregations of the test figures.
+
+``cross_validate(config, folds)`` trains ``config`` on each fold into ``<run_dir>/fold_<k>`` and
+writes ``<run_dir>/summary.json`` and ``summary.md``. The top level of summary.json is
+``tdrag.metrics.aggregate_folds`` over each fold's selected (best) checkpoint, i.e. the folds'
+``predictions.csv``; ``last_epoch`` holds the same aggregation for the last checkpoints
+(``report/predictions_last.csv``). Each has two labelled figures: the mean +- std of the per-fold
+WAR/UAR, and WAR/UAR of all folds' predictions pooled.
+
+A fold whose run already finished (its report exists and its last checkpoint reached
+``train.epochs``) is not retrained when ``resume`` is set, so a killed protocol continues where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tdrag import distributed, runs
+from tdrag.atomic import write_json, write_text
+from tdrag.checkpoints import load_checkpoint
+from tdrag.config import Config, replace
+from tdrag.data.labels import DFEW_CLASSES
+from tdrag.metrics import aggregate_folds
+from tdrag.runs import SELECTION_NOTES
+
+log = logging.getLogger(__name__)
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    last = run_dir / "checkpoints" / "last.pt"
+    if not (last.is_file() and (run_dir / "predictions.csv").is_file() and (run_dir / "report" / "metrics.json").is_file()):
+        return False
+    return int(load_checkpoint(last)["epoch"]) >= epochs
+
+
+def fold_config(config: Config, fold: int, base: Path) -> Config:
+    """``config`` for one fold: data.fold = k, train.run_dir = base/fold_k."""
+    return replace(config, data={"fold": int(fold)}, train={"run_dir": str(base / f"fold_{fold}")})
+
+
+def cross_validate(
+    config: Config,
+    folds: Sequence[int],
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one run per fold and summarise; returns summary.json's content (on every rank).
+
+    Args:
+        config: the base config; ``train.run_dir`` becomes the protocol's folder.
+        folds: fold numbers, e.g. (1, 2, 3, 4, 5).
+        resume: skip finished folds and resume an interrupted one.
+        overwrite: retrain folds that already hold runs.
+        progress: progress bars.
+    """
+    from tdrag.engine import fit, resolve_device
+
+    if not folds:
+        raise ValueError("cross_validate: no folds given")
+    base = Path(config.train.run_dir)
+    info = distributed.setup(resolve_device(config.train.device).type)
+    try:
+        for fold in folds:
+            cfg = fold_config(config, fold, base)
+            if resume and _finished(Path(cfg.train.run_dir), cfg.train.epochs):
+                log.info("fold %d: finished run in %s, not retrained", fold, cfg.train.run_dir)
+                continue
+            log.info("fold %d: training into %s", fold, cfg.train.run_dir)
+            fit(cfg, resume=resume, overwrite=overwrite, progress=progress)
+        summary: dict[str, Any] = {}
+        if info.is_main:
+            summary = summarize(base, folds, config)
+        distributed.barrier()
+        return summary
+    finally:
+        distributed.cleanup()
+
+
+def summarize(base: str | Path, folds: Sequence[int], config: Config | None = None) -> dict[str, Any]:
+    """Aggregate the fold runs under ``base`` and write summary.json and summary.md."""
+    base = Path(base)
+    class_names = list(DFEW_CLASSES)
+    selected, last, epochs = {}, {}, {}
+    selection = "test"
+    for fold in folds:
+        run_dir = base / f"fold_{fold}"
+        _, y, p = runs.read_predictions(run_dir / "predictions.csv")
+        selected[str(fold)] = (y, p)
+        _, y_last, p_last = runs.read_predictions(run_dir / "report" / "predictions_last.csv")
+        last[str(fold)] = (y_last, p_last)
+        fold_metrics = json.loads((run_dir / "report" / "metrics.json").read_text())
+        class_names = fold_metrics.get("class_names", class_names)
+        selection = fold_metrics["selection"]["split"]
+        epochs[str(fold)] = {
+            "best": fold_metrics["best"]["epoch"] if fold_metrics.get("best") else None,
+            "last": fold_metrics["last"]["epoch"],
+        }
+    summary = aggregate_folds(selected, class_names)
+    summary["checkpoint"] = "best" if any(e["best"] is not None for e in epochs.values()) else "last"
+    summary["label"] = ("best epoch per fold, chosen on " + selection
+                        + (" (optimistic)" if selection == "test" else ""))
+    summary["epochs"] = epochs
+    summary["selection"] = {"split": selection, "optimistic": selection == "test", "note": SELECTION_NOTES[selection]}
+    summary["last_epoch"] = aggregate_folds(last, class_names)
+    summary["last_epoch"]["label"] = "last epoch per fold (no choice made on the test fold)"
+    if config is not None:
+        summary["model"] = config.model.name
+        summary["keyframes"] = config.data.keyframes
+    write_json(base / "summary.json", summary)
+    write_text(base / "summary.md", _markdown(base, summary))
+    return summary
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def _markdown(base: Path, summary: dict[str, Any]) -> str:
+    lines = [f"# {len(summary['folds'])}-fold summary: {base.name}", ""]
+    if "model" in summary:
+        lines += [f"Model `{summary['model']}`, {summary['keyframes']} keyframes.", ""]
+    lines += ["| fold | best epoch | WAR (best) | UAR (best) | last epoch | WAR (last) | UAR (last) | clips |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for fold in summary["folds"]:
+        b, l, e = summary["per_fold"][fold], summary["last_epoch"]["per_fold"][fold], summary["epochs"][fold]
+        lines.append(f"| {fold} | {e['best'] if e['best'] is not None else '-'} | {_pct(b['war'])} | {_pct(b['uar'])} "
+                     f"| {e['last']} | {_pct(l['war'])} | {_pct(l['uar'])} | {b['num_clips']} |")
+    lines += ["", "| aggregation | checkpoint | WAR (%) | UAR (%) |", "|---|---|---:|---:|"]
+    for name, block in ((summary["label"], summary), (summary["last_epoch"]["label"], summary["last_epoch"])):
+        ms = block["mean_std"]
+        lines.append(f"| mean ± std over folds | {name} | {_pct(ms['war']['mean'])} ± {_pct(ms['war']['std'])} "
+                     f"| {_pct(ms['uar']['mean'])} ± {_pct(ms['uar']['std'])} |")
+        lines.append(f"| pooled over all folds' predictions | {name} | {_pct(block['pooled']['war'])} "
+                     f"| {_pct(block['pooled']['uar'])} |")
+    lines += ["", "Mean ± std: sample standard deviation (ddof = 1) of the per-fold figures. Pooled: one WAR/UAR "
+              "over every fold's test predictions together. Papers use either; say which.", "",
+              f"**Model selection.** {summary['selection']['note']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,350 @@
+"""Read DFEW as it is distributed: clip folders of JPEG frames plus the five-fold split CSVs.
+
+Layout (``root`` is the folder that holds ``Clip/`` and ``EmoLabel_DataSplit/``)::
+
+    root/Clip/clip_224x224/<5-digit id>/1.jpg, 2.jpg, ...      (all frames of each clip)
+    root/Clip/clip_224x224_16f/<5-digit id>/1.jpg ... 16.jpg   (the 16-frame variant)
+    root/EmoLabel_DataSplit/train(single-labeled)/set_<k>.csv  (k = 1..5, header video_name,label)
+    root/EmoLabel_DataSplit/test(single-labeled)/set_<k>.csv
+
+Variants seen in the wild and accepted: ``single_labeled`` with an underscore, ids without zero
+padding in the CSVs (``1`` for folder ``00001``), an extra nested level left by unzipping
+(``clip_224x224/clip_224x224/<id>/``). Frames are ordered by the number in their file name
+(``2.jpg`` before ``10.jpg``).
+
+Bad input is reported with its path and reason. A clip-level problem (label outside 1..7, an id
+listed twice, a missing or empty clip folder) skips the clip and records a ``SkippedClip``; with
+``strict=True`` the first one raises. A JPEG that does not decode is found when the clip is
+decoded (``load_frames``, ``tdrag prepare``), not while listing. A problem with a whole file or
+folder (no ``Clip/`` folder, a missing CSV, a CSV with the wrong header) always raises
+``DFEWError``: silently dropping a whole split would train on nothing.
+
+Example::
+
+    result = read_split("/data/DFEW", fold=1, split="train")
+    clip = result.clips[0]
+    frames = load_frames(clip)            # (L, 224, 224, 3) uint8 RGB
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tdrag.data.labels import dfew_label_from_csv
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+FOLDS = (1, 2, 3, 4, 5)
+FRAMES_DIRS = ("clip_224x224", "clip_224x224_16f")
+CSV_HEADER = ("video_name", "label")
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+class DFEWError(Exception):
+    """A DFEW folder, CSV or clip that cannot be used; the message names the path and the problem."""
+
+
+class ClipError(DFEWError):
+    """A clip whose frames cannot be read (missing/empty folder, a frame that does not decode)."""
+
+
+@dataclass(frozen=True)
+class DFEWClip:
+    """One labelled clip.
+
+    Attributes:
+        video_id: the clip folder's name (zero-padded as on disk, e.g. ``"00042"``).
+        label: 0-based class index in ``DFEW_CLASSES`` order.
+        frames: frame files in frame-number order.
+        clip_dir: the clip's folder.
+    """
+
+    video_id: str
+    label: int
+    frames: tuple[Path, ...]
+    clip_dir: Path
+
+
+@dataclass(frozen=True)
+class SkippedClip:
+    """A clip left out, with where and why."""
+
+    video_id: str
+    path: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"video_id": self.video_id, "path": self.path, "reason": self.reason}
+
+
+@dataclass
+class SplitResult:
+    """The clips of one fold's split, and those skipped with their reasons."""
+
+    fold: int
+    split: str
+    csv_path: Path
+    clips: list[DFEWClip] = field(default_factory=list)
+    skipped: list[SkippedClip] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DFEWLayout:
+    """Where a DFEW copy keeps its clips and split CSVs (see ``find_layout``)."""
+
+    root: Path
+    clip_root: Path
+    frames_dir: str
+    split_dirs: dict[str, Path]
+
+    def csv_path(self, fold: int, split: str) -> Path:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return self.split_dirs[split] / f"set_{int(fold)}.csv"
+
+
+def frame_number(path: Path | str) -> int | None:
+    """The last number in a frame file's stem (``"frame_0012.jpg" -> 12``), or None."""
+    match = _LAST_NUMBER.search(Path(path).stem)
+    return int(match.group(1)) if match else None
+
+
+def sorted_frames(paths: Iterable[Path]) -> list[Path]:
+    """Image files sorted by the number in their names (``2.jpg`` before ``10.jpg``).
+
+    Files without a number sort after numbered ones, by name.
+    """
+    def key(p: Path) -> tuple[int, int, str]:
+        n = frame_number(p)
+        return (0, n, p.name) if n is not None else (1, 0, p.name)
+
+    return sorted((p for p in paths if p.suffix.lower() in FRAME_SUFFIXES), key=key)
+
+
+def find_layout(root: str | os.PathLike, frames_dir: str = "auto") -> DFEWLayout:
+    """Locate the clip folder and the split CSV folders of a DFEW copy.
+
+    Args:
+        root: folder holding ``Clip/`` and ``EmoLabel_DataSplit/``.
+        frames_dir: ``"clip_224x224"`` (all frames), ``"clip_224x224_16f"`` (16 frames per clip)
+            or ``"auto"``: the full one when present, otherwise the 16-frame one.
+
+    Raises:
+        DFEWError: naming what was expected where.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DFEWError(f"{root}: DFEW root folder not found (expected a folder holding Clip/ and EmoLabel_DataSplit/)")
+    clip_parent = root / "Clip"
+    if not clip_parent.is_dir():
+        raise DFEWError(
+            f"{root}: no Clip/ folder; expected the DFEW frames under {clip_parent}/clip_224x224/<id>/ "
+            f"(point --root at the folder that holds Clip/ and EmoLabel_DataSplit/)"
+        )
+    if frames_dir == "auto":
+        candidates = [name for name in FRAMES_DIRS if (clip_parent / name).is_dir()]
+        if not candidates:
+            raise DFEWError(
+                f"{clip_parent}: neither clip_224x224/ nor clip_224x224_16f/ found "
+                f"(expected {clip_parent}/clip_224x224/<5-digit id>/<n>.jpg)"
+            )
+        frames_dir = candidates[0]
+    elif frames_dir not in FRAMES_DIRS:
+        raise ValueError(f"frames_dir must be 'auto' or one of {FRAMES_DIRS}, got {frames_dir!r}")
+    clip_root = clip_parent / frames_dir
+    if not clip_root.is_dir():
+        raise DFEWError(f"{clip_root}: clip folder not found (frames_dir={frames_dir!r})")
+    # Unzipping the archive into a folder of the same name leaves an extra level.
+    nested = clip_root / frames_dir
+    if nested.is_dir():
+        clip_root = nested
+
+    split_parent = root / "EmoLabel_DataSplit"
+    if not split_parent.is_dir():
+        raise DFEWError(
+            f"{root}: no EmoLabel_DataSplit/ folder; expected the split CSVs in "
+            f"{split_parent}/train(single-labeled)/set_<k>.csv and test(single-labeled)/set_<k>.csv"
+        )
+    split_dirs: dict[str, Path] = {}
+    for split in SPLITS:
+        options = [split_parent / f"{split}(single-labeled)", split_parent / f"{split}(single_labeled)"]
+        found = [p for p in options if p.is_dir()]
+        if not found:
+            raise DFEWError(f"{split_parent}: no {split}(single-labeled)/ folder (expected {options[0]})")
+        split_dirs[split] = found[0]
+    return DFEWLayout(root=root, clip_root=clip_root, frames_dir=frames_dir, split_dirs=split_dirs)
+
+
+class _ClipIndex:
+    """Clip folders under a layout's clip root, looked up by id as written in a CSV.
+
+    Lists the clip root once (DFEW has ~16k folders) and each clip folder at most once, since
+    every clip appears in six of the ten split CSVs.
+    """
+
+    def __init__(self, clip_root: Path) -> None:
+        self.clip_root = clip_root
+        self._by_number: dict[int, str] | None = None
+        self._frames: dict[str, list[Path]] = {}
+
+    def folder_name(self, csv_id: str) -> str | None:
+        if not csv_id or csv_id in (".", "..") or "/" in csv_id or os.sep in csv_id:
+            return None
+        if (self.clip_root / csv_id).is_dir():
+            return csv_id
+        if self._by_number is None:
+            self._by_number = {}
+            with os.scandir(self.clip_root) as entries:
+                for entry in entries:
+                    if entry.name.isdigit() and entry.is_dir():
+                        self._by_number.setdefault(int(entry.name), entry.name)
+        return self._by_number.get(int(csv_id)) if csv_id.isdigit() else None
+
+    def frames(self, name: str) -> list[Path]:
+        if name not in self._frames:
+            folder = self.clip_root / name
+            self._frames[name] = sorted_frames(p for p in folder.iterdir() if p.is_file())
+        return self._frames[name]
+
+
+def _read_csv_rows(csv_path: Path) -> list[tuple[int, str, str]]:
+    """(line number, video_name, label) rows of a split CSV after checking its header."""
+    if not csv_path.is_file():
+        raise DFEWError(f"{csv_path}: split CSV not found")
+    try:
+        # utf-8-sig drops a byte-order mark that spreadsheet tools add.
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DFEWError(f"{csv_path}: cannot read split CSV ({exc})") from exc
+    if not rows:
+        raise DFEWError(f"{csv_path}: empty file, expected the header 'video_name,label'")
+    header = tuple(cell.strip().lower() for cell in rows[0])
+    if header != CSV_HEADER:
+        raise DFEWError(f"{csv_path}: wrong header {','.join(rows[0])!r}, expected 'video_name,label'")
+    out = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        out.append((line, row[0].strip() if row else "", row[1].strip() if len(row) > 1 else ""))
+    return out
+
+
+def _read_split(layout: DFEWLayout, index: _ClipIndex, fold: int, split: str, strict: bool) -> SplitResult:
+    csv_path = layout.csv_path(fold, split)
+    result = SplitResult(fold=int(fold), split=split, csv_path=csv_path)
+    first_line: dict[str, int] = {}
+
+    def skip(video_id: str, path: Path | str, reason: str, error: type[DFEWError] = DFEWError) -> None:
+        if strict:
+            raise error(f"{path}: {reason}")
+        log.warning("skipping clip %s: %s: %s", video_id, path, reason)
+        result.skipped.append(SkippedClip(video_id=video_id, path=str(path), reason=reason))
+
+    for line, csv_id, raw_label in _read_csv_rows(csv_path):
+        where = f"{csv_path}:{line}"
+        try:
+            label = dfew_label_from_csv(raw_label)
+        except ValueError as exc:
+            skip(csv_id, where, f"video {csv_id!r}: {exc}")
+            continue
+        name = index.folder_name(csv_id)
+        key = name or csv_id
+        if key in first_line:
+            skip(key, where, f"video {csv_id!r} is listed again (first at line {first_line[key]})")
+            continue
+        first_line[key] = line
+        if name is None:
+            skip(csv_id, layout.clip_root / csv_id, f"clip folder missing (listed at {where})", ClipError)
+            continue
+        frames = index.frames(name)
+        if not frames:
+            skip(name, layout.clip_root / name, f"clip folder has no frame images (listed at {where})", ClipError)
+            continue
+        result.clips.append(DFEWClip(video_id=name, label=label, frames=tuple(frames), clip_dir=layout.clip_root / name))
+    return result
+
+
+def read_split(
+    root: str | os.PathLike | DFEWLayout,
+    fold: int,
+    split: str,
+    strict: bool = False,
+    frames_dir: str = "auto",
+) -> SplitResult:
+    """The clips of ``split`` ("train" | "test") in fold ``fold`` (1..5).
+
+    Args:
+        root: DFEW root folder (or a ``DFEWLayout`` from ``find_layout``).
+        strict: raise on the first bad clip instead of skipping it.
+        frames_dir: see ``find_layout``.
+    """
+    layout = root if isinstance(root, DFEWLayout) else find_layout(root, frames_dir)
+    return _read_split(layout, _ClipIndex(layout.clip_root), fold, split, strict)
+
+
+def read_folds(
+    root: str | os.PathLike | DFEWLayout,
+    folds: Sequence[int] = FOLDS,
+    strict: bool = False,
+    frames_dir: str = "auto",
+) -> dict[int, dict[str, SplitResult]]:
+    """``{fold: {"train": SplitResult, "test": SplitResult}}`` for each fold in ``folds``."""
+    layout = root if isinstance(root, DFEWLayout) else find_layout(root, frames_dir)
+    index = _ClipIndex(layout.clip_root)
+    return {int(k): {s: _read_split(layout, index, k, s, strict) for s in SPLITS} for k in folds}
+
+
+def decode_image(path: Path | str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Decode one frame file with OpenCV (``flags`` as for ``cv2.imread``; BGR for colour).
+
+    Raises:
+        ClipError: naming the file when it is empty, does not decode, or is a JPEG cut short.
+    """
+    try:
+        buffer = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ClipError(f"{path}: cannot read frame ({exc})") from exc
+    if buffer.size == 0:
+        raise ClipError(f"{path}: empty frame file")
+    image = cv2.imdecode(buffer, flags)
+    if image is None:
+        raise ClipError(f"{path}: frame does not decode as an image")
+    # libjpeg fills the rest of a truncated JPEG with grey and only warns; the end-of-image
+    # marker (FF D9) cannot occur inside entropy-coded data, so its absence means a cut file.
+    if buffer[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in buffer[-4096:].tobytes():
+        raise ClipError(f"{path}: JPEG is truncated (no end-of-image marker)")
+    return image
+
+
+def load_frames(clip: DFEWClip, indices: Sequence[int] | None = None) -> np.ndarray:
+    """Decode a clip's frames (all, or those at ``indices``).
+
+    Returns:
+        ``(L, H, W, 3)`` uint8 RGB.
+
+    Raises:
+        ClipError: naming the frame that does not decode or whose size differs from the first.
+    """
+    paths = clip.frames if indices is None else [clip.frames[int(i)] for i in indices]
+    if not paths:
+        raise ClipError(f"{clip.clip_dir}: clip has no frames")
+    frames = []
+    for path in paths:
+        image = cv2.cvtColor(decode_image(path), cv2.COLOR_BGR2RGB)
+        if frames and image.shape != frames[0].shape:
+            raise ClipError(f"{path}: frame size {image.shape[:2]} differs from the clip's first frame {frames[0].shape[:2]}")
+        frames.append(image)
+    return np.stack(frames)

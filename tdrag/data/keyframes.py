@@ -1,0 +1,238 @@
+"""Keyframe selection: by redundancy coefficient (TDRAG's choice) or uniform sampling.
+
+Both selectors take a clip of ``L`` frames and return exactly ``T`` frame indices, ``int64``,
+sorted, in ``0..L-1``; indices repeat only when the clip has fewer than ``T`` frames.
+
+The TDRAG paper (Liu et al., 2024) chooses keyframes "by redundancy coefficients" but only its
+abstract is public, so the coefficient and the threshold rule below are our definitions; they are
+documented in :func:`redundancy_keyframes`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Methods accepted by :func:`select_keyframes` (and ``tdrag prepare --keyframes``).
+KEYFRAME_METHODS: tuple[str, ...] = ("redundancy", "uniform")
+
+
+def _check_sizes(length: int, num: int) -> None:
+    if int(length) < 1:
+        raise ValueError(f"a clip needs at least 1 frame to sample keyframes from, got {length}")
+    if int(num) < 1:
+        raise ValueError(f"the number of keyframes must be at least 1, got {num}")
+
+
+def uniform_indices(length: int, num: int) -> np.ndarray:
+    """``num`` evenly spaced frame indices of a clip of ``length`` frames.
+
+    Index ``i`` is the frame under the centre of the ``i``-th of ``num`` equal segments:
+    ``floor((2 i + 1) * length / (2 num))``, computed in integers. For ``length >= num`` the
+    indices are strictly increasing (segments are at least one frame wide); for
+    ``length < num`` every frame appears at least once and some repeat.
+
+    Returns:
+        ``(num,)`` int64, sorted, in ``0..length-1``.
+    """
+    _check_sizes(length, num)
+    i = np.arange(int(num), dtype=np.int64)
+    return (2 * i + 1) * int(length) // (2 * int(num))
+
+
+def _grey_features(frames: np.ndarray, grid: int) -> np.ndarray:
+    """Grey, block-averaged thumbnails: ``frames (L, H, W[, 3]) uint8 -> (L, h, w) uint8``.
+
+    Each thumbnail pixel is the mean of a ``b x b`` block with ``b = max(1, min(H, W) // grid)``
+    (rows/columns beyond a whole block are cropped). All frames are stacked into one tall image
+    so that OpenCV converts and resizes the clip in two calls: ``INTER_AREA`` with an integer
+    factor is an exact block mean, so no block straddles two frames.
+    """
+    import cv2  # local import: numpy-only users of uniform_indices need no OpenCV
+
+    length, height, width = frames.shape[:3]
+    if frames.ndim == 4:
+        src, code = frames, cv2.COLOR_RGB2GRAY
+        if not frames.flags.c_contiguous and frames[..., ::-1].flags.c_contiguous:
+            # A BGR array seen as RGB through a reversed view: convert from BGR, copying nothing.
+            src, code = frames[..., ::-1], cv2.COLOR_BGR2GRAY
+        src = np.ascontiguousarray(src).reshape(length * height, width, 3)
+        grey = cv2.cvtColor(src, code).reshape(length, height, width)
+    else:
+        grey = frames
+    block = max(1, min(height, width) // max(1, int(grid)))
+    h, w = height // block, width // block
+    x = np.ascontiguousarray(grey[:, : h * block, : w * block]).reshape(length * h * block, w * block)
+    if block > 1:
+        x = cv2.resize(x, (w, length * h), interpolation=cv2.INTER_AREA)
+    return x.reshape(length, h, w)
+
+
+def _first_occurrences(frames: np.ndarray, thumbs: np.ndarray) -> np.ndarray:
+    """Index of the first frame of each distinct frame content, ascending.
+
+    Held (repeated) frames are exact copies, so their thumbnails are byte-identical: thumbnails
+    serve as hash keys and a full-frame comparison confirms each candidate duplicate.
+    """
+    seen: dict[bytes, list[int]] = {}
+    firsts: list[int] = []
+    for i in range(thumbs.shape[0]):
+        reps = seen.setdefault(thumbs[i].tobytes(), [])
+        if not any(np.array_equal(frames[i], frames[j]) for j in reps):
+            reps.append(i)
+            firsts.append(i)
+    return np.asarray(firsts, dtype=np.int64)
+
+
+class _Correlator:
+    """Pearson correlation between thumbnails, computed only for the pairs asked for.
+
+    ``thumbs: (U, h, w)``. Rows are centred and scaled to unit norm once, so a coefficient is a
+    dot product. Only O(U) pairs are ever needed (each frame with the first frame, and each kept
+    frame with its preceding keyframe), so no U x U matrix is built: small matrix products go
+    through multi-threaded BLAS, which on a busy 2-core machine costs more than the whole rest.
+    A flat thumbnail (zero variance) has no defined correlation: it counts as identical (1) to a
+    flat thumbnail of the same mean grey level and as unrelated (0) to anything else.
+    """
+
+    def __init__(self, thumbs: np.ndarray) -> None:
+        x = thumbs.reshape(thumbs.shape[0], -1).astype(np.float64)
+        self.means = x.mean(axis=1)
+        x -= self.means[:, None]
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        self.flat = norms < 1e-9
+        self.z = x / np.where(self.flat, 1.0, norms)[:, None]
+
+    def __call__(self, i: np.ndarray | int, j: np.ndarray | int) -> np.ndarray:
+        """``rho(i, j)`` elementwise over broadcast index arrays."""
+        i, j = np.broadcast_arrays(np.asarray(i), np.asarray(j))
+        corr = np.clip(np.einsum("...k,...k->...", self.z[i], self.z[j]), -1.0, 1.0)
+        both_flat = self.flat[i] & self.flat[j]
+        if both_flat.any():
+            same_level = np.abs(self.means[i] - self.means[j]) < 0.5
+            corr = np.where(both_flat, same_level.astype(np.float64), corr)
+        return corr
+
+    def pair(self, i: int, j: int) -> float:
+        """``rho(i, j)`` for two scalar indices, without array overhead (the selection loop)."""
+        if self.flat[i] or self.flat[j]:
+            return float(self(i, j))
+        return float(np.dot(self.z[i], self.z[j]))
+
+
+def _fill_uniform(chosen: np.ndarray, length: int, num: int) -> np.ndarray:
+    """Add ``num - len(chosen)`` of the unchosen indices of ``0..length-1``, evenly spaced."""
+    rest = np.setdiff1d(np.arange(length, dtype=np.int64), chosen)
+    extra = rest[uniform_indices(len(rest), num - len(chosen))]
+    return np.sort(np.concatenate([chosen, extra]))
+
+
+def redundancy_keyframes(
+    frames: np.ndarray,
+    num: int,
+    *,
+    grid: int = 32,
+    static_tol: float = 1e-3,
+) -> np.ndarray:
+    """Choose ``num`` keyframes of a clip by redundancy coefficient.
+
+    Args:
+        frames: ``(L, H, W, 3)`` uint8 RGB or ``(L, H, W)`` uint8 grey.
+        num: ``T``, the number of keyframes.
+        grid: thumbnail size the coefficient is computed on (about ``grid x grid``).
+        static_tol: a clip whose frames all correlate above ``1 - static_tol`` with its
+            first frame is static (uniform fallback).
+
+    Returns:
+        ``(T,)`` int64 frame indices, sorted, in ``0..L-1``; deterministic.
+
+    Redundancy coefficient. Each frame is reduced to a grey (BT.601) thumbnail ``g_i`` of about
+    ``grid x grid`` block means (this averages out pixel noise and JPEG artefacts). The
+    coefficient of frames ``i`` and ``j`` is the Pearson correlation of their thumbnails::
+
+        rho(i, j) = <g_i - mean(g_i), g_j - mean(g_j)> / (||g_i - mean(g_i)|| ||g_j - mean(g_j)||)
+
+    which ignores global brightness and contrast changes (lighting flicker is not new content).
+    The redundancy coefficient of a kept frame is ``rho`` with the kept keyframe before it.
+
+    Selection, in order:
+
+    1. Exact duplicates (held frames) are collapsed to their first occurrence; the ``U`` distinct
+       frames are the candidates.
+    2. The apex, the frame most changed from the first one (``argmin_i rho(0, i)``, the earliest on
+       ties), and the first frame are protected.
+    3. Threshold rule: the threshold is lowered until exactly ``T`` candidates survive. Concretely
+       the surviving candidate with the highest redundancy coefficient (the most redundant frame;
+       the earliest on ties) is dropped, the coefficient of the frame after it is recomputed
+       against its new preceding keyframe, and this repeats until ``T`` remain. The effective
+       threshold is the coefficient of the last frame dropped: every frame dropped was at least
+       that redundant with a keyframe kept at the time. Keyframes therefore crowd where the face
+       changes and thin out where it does not.
+
+    Special cases: ``L < T`` gives :func:`uniform_indices` (every frame, some repeated); a clip
+    whose frames are all identical, or all correlate above ``1 - static_tol`` with the first
+    frame (so any two correlate above ``1 - 4 static_tol``), falls back to
+    uniform sampling (over the distinct frames when there are at least ``T``); when ``U < T``
+    all distinct frames are kept and the rest are filled with evenly spaced repeats, so a
+    duplicate is chosen only once no distinct frame remains. ``T = 1`` gives the apex.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[-1] != 3):
+        raise ValueError(f"frames must be (L, H, W, 3) RGB or (L, H, W) grey, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frames.dtype}")
+    length = int(frames.shape[0])
+    _check_sizes(length, num)
+    num = int(num)
+    if length < num:
+        return uniform_indices(length, num)
+
+    thumbs = _grey_features(frames, grid)
+    cand = _first_occurrences(frames, thumbs)
+    n_distinct = len(cand)
+    if n_distinct == 1:
+        return uniform_indices(length, num)
+    if n_distinct < num:
+        return _fill_uniform(cand, length, num)
+    rho = _Correlator(thumbs[cand])
+    positions = np.arange(n_distinct)
+    to_first = rho(0, positions)  # similarity of every candidate to the first frame
+    if to_first.min() >= 1.0 - static_tol:
+        return cand[uniform_indices(n_distinct, num)]
+
+    apex = int(np.argmin(to_first))  # position in cand; cand[0] is frame 0
+    if num == 1:
+        return cand[[apex]]
+    if n_distinct == num:
+        return cand
+
+    # Doubly linked list over candidate positions; coef = -inf marks protected or dropped.
+    prev = np.arange(-1, n_distinct - 1)
+    nxt = np.arange(1, n_distinct + 1)
+    coef = np.full(n_distinct, -np.inf)
+    coef[1:] = rho(positions[1:], positions[:-1])
+    coef[apex] = -np.inf
+    alive = np.ones(n_distinct, dtype=bool)
+    for _ in range(n_distinct - num):
+        k = int(np.argmax(coef))
+        p, n = prev[k], nxt[k]
+        alive[k] = False
+        coef[k] = -np.inf
+        nxt[p] = n
+        if n < n_distinct:
+            prev[n] = p
+            if n != apex:
+                coef[n] = rho.pair(n, p)
+    return cand[alive]
+
+
+def select_keyframes(frames: np.ndarray, num: int, method: str, **options) -> np.ndarray:
+    """Dispatch to :func:`redundancy_keyframes` or :func:`uniform_indices` by ``method``.
+
+    ``frames``: ``(L, H, W, 3)`` or ``(L, H, W)`` uint8; uniform sampling only uses ``L``.
+    ``options`` go to the redundancy selector (``grid``, ``static_tol``).
+    """
+    if method == "redundancy":
+        return redundancy_keyframes(frames, num, **options)
+    if method == "uniform":
+        return uniform_indices(len(frames), num)
+    raise ValueError(f"unknown keyframe method {method!r}; choose one of {', '.join(KEYFRAME_METHODS)}")

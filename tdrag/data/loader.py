@@ -1,0 +1,151 @@
+"""Batches of cached clips: a Dataset over cache rows, a DataLoader, and the train/val split.
+
+The Dataset yields the cache's uint8 frames untouched; augmentation and normalisation run on
+whole batches on the batch's device (``tdrag.data.augment``), so DataLoader workers only copy
+bytes out of the memory map. Typical use::
+
+    cache = open_cache("cache/dfew")
+    loader = make_loader(cache, cache.rows(1, "train"), batch_size=32, shuffle=True, num_workers=2)
+    for clips, labels, rows in loader:
+        clips, labels = to_device((clips, labels), device)
+        x = train_transform(clips, crop=112)          # (B, 3, T, 112, 112) float
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from tdrag.data.augment import (  # re-exported: the loader module is where users look for them
+    NORM_MEAN,
+    NORM_STD,
+    center_crop_box,
+    denormalize,
+    eval_transform,
+    normalize,
+    train_transform,
+)
+from tdrag.data.cache import ClipCache, open_cache
+
+__all__ = [
+    "NORM_MEAN",
+    "NORM_STD",
+    "CacheClipDataset",
+    "center_crop_box",
+    "denormalize",
+    "eval_transform",
+    "make_loader",
+    "normalize",
+    "split_train_val",
+    "to_device",
+    "train_transform",
+]
+
+
+class CacheClipDataset(Dataset):
+    """Clips of a frame cache at the given rows.
+
+    Item ``i`` is ``(clip, label, row)``: ``clip`` a uint8 tensor ``(T, S, S, 3)`` (RGB, channels
+    last, as stored), ``label`` the 0-based class, ``row`` the cache row (``rows[i]``), which maps
+    back to ``cache.video_ids[row]``.
+    """
+
+    def __init__(self, cache: ClipCache | str | os.PathLike, rows: Sequence[int] | np.ndarray) -> None:
+        self.cache = cache if isinstance(cache, ClipCache) else open_cache(cache)
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = len(self.cache)
+        if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= n):
+            bad = self.rows[(self.rows < 0) | (self.rows >= n)][0]
+            raise IndexError(f"{self.cache.path}: row {bad} out of range (the cache has {n} clips)")
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        row = int(self.rows[i])
+        # np.array copies out of the read-only memmap into memory torch may own.
+        clip = torch.from_numpy(np.array(self.cache.frames[row]))
+        return clip, int(self.cache.labels[row]), row
+
+
+def make_loader(
+    cache: ClipCache | str | os.PathLike,
+    rows: Sequence[int] | np.ndarray,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """A DataLoader of ``(clips (B, T, S, S, 3) uint8, labels (B,) int64, rows (B,) int64)``.
+
+    Pinned memory when CUDA is available (for non-blocking copies), persistent workers when
+    ``num_workers > 0``. Shuffling draws from a ``torch.Generator`` seeded with ``seed``, so the
+    order of each epoch is reproducible. ``sampler`` replaces shuffling when given.
+    """
+    dataset = CacheClipDataset(cache, rows)
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return DataLoader(
+        dataset,
+        batch_size=int(batch_size),
+        shuffle=bool(shuffle) if sampler is None else False,
+        sampler=sampler,
+        num_workers=int(num_workers),
+        pin_memory=torch.cuda.is_available(),
+        drop_last=bool(drop_last),
+        persistent_workers=int(num_workers) > 0,
+        generator=generator,
+    )
+
+
+def to_device(batch: Sequence[torch.Tensor], device: torch.device | str) -> tuple[torch.Tensor, ...]:
+    """Move each tensor of a batch to ``device`` (non-blocking: overlaps with compute when pinned)."""
+    device = torch.device(device)
+    return tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
+
+
+def split_train_val(
+    labels_of_rows: Sequence[int] | np.ndarray,
+    rows: Sequence[int] | np.ndarray,
+    fraction: float,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``fraction`` of ``rows`` for validation, stratified by class.
+
+    Args:
+        labels_of_rows: ``labels_of_rows[i]`` is the label of ``rows[i]`` (e.g.
+            ``cache.labels[rows]``).
+        rows: the training fold's cache rows.
+        fraction: share held out per class, in [0, 1). Each class gives ``round(n * fraction)``
+            of its ``n`` rows, at least one when ``n >= 2`` and ``fraction > 0``, and never its last.
+        seed: the split is a function of (rows, labels, fraction, seed).
+
+    Returns:
+        ``(train_rows, val_rows)``: disjoint sorted int64 arrays whose union is ``rows``.
+    """
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    labels = np.asarray(labels_of_rows, dtype=np.int64).reshape(-1)
+    if labels.shape != rows.shape:
+        raise ValueError(f"labels_of_rows has {labels.size} entries for {rows.size} rows")
+    if not 0.0 <= float(fraction) < 1.0:
+        raise ValueError(f"val fraction must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng(int(seed))
+    val = []
+    for c in np.unique(labels):
+        members = np.sort(rows[labels == c])
+        n = members.size
+        k = int(round(n * float(fraction)))
+        if fraction > 0 and n >= 2:
+            k = min(max(k, 1), n - 1)
+        else:
+            k = min(k, n - 1) if n else 0
+        val.append(rng.permutation(members)[:k])
+    val_rows = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+    train_rows = np.sort(np.setdiff1d(rows, val_rows))
+    return train_rows, val_rows.astype(np.int64)

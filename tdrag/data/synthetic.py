@@ -1,0 +1,333 @@
+"""Synthetic DFEW-format data set: faces drawn with OpenCV, written in DFEW's own layout.
+
+DFEW cannot ship, so tests, the demo and the notebooks use this. ``generate_dataset`` writes::
+
+    DIR/Clip/clip_224x224/<5-digit id>/1.jpg ... <L>.jpg     (named as in DFEW whatever the size)
+    DIR/EmoLabel_DataSplit/train(single-labeled)/set_<k>.csv  (k = 1..5; header video_name,label;
+    DIR/EmoLabel_DataSplit/test(single-labeled)/set_<k>.csv    labels 1..7 in DFEW order)
+    DIR/synthetic/masks/<id>.npz   masks (L, S, S) uint8 0/1: where the class signal is, per frame
+                                   apex: the frame of strongest expression, 0-based
+    DIR/synthetic/meta.json        preset, seed, size and per clip: label (0-based), label_name,
+                                   length, apex, onset, fold (the fold whose test set holds it)
+
+Labels are balanced: class ``c`` gets ``N // 7`` or one more clips, shuffled over ids by the
+seed; sorted by (class, id) the clips are dealt to folds 1..5 in turn, so every fold's test set
+has (nearly) the same count of each class, and each clip is in exactly one test set (its fold)
+and in the training sets of the other four.
+
+Same seed, same bytes: each clip is drawn from its own generator seeded by ``(seed, clip
+index)``, so clips are independent of one another and of how many worker processes drew them;
+JPEG quality is fixed and the npz archives carry no timestamps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tdrag.atomic import write_json, write_text
+from tdrag.data.labels import DFEW_CLASSES, NUM_DFEW_CLASSES, dfew_label_to_csv
+from tdrag.data.synthetic_clips import PRESETS, RenderedClip, SynthPreset, render
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tdrag-synthetic"
+FORMAT_VERSION = 1
+JPEG_QUALITY = 90
+NUM_FOLDS = 5
+CLIP_DIR = Path("Clip") / "clip_224x224"
+SPLIT_DIR = Path("EmoLabel_DataSplit")
+SYNTH_DIR = Path("synthetic")
+_LABEL_STREAM = 0  # seed-sequence branches: labels, and clips (one sub-stream per clip)
+_CLIP_STREAM = 1
+
+
+class SynthError(RuntimeError):
+    """A synthetic data set cannot be written or read (the message names the path)."""
+
+
+@dataclass
+class SynthClip:
+    """One synthetic clip in memory.
+
+    frames: ``(L, S, S, 3)`` uint8 RGB (held runs repeat a frame exactly);
+    masks: ``(L, S, S)`` uint8 0/1, where the class signal is; apex: 0-based frame index;
+    onset: first frame with visible expression (None for Neutral); intensity: ``(L,)`` 0..1.
+    """
+
+    label: int
+    frames: np.ndarray
+    masks: np.ndarray
+    apex: int
+    onset: int | None
+    intensity: np.ndarray
+
+
+def get_preset(preset: str | SynthPreset) -> SynthPreset:
+    """Look up a preset by name ("easy" | "hard"), or pass a ``SynthPreset`` through."""
+    if isinstance(preset, SynthPreset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown synthetic preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def clip_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of clip ``index`` (0-based) in a data set with ``seed``."""
+    return np.random.default_rng([int(seed), _CLIP_STREAM, int(index)])
+
+
+def render_clip(seed: int, index: int, label: int, preset: str | SynthPreset = "easy", size: int = 112) -> SynthClip:
+    """Draw clip ``index`` of class ``label`` (0-based) exactly as ``generate_dataset`` would."""
+    clip = render(clip_rng(seed, index), int(label), get_preset(preset), int(size))
+    rgb = np.stack([cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in clip.steps_bgr])
+    return SynthClip(clip.label, rgb[clip.frame_step], clip.step_masks[clip.frame_step], clip.apex, clip.onset,
+                     clip.intensity)
+
+
+def assign_labels_and_folds(num_clips: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced labels (0-based) and test folds (1..5) for ``num_clips`` clips: two ``(N,)`` arrays."""
+    labels = np.arange(num_clips) % NUM_DFEW_CLASSES
+    np.random.default_rng([int(seed), _LABEL_STREAM]).shuffle(labels)
+    order = np.lexsort((np.arange(num_clips), labels))  # by class, then by id
+    folds = np.empty(num_clips, dtype=np.int64)
+    folds[order] = np.arange(num_clips) % NUM_FOLDS + 1
+    return labels.astype(np.int64), folds
+
+
+def video_id(index: int) -> str:
+    """DFEW-style 5-digit id of clip ``index`` (0-based): ids start at 00001."""
+    return f"{index + 1:05d}"
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    """An ``.npz`` archive (what ``np.savez_compressed`` writes) with reproducible bytes.
+
+    Written by hand to fix the entry timestamps and to use zlib level 1: masks are mostly zeros,
+    so level 1 compresses them nearly as well as the default level at a fraction of the time.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            data = io.BytesIO()
+            np.lib.format.write_array(data, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, data.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+    return buf.getvalue()
+
+
+def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPreset, size: int) -> dict:
+    """Render clip ``index`` and write its frames and masks under ``root``; return its meta row."""
+    clip: RenderedClip = render(clip_rng(seed, index), label, preset, size)
+    vid = video_id(index)
+    folder = root / CLIP_DIR / vid
+    folder.mkdir(parents=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    encoded = []
+    for img in clip.steps_bgr:
+        ok, buf = cv2.imencode(".jpg", img, params)
+        if not ok:
+            raise SynthError(f"OpenCV could not encode a JPEG frame for {folder}")
+        encoded.append(buf.tobytes())
+    for n, step in enumerate(clip.frame_step, start=1):
+        (folder / f"{n}.jpg").write_bytes(encoded[step])
+    masks = clip.step_masks[clip.frame_step]
+    (root / SYNTH_DIR / "masks" / f"{vid}.npz").write_bytes(_npz_bytes(masks=masks, apex=np.int64(clip.apex)))
+    return {
+        "video_id": vid,
+        "label": int(label),
+        "label_name": DFEW_CLASSES[label],
+        "length": int(len(clip.frame_step)),
+        "apex": int(clip.apex),
+        "onset": None if clip.onset is None else int(clip.onset),
+        "distinct_frames": int(len(clip.steps_bgr)),
+    }
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+
+
+def _write_clip_task(task: tuple) -> dict:
+    return _write_clip(*task)
+
+
+def _write_splits(root: Path, ids: list[str], labels: np.ndarray, folds: np.ndarray) -> None:
+    for split in ("train", "test"):
+        folder = root / SPLIT_DIR / f"{split}(single-labeled)"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(1, NUM_FOLDS + 1):
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(["video_name", "label"])
+            for vid, label, fold in zip(ids, labels, folds):
+                if (fold == k) == (split == "test"):
+                    writer.writerow([vid, dfew_label_to_csv(int(label))])
+            write_text(folder / f"set_{k}.csv", buf.getvalue())
+
+
+def is_synthetic_root(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a complete data set written by ``generate_dataset``."""
+    meta = Path(path) / SYNTH_DIR / "meta.json"
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT and data.get("complete") is True
+
+
+def _check_destination(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"{out} exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not is_synthetic_root(out):
+        raise SynthError(
+            f"{out} is not empty and does not hold a previous synthetic data set "
+            f"(no {SYNTH_DIR / 'meta.json'}); refusing to write into it. Choose an empty or new folder."
+        )
+
+
+def generate_dataset(
+    out: str | os.PathLike,
+    clips: int,
+    preset: str | SynthPreset = "easy",
+    seed: int = 0,
+    size: int = 112,
+    workers: int = 1,
+    progress: bool = False,
+) -> Path:
+    """Write a synthetic data set of ``clips`` clips in DFEW's layout to ``out``; return ``out``.
+
+    ``out`` must be absent, empty or a previous synthetic data set (which is replaced). The tree
+    is built in a hidden temporary sibling folder and renamed into place at the end, so an
+    interrupted run never leaves a complete-looking data set (a killed process can leave that
+    hidden ``.<name>.synth-*`` folder behind; delete it). ``workers > 1`` draws clips in that many
+    "spawn" processes (call from under ``if __name__ == "__main__":`` in a script); the bytes
+    written do not depend on it.
+    """
+    out = Path(out).absolute()
+    preset_obj = get_preset(preset)
+    clips, size, seed = int(clips), int(size), int(seed)
+    if not 1 <= clips <= 99999:
+        raise ValueError(f"clips must be in 1..99999 (DFEW ids have 5 digits), got {clips}")
+    if size < 32:
+        raise ValueError(f"size must be at least 32 pixels, got {size}")
+    _check_destination(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labels, folds = assign_labels_and_folds(clips, seed)
+    ids = [video_id(i) for i in range(clips)]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
+    try:
+        (tmp / CLIP_DIR).mkdir(parents=True)
+        (tmp / SYNTH_DIR / "masks").mkdir(parents=True)
+        tasks = [(tmp, i, int(labels[i]), seed, preset_obj, size) for i in range(clips)]
+        rows = _run_tasks(tasks, workers, progress)
+        for row, fold in zip(rows, folds):
+            row["fold"] = int(fold)
+        _write_splits(tmp, ids, labels, folds)
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "preset": preset_obj.name,
+            "preset_settings": asdict(preset_obj),
+            "seed": seed,
+            "size": size,
+            "num_clips": clips,
+            "classes": list(DFEW_CLASSES),
+            "jpeg_quality": JPEG_QUALITY,
+            "clips": rows,
+            "complete": True,  # written last: its presence marks a finished tree
+        }
+        write_json(tmp / SYNTH_DIR / "meta.json", meta)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %d synthetic clips (%s, seed %d, %dx%d) to %s", clips, preset_obj.name, seed, size, size, out)
+    return out
+
+
+def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc="synth", unit="clip", disable=not progress)
+    try:
+        if workers <= 1 or len(tasks) < 2:
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)  # tiny images: OpenCV's thread pool costs more than it saves
+            try:
+                rows = []
+                for task in tasks:
+                    rows.append(_write_clip_task(task))
+                    bar.update()
+                return rows
+            finally:
+                cv2.setNumThreads(threads)
+        # spawn, not fork: forking a process that already runs OpenCV or torch threads can hang.
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            rows = []
+            chunk = max(1, min(16, len(tasks) // (4 * workers)))
+            for row in pool.map(_write_clip_task, tasks, chunksize=chunk):
+                rows.append(row)
+                bar.update()
+            return rows
+    finally:
+        bar.close()
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished tree ``tmp`` to ``out``, replacing an empty or previous synthetic ``out``."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    _check_destination(out)  # re-check: it may have changed while we were drawing
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / "tree")
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_meta(root: str | os.PathLike) -> dict:
+    """Read ``root/synthetic/meta.json`` (raises ``SynthError`` naming the file if unusable)."""
+    path = Path(root) / SYNTH_DIR / "meta.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SynthError(f"{path} not found: {root} is not a synthetic data set written by tdrag synth") from None
+    except (OSError, ValueError) as exc:
+        raise SynthError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SynthError(f"{path} is not a tdrag synthetic meta file (format {FORMAT!r} expected)")
+    return data
+
+
+def load_clip_masks(root: str | os.PathLike, video_id: str) -> tuple[np.ndarray, int]:
+    """Signal masks and apex of one clip: ``((L, S, S) uint8 0/1, apex frame index 0-based)``.
+
+    ``video_id`` is the folder name ("00012"); an unpadded id ("12") is accepted too.
+    """
+    vid = str(video_id).strip()
+    if vid.isdigit():
+        vid = f"{int(vid):05d}"
+    path = Path(root) / SYNTH_DIR / "masks" / f"{vid}.npz"
+    try:
+        with np.load(path) as data:
+            masks, apex = data["masks"], int(data["apex"])
+    except FileNotFoundError:
+        raise SynthError(f"{path} not found: no masks for clip {video_id!r} under {root}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise SynthError(f"{path} cannot be read as synthetic masks: {exc}") from None
+    return masks, apex

@@ -1,0 +1,377 @@
+"""One synthetic expression clip: class dynamics from neutral onset to apex, plus nuisances.
+
+Each class moves the face parts of ``tdrag.data.synthetic_faces`` from neutral to a
+class-specific apex face along its own schedule: every part (brows, eyes, cheeks, nose, mouth)
+starts at its own time and takes its own time to get there. Two pairs differ partly in timing:
+
+- Surprise: every part moves at once and fast (apex within ~15 % of the expression phase).
+  Fear: slow; the eyes open first, the brows follow, the mouth stretches last.
+- Angry: brows lower fast and first, the mouth presses later.
+  Disgust: nose wrinkle and upper lip first, brows lower last and slowly.
+
+In the ``hard`` preset Fear wears Surprise's apex face and Disgust wears Angry's
+(``shared_apex``): those pairs then differ only in their dynamics, so a model must use time.
+
+Nuisances (``SynthPreset``): identity, pose (shift, rotation, scale, drifting over the clip),
+a lighting gradient with flicker, pixel noise, blur, occluders (a hand or an object) over face
+parts in runs of frames, blinks, clip length, and held runs in which a frame repeats exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tdrag.data.labels import DFEW_CLASSES
+from tdrag.data.synthetic_faces import (
+    EXPRESSION_PARAMS,
+    GROUPS,
+    PARAM_GROUP_INDEX,
+    draw_expression,
+    draw_part_masks,
+    draw_static,
+    face_geometry,
+    make_style,
+    random_identity,
+)
+
+
+@dataclass(frozen=True)
+class SynthPreset:
+    """Nuisance and difficulty settings of a synthetic data set."""
+
+    name: str
+    length: tuple[int, int] = (24, 96)  # clip length range (frames), inclusive
+    hold_prob: float = 0.1  # chance that a held run (repeated identical frames) starts at a frame
+    hold_run: int = 3  # longest held run, in extra frames
+    shift: float = 0.03  # largest face shift, fraction of the frame side
+    rotation: float = 5.0  # largest in-plane rotation, degrees
+    scale: tuple[float, float] = (0.95, 1.05)
+    pose_drift: float = 0.3  # how far (fraction of the ranges above) the pose wanders over a clip
+    light: float = 0.1  # lighting gradient: gain runs over 1 +- light across the frame
+    flicker: float = 0.0  # per-frame brightness jitter (std of the gain)
+    noise: tuple[float, float] = (1.0, 3.0)  # pixel noise std range, grey levels
+    blur_prob: float = 0.1  # chance a clip is blurred
+    blur_sigma: tuple[float, float] = (0.4, 0.8)
+    occlusion_prob: float = 0.1  # chance a clip has occluder runs
+    occlusion_events: int = 1  # occluder runs per occluded clip (at most)
+    occlusion_frames: tuple[float, float] = (0.1, 0.2)  # fraction of the frames each run covers
+    occlude_signal: bool = False  # whether occluders may sit over the parts that carry the class
+    intensity: tuple[float, float] = (0.85, 1.0)  # apex strength
+    onset: tuple[float, float] = (0.08, 0.2)  # when the expression starts, fraction of the clip
+    phase: tuple[float, float] = (0.55, 0.65)  # how long the expression takes, fraction of the clip
+    timing_jitter: float = 0.03  # random shift of each part's start, fraction of the phase
+    offset_prob: float = 0.0  # chance that the expression relaxes towards the end
+    blink_prob: float = 0.0  # chance a clip has blinks
+    shared_apex: bool = False  # Fear/Surprise and Disgust/Angry share apex faces (dynamics only)
+
+
+PRESETS: dict[str, SynthPreset] = {
+    "easy": SynthPreset(name="easy", shift=0.02, pose_drift=0.15),
+    "hard": SynthPreset(
+        name="hard",
+        hold_prob=0.25,
+        hold_run=6,
+        shift=0.08,
+        rotation=15.0,
+        scale=(0.85, 1.12),
+        pose_drift=0.6,
+        light=0.3,
+        flicker=0.04,
+        noise=(3.0, 8.0),
+        blur_prob=0.35,
+        blur_sigma=(0.5, 1.4),
+        occlusion_prob=0.5,
+        occlusion_events=2,
+        occlusion_frames=(0.15, 0.35),
+        occlude_signal=True,
+        intensity=(0.45, 1.0),
+        onset=(0.05, 0.3),
+        phase=(0.45, 0.65),
+        timing_jitter=0.06,
+        offset_prob=0.4,
+        blink_prob=0.5,
+        shared_apex=True,
+    ),
+}
+
+C = {name: i for i, name in enumerate(DFEW_CLASSES)}
+
+#: Apex face per class: expression parameter -> value (unlisted parameters stay 0).
+APEX: dict[int, dict[str, float]] = {
+    C["Happy"]: {"cheek": 1.0, "eye_open": -0.45, "mouth_curve": 1.0, "mouth_width": 0.45, "mouth_open": 0.35},
+    C["Sad"]: {"brow_inner_up": 1.2, "eye_open": -0.5, "mouth_curve": -1.2, "mouth_width": -0.15},
+    C["Neutral"]: {},
+    C["Angry"]: {"brow_lower": 1.0, "eye_open": -0.45, "lip_press": 1.0, "mouth_width": -0.25, "mouth_curve": -0.25},
+    C["Surprise"]: {"brow_raise": 1.0, "eye_open": 1.0, "mouth_open": 1.0, "mouth_width": -0.35},
+    C["Disgust"]: {"nose_wrinkle": 1.0, "upper_lip": 1.0, "brow_lower": 0.45, "eye_open": -0.6, "mouth_curve": -0.5},
+    C["Fear"]: {"brow_raise": 0.55, "brow_inner_up": 0.7, "eye_open": 0.9, "mouth_width": 1.0, "mouth_open": 0.35},
+}
+
+#: Schedule per class: face part -> (start, duration), fractions of the expression phase.
+TIMING: dict[int, dict[str, tuple[float, float]]] = {
+    C["Happy"]: {"mouth": (0.0, 0.45), "cheeks": (0.15, 0.45), "eyes": (0.2, 0.45)},
+    C["Sad"]: {"brows": (0.0, 0.8), "eyes": (0.1, 0.8), "mouth": (0.2, 0.8)},
+    C["Neutral"]: {},
+    C["Angry"]: {"brows": (0.0, 0.2), "eyes": (0.05, 0.25), "mouth": (0.55, 0.35), "nose": (0.55, 0.35)},
+    C["Surprise"]: {"brows": (0.0, 0.15), "eyes": (0.0, 0.15), "mouth": (0.0, 0.15)},
+    C["Disgust"]: {"nose": (0.0, 0.3), "mouth": (0.0, 0.3), "eyes": (0.35, 0.3), "brows": (0.6, 0.4)},
+    C["Fear"]: {"eyes": (0.0, 0.5), "brows": (0.2, 0.5), "mouth": (0.55, 0.45)},
+}
+
+#: Parts that make up the Neutral class's signal: a face at rest, so the expressive parts.
+NEUTRAL_GROUPS: tuple[str, ...] = ("brows", "eyes", "mouth")
+
+
+def apex_vector(label: int, preset: SynthPreset) -> np.ndarray:
+    """``(len(EXPRESSION_PARAMS),)`` apex face of class ``label`` under ``preset``."""
+    if preset.shared_apex and label == C["Fear"]:
+        label = C["Surprise"]
+    elif preset.shared_apex and label == C["Disgust"]:
+        label = C["Angry"]
+    vec = np.zeros(len(EXPRESSION_PARAMS))
+    for name, value in APEX[label].items():
+        vec[EXPRESSION_PARAMS.index(name)] = value
+    return vec
+
+
+def group_progress(label: int, x: np.ndarray, starts: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """Progress 0..1 of each face part: ``x (N,)`` phase times -> ``(N, len(GROUPS))``.
+
+    A smoothstep from ``start`` to ``start + duration``; parts the class does not move stay 0.
+    """
+    u = np.clip((x[:, None] - starts[None]) / durations[None], 0.0, 1.0)
+    prog = u * u * (3 - 2 * u)
+    moving = np.array([g in TIMING[label] for g in GROUPS])
+    return prog * moving[None]
+
+
+@dataclass
+class ClipPlan:
+    """Everything about a clip that is decided before drawing: per render step values and poses."""
+
+    label: int
+    length: int
+    frame_step: np.ndarray  # (L,) index of the render step each frame shows (held runs repeat)
+    step_frame: np.ndarray  # (D,) frame index at which each render step first appears
+    expression: np.ndarray  # (D, len(EXPRESSION_PARAMS)) values drawn (blinks included)
+    active: np.ndarray  # (D, len(GROUPS)) bool: parts carrying the class signal in this step
+    intensity: np.ndarray  # (L,) class expression strength per frame, 0..1 of the apex
+    apex: int  # frame index, 0-based
+    onset: int | None  # first frame in which a part carrying the class signal has moved (None: Neutral)
+    poses: np.ndarray  # (D, 2, 3) affine matrices, canonical canvas -> frame
+
+
+def _held_runs(rng: np.random.Generator, length: int, preset: SynthPreset) -> np.ndarray:
+    """``(L,)`` frame -> render step map: held runs show the previous frame's step again."""
+    frame_step = np.zeros(length, dtype=np.int64)
+    step, hold_left = 0, 0
+    for i in range(1, length):
+        if hold_left == 0 and rng.random() < preset.hold_prob:
+            hold_left = int(rng.integers(1, preset.hold_run + 1))
+        if hold_left > 0:
+            hold_left -= 1
+        else:
+            step += 1
+        frame_step[i] = step
+    return frame_step
+
+
+def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: int) -> ClipPlan:
+    """Draw length, held runs, timing, intensities and poses of one clip of class ``label``."""
+    length = int(rng.integers(preset.length[0], preset.length[1] + 1))
+    frame_step = _held_runs(rng, length, preset)
+    num_steps = int(frame_step[-1]) + 1
+    step_frame = np.searchsorted(frame_step, np.arange(num_steps))
+    # Time advances during a hold (the video froze), so a step's time is that of its first frame.
+    tau = step_frame / max(1, length - 1)
+
+    onset = rng.uniform(*preset.onset)
+    phase = rng.uniform(*preset.phase)
+    starts = np.zeros(len(GROUPS))
+    durations = np.ones(len(GROUPS))
+    for g, (start, dur) in TIMING[label].items():
+        k = GROUPS.index(g)
+        starts[k] = max(0.0, start + rng.uniform(-preset.timing_jitter, preset.timing_jitter))
+        durations[k] = dur * rng.uniform(0.9, 1.1)
+    progress = group_progress(label, (tau - onset) / phase, starts, durations)  # (D, G)
+    strength = rng.uniform(*preset.intensity)
+    relax = np.ones(num_steps)
+    if rng.random() < preset.offset_prob:
+        t_off = onset + phase * float(np.max(starts + durations)) + rng.uniform(0.02, 0.1)
+        relax = 1.0 - 0.4 * np.clip((tau - t_off) / max(1e-6, 1.0 - t_off), 0.0, 1.0)
+    apex_face = apex_vector(label, preset)
+    expression = apex_face[None] * strength * progress[:, PARAM_GROUP_INDEX] * relax[:, None]  # (D, P)
+
+    denom = np.abs(apex_face).sum() * strength
+    step_intensity = np.abs(expression).sum(axis=1) / denom if denom > 0 else np.zeros(num_steps)
+    intensity = step_intensity[frame_step]
+    if label == C["Neutral"]:
+        apex, first = length // 2, None
+        active = np.zeros((num_steps, len(GROUPS)), dtype=bool)
+        active[:, [GROUPS.index(g) for g in NEUTRAL_GROUPS]] = True
+    else:
+        apex = int(np.argmax(intensity))
+        # A part carries signal once it has moved a tenth of the way (and only if it moves at all);
+        # the onset is the first frame where some part does.
+        moves = np.zeros(len(GROUPS), dtype=bool)
+        moves[PARAM_GROUP_INDEX[apex_face != 0]] = True
+        active = (progress >= 0.1) & moves[None]
+        visible = np.flatnonzero(active.any(axis=1)[frame_step])
+        first = int(visible[0]) if len(visible) else None
+
+    if rng.random() < preset.blink_prob:  # a nuisance: blinks move the eyes in every class
+        eye = EXPRESSION_PARAMS.index("eye_open")
+        for centre in rng.uniform(0, 1, int(rng.integers(1, 3))):
+            closing = np.clip(1 - np.abs(tau - centre) * length / 2.5, 0, 1)
+            expression[:, eye] = expression[:, eye] * (1 - closing) - closing
+
+    poses = _poses(rng, tau, preset, size)
+    return ClipPlan(label, length, frame_step, step_frame, expression, active, intensity, apex, first, poses)
+
+
+#: The canonical face is drawn a little small (room for hair and ears); frames show it larger,
+#: with its centre (0.5, 0.53) moved to the frame centre.
+FACE_ZOOM = 1.12
+
+
+def _poses(rng: np.random.Generator, tau: np.ndarray, preset: SynthPreset, size: int) -> np.ndarray:
+    """``(D, 2, 3)`` affine matrices: rotate and scale about the face centre, then shift."""
+    lo = np.array([-preset.shift, -preset.shift, -preset.rotation, preset.scale[0]])
+    hi = np.array([preset.shift, preset.shift, preset.rotation, preset.scale[1]])
+    start = rng.uniform(lo, hi)
+    end = np.clip(start + preset.pose_drift * rng.uniform(lo - hi, hi - lo) / 2, lo, hi)
+    centre = (0.5 * size, 0.53 * size)
+    mats = np.empty((len(tau), 2, 3))
+    for k, t in enumerate(tau):
+        dx, dy, angle, scale = start + (end - start) * t
+        m = cv2.getRotationMatrix2D(centre, float(angle), float(scale) * FACE_ZOOM)
+        m[:, 2] += (dx * size, (dy - 0.03) * size)
+        mats[k] = m
+    return mats
+
+
+@dataclass
+class _Occluder:
+    first: int  # render steps [first, last) show it
+    last: int
+    kind: str  # "hand" | "object"
+    start: np.ndarray  # (2,) centre at the first step, canvas fraction
+    end: np.ndarray
+    axes: tuple[float, float]
+    angle: float
+    color: tuple[float, float, float]
+
+
+def _occluders(rng: np.random.Generator, plan: ClipPlan, preset: SynthPreset, skin) -> list[_Occluder]:
+    if rng.random() >= preset.occlusion_prob:
+        return []
+    targets = {"eyes": (0.5 + rng.choice([-0.12, 0.12]), 0.45), "mouth": (0.5, 0.69), "brows": (0.4, 0.36),
+               "nose": (0.5, 0.53), "cheeks": (0.5 + rng.choice([-0.17, 0.17]), 0.6), "forehead": (0.5, 0.25),
+               "chin": (0.5, 0.85)}
+    moving = [GROUPS[k] for k in np.flatnonzero(plan.active.any(axis=0))]
+    # Mild presets keep occluders off the parts that carry the class signal.
+    allowed = list(targets) if preset.occlude_signal else [t for t in targets if t not in moving]
+    out = []
+    num_steps = len(plan.step_frame)
+    for _ in range(int(rng.integers(1, preset.occlusion_events + 1))):
+        frames = max(1, int(round(plan.length * rng.uniform(*preset.occlusion_frames))))
+        f0 = int(rng.integers(0, max(1, plan.length - frames)))
+        first = int(plan.frame_step[f0])
+        last = int(plan.frame_step[min(plan.length - 1, f0 + frames)]) + 1
+        centre = np.array(targets[allowed[int(rng.integers(len(allowed)))]])
+        kind = "hand" if rng.random() < 0.5 else "object"
+        color = tuple(float(v) for v in (np.array(skin) * rng.uniform(0.8, 1.1) if kind == "hand"
+                                         else rng.uniform(20, 235, 3)))
+        out.append(_Occluder(first, min(last, num_steps), kind, centre + rng.normal(0, 0.02, 2),
+                             centre + rng.normal(0, 0.04, 2), (rng.uniform(0.08, 0.14), rng.uniform(0.05, 0.09)),
+                             float(rng.uniform(-40, 40)), color))
+    return out
+
+
+def _draw_occluder(img: np.ndarray, mask: np.ndarray, occ: _Occluder, step: int) -> None:
+    size = img.shape[0]
+    t = (step - occ.first) / max(1, occ.last - occ.first - 1)
+    cx, cy = (occ.start + (occ.end - occ.start) * t) * size
+    ax, ay = occ.axes[0] * size, occ.axes[1] * size
+    if occ.kind == "hand":
+        box = ((float(cx), float(cy)), (2 * ax, 2 * ay), occ.angle)
+        cv2.ellipse(img, box, occ.color, -1, cv2.LINE_AA)
+        cv2.ellipse(mask, box, 0, -1)
+        edge = tuple(c * 0.7 for c in occ.color)
+        for k in (-1, 0, 1):  # finger gaps
+            off = k * ay * 0.5
+            cv2.line(img, (int(cx - ax * 0.9), int(cy + off)), (int(cx + ax * 0.2), int(cy + off)), edge, 1,
+                     cv2.LINE_AA)
+    else:
+        rect = cv2.boxPoints(((float(cx), float(cy)), (2 * ax, 2 * ay), occ.angle))
+        pts = np.round(rect).astype(np.int32)
+        cv2.fillConvexPoly(img, pts, occ.color, cv2.LINE_AA)
+        cv2.fillConvexPoly(mask, pts, 0)
+
+
+@dataclass
+class RenderedClip:
+    """A drawn clip, stored once per render step: ``frames[frame_step]`` is the full clip."""
+
+    label: int
+    steps_bgr: np.ndarray  # (D, S, S, 3) uint8 BGR, one image per render step
+    step_masks: np.ndarray  # (D, S, S) uint8 0/1
+    frame_step: np.ndarray  # (L,)
+    apex: int
+    onset: int | None
+    intensity: np.ndarray  # (L,)
+
+
+def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int) -> RenderedClip:
+    """Plan and draw one clip of class ``label`` (0-based, DFEW order) at ``size x size``."""
+    if not 0 <= label < len(DFEW_CLASSES):
+        raise ValueError(f"label {label} is outside 0..{len(DFEW_CLASSES) - 1}")
+    plan = plan_clip(rng, label, preset, size)
+    identity = random_identity(rng)
+    occluders = _occluders(rng, plan, preset, identity.skin)
+    static = draw_static(identity, size)
+
+    # Lighting is fixed in the world (not on the face): a gain plane across the frame.
+    theta = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(1, size - 1) - 0.5
+    gain = (1 + preset.light * 2 * (xx * np.cos(theta) + yy * np.sin(theta))) * rng.uniform(0.9, 1.1)
+    gain = gain.astype(np.float32)[..., None]
+    sigma = rng.uniform(*preset.noise)
+    pad = 8
+    # A small bank of noise images; each frame reads a random window (cheaper than fresh noise).
+    bank = rng.standard_normal((3, size + pad, size + pad, 3), dtype=np.float32) * np.float32(sigma)
+    blur = rng.uniform(*preset.blur_sigma) if rng.random() < preset.blur_prob else 0.0
+
+    num_steps = len(plan.step_frame)
+    steps = np.empty((num_steps, size, size, 3), dtype=np.uint8)
+    masks = np.empty((num_steps, size, size), dtype=np.uint8)
+    active_names = [tuple(GROUPS[k] for k in np.flatnonzero(row)) for row in plan.active]
+    geo = face_geometry(identity, plan.expression, size)
+    rest = face_geometry(identity, np.zeros((1, len(EXPRESSION_PARAMS))), size)  # the neutral face
+    style = make_style(identity, size)
+    gain3 = np.ascontiguousarray(np.repeat(gain, 3, axis=2))
+    flicker = 1.0 + preset.flicker * rng.standard_normal(num_steps)
+    windows = rng.integers(0, [3, pad, pad], size=(num_steps, 3))  # noise image, row, column
+    for s in range(num_steps):
+        img = static.copy()
+        draw_expression(img, identity, style, geo, s)
+        mask = np.zeros((size, size), dtype=np.uint8)
+        # A moving part's region covers where it is now and where it was at rest: the skin it
+        # uncovered is as much a sign of the movement as the part itself.
+        draw_part_masks(mask, geo, s, active_names[s])
+        draw_part_masks(mask, rest, 0, active_names[s])
+        for occ in occluders:
+            if occ.first <= s < occ.last:
+                _draw_occluder(img, mask, occ, s)
+        m = plan.poses[s]
+        img = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.warpAffine(mask, m, (size, size), dst=masks[s], flags=cv2.INTER_NEAREST, borderValue=0)
+        if blur > 0:
+            img = cv2.GaussianBlur(img, (0, 0), blur)
+        k, oy, ox = windows[s].tolist()
+        lit = cv2.multiply(img, gain3, scale=float(flicker[s]), dtype=cv2.CV_32F)
+        steps[s] = cv2.add(lit, bank[k, oy : oy + size, ox : ox + size], dtype=cv2.CV_8U)  # rounds, saturates
+    return RenderedClip(plan.label, steps, masks, plan.frame_step, plan.apex, plan.onset, plan.intensity)

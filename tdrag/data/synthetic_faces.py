@@ -1,0 +1,328 @@
+"""Drawing one synthetic face with OpenCV: identity, expression parameters, signal-region masks.
+
+A face is drawn in a canonical frontal pose on a square canvas (coordinates below are fractions
+of the canvas side); pose, lighting, noise and blur are applied afterwards by
+``tdrag.data.synthetic_clips``. Images are BGR (OpenCV's order) while drawing.
+
+The expression is a vector over ``EXPRESSION_PARAMS`` (0 = neutral), loosely modelled on facial
+action units: brow raise (AU1+2), inner brow raise (AU1), brow lowering (AU4), eye opening
+(AU5 when > 0; lid tightening AU7 when < 0), cheek raise (AU6), nose wrinkle (AU9), upper lip
+raise (AU10), jaw drop (AU26), lip stretch (AU20), lip corner pull/depress (AU12/AU15) and lip
+press (AU24). Each parameter belongs to one face part (``PARAM_GROUP``); the masks of the parts
+that move carry the class signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+EXPRESSION_PARAMS: tuple[str, ...] = (
+    "brow_raise",
+    "brow_inner_up",
+    "brow_lower",
+    "eye_open",
+    "cheek",
+    "nose_wrinkle",
+    "upper_lip",
+    "mouth_open",
+    "mouth_width",
+    "mouth_curve",
+    "lip_press",
+)
+P = {name: i for i, name in enumerate(EXPRESSION_PARAMS)}
+
+#: Face parts, in the order used for per-group timing and masks.
+GROUPS: tuple[str, ...] = ("brows", "eyes", "cheeks", "nose", "mouth")
+PARAM_GROUP: dict[str, str] = {
+    "brow_raise": "brows",
+    "brow_inner_up": "brows",
+    "brow_lower": "brows",
+    "eye_open": "eyes",
+    "cheek": "cheeks",
+    "nose_wrinkle": "nose",
+    "upper_lip": "mouth",
+    "mouth_open": "mouth",
+    "mouth_width": "mouth",
+    "mouth_curve": "mouth",
+    "lip_press": "mouth",
+}
+#: ``(len(EXPRESSION_PARAMS),)`` index of each parameter's group in ``GROUPS``.
+PARAM_GROUP_INDEX = np.array([GROUPS.index(PARAM_GROUP[p]) for p in EXPRESSION_PARAMS])
+
+_SHIFT = 4  # OpenCV sub-pixel bits: coordinates are drawn at 1/16 pixel precision
+_ONE = 1 << _SHIFT
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Per-clip appearance: who the face is, independent of expression and pose."""
+
+    skin: tuple[float, float, float]  # BGR
+    hair: tuple[float, float, float]
+    iris: tuple[float, float, float]
+    background: tuple[tuple[float, float, float], tuple[float, float, float]]
+    face_w: float  # half-width of the face ellipse, fraction of the canvas
+    face_h: float
+    eye_dx: float  # horizontal distance of each eye from the midline
+    eye_y: float
+    mouth_w: float  # neutral mouth half-width
+    brow_thick: float
+
+
+def random_identity(rng: np.random.Generator) -> Identity:
+    """Draw a random identity (skin tone, hair, proportions, background colours)."""
+    light, dark = np.array([170, 200, 235.0]), np.array([60, 95, 140.0])
+    skin = tuple(float(v) for v in dark + (light - dark) * rng.uniform(0, 1))
+    hair = tuple(float(v) for v in rng.uniform(10, 90) * np.array([1.0, 1.1, 1.25]))
+    iris = tuple(float(v) for v in rng.uniform(20, 140, 3))
+    background = tuple(tuple(float(v) for v in rng.uniform(30, 230, 3)) for _ in range(2))
+    return Identity(
+        skin=skin,
+        hair=hair,
+        iris=iris,
+        background=background,  # type: ignore[arg-type]
+        face_w=0.30 * rng.uniform(0.92, 1.08),
+        face_h=0.38 * rng.uniform(0.94, 1.06),
+        eye_dx=0.12 * rng.uniform(0.92, 1.08),
+        eye_y=0.45 + rng.uniform(-0.01, 0.01),
+        mouth_w=0.095 * rng.uniform(0.9, 1.1),
+        brow_thick=0.022 * rng.uniform(0.8, 1.2),
+    )
+
+
+def _pt(size: int, x: float, y: float) -> tuple[int, int]:
+    return int(round(x * size * _ONE)), int(round(y * size * _ONE))
+
+
+def _axes(size: int, ax: float, ay: float) -> tuple[int, int]:
+    return max(1, int(round(ax * size * _ONE))), max(1, int(round(ay * size * _ONE)))
+
+
+def _mix(a, b, t: float) -> tuple[float, float, float]:
+    return tuple(float(x + (y - x) * t) for x, y in zip(a, b))
+
+
+def draw_static(identity: Identity, size: int) -> np.ndarray:
+    """Background, hair, ears and face skin: the parts that never move. ``(size, size, 3)`` BGR."""
+    c0, c1 = (np.array(c, dtype=np.float32) for c in identity.background)
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
+    img = np.ascontiguousarray(np.broadcast_to(c0 + (c1 - c0) * ramp, (size, size, 3)).astype(np.uint8))
+    cx, cy = 0.5, 0.53
+    aa = cv2.LINE_AA
+    cv2.ellipse(img, _pt(size, cx, cy - 0.06), _axes(size, identity.face_w * 1.1, identity.face_h * 0.95),
+                0, 0, 360, identity.hair, -1, aa, _SHIFT)
+    for side in (-1, 1):
+        cv2.ellipse(img, _pt(size, cx + side * identity.face_w * 0.98, identity.eye_y + 0.05),
+                    _axes(size, 0.035, 0.06), 0, 0, 360, _mix(identity.skin, (0, 0, 0), 0.1), -1, aa, _SHIFT)
+    cv2.ellipse(img, _pt(size, cx, cy), _axes(size, identity.face_w, identity.face_h), 0, 0, 360,
+                identity.skin, -1, aa, _SHIFT)
+    cv2.ellipse(img, _pt(size, cx, cy), _axes(size, identity.face_w, identity.face_h), 0, 0, 360,
+                _mix(identity.skin, (0, 0, 0), 0.35), max(1, size // 64), aa, _SHIFT)
+    # Nose bridge and tip: static; wrinkles and flare are drawn per frame.
+    nose = _px(np.array([[0.5, 0.47], [0.493, 0.575], [0.515, 0.585]]), size)
+    cv2.polylines(img, [nose], False, _mix(identity.skin, (0, 0, 0), 0.4), max(1, size // 80), aa, _SHIFT)
+    return img
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """Pixel geometry of the moving parts for ``D`` expression steps, computed in one batch.
+
+    Coordinates are int32 in 1/16 pixel (OpenCV's ``shift=4``); ``D`` is the leading axis.
+    """
+
+    brows: np.ndarray  # (D, 2, 3, 2): step, side, inner/mid/outer, xy
+    brow_boxes: np.ndarray  # (D, 2, 4): centre x, y, half-axes x, y of each brow's mask ellipse
+    eyes: np.ndarray  # (2, 2): eye centres (they do not move)
+    eye_axes: np.ndarray  # (D, 2): eye half-width, half-height
+    iris_axes: np.ndarray  # (D, 2)
+    pupil_axes: np.ndarray  # (D, 2)
+    eye_mask_axes: np.ndarray  # (D, 2)
+    cheeks: np.ndarray  # (D, 2, 2)
+    mouth_upper: np.ndarray  # (D, K, 2)
+    mouth_lower: np.ndarray  # (D, K, 2)
+    teeth: np.ndarray  # (D, K, 2): lower edge of the upper teeth
+    mouth_box: np.ndarray  # (D, 4)
+    cheek: np.ndarray  # (D,) float amounts that colour the drawing
+    wrinkle: np.ndarray  # (D,)
+    press: np.ndarray  # (D,)
+    show_teeth: np.ndarray  # (D,) bool
+
+
+def _px(values: np.ndarray, size: int) -> np.ndarray:
+    return np.round(np.asarray(values) * (size * _ONE)).astype(np.int32)
+
+
+def face_geometry(identity: Identity, e: np.ndarray, size: int) -> FaceGeometry:
+    """Geometry of the moving parts for expressions ``e: (D, len(EXPRESSION_PARAMS))``."""
+    e = np.atleast_2d(np.asarray(e, dtype=np.float64))
+    d = e.shape[0]
+    col = {name: e[:, i] for name, i in P.items()}
+
+    # Brows: inner, mid, outer points per side.
+    brows = np.zeros((d, 2, 3, 2))
+    for k, side in enumerate((-1, 1)):
+        xs = np.broadcast_to(0.5 + side * np.array([0.045, 0.11, 0.18]), (d, 3)).copy()
+        ys = np.broadcast_to(np.array([0.372, 0.352, 0.366]) + (identity.eye_y - 0.45), (d, 3)).copy()
+        ys -= (0.055 + np.array([0.0, 0.012, 0.004]))[None] * col["brow_raise"][:, None]
+        ys[:, 0] += -0.06 * col["brow_inner_up"] + 0.05 * col["brow_lower"]
+        ys[:, 2] -= 0.012 * col["brow_lower"]
+        xs[:, 0] -= side * 0.022 * col["brow_lower"]
+        brows[:, k, :, 0], brows[:, k, :, 1] = xs, ys
+    lo, hi = brows.min(axis=2), brows.max(axis=2)  # (D, 2, 2)
+    brow_boxes = np.concatenate([(lo + hi) / 2, (hi - lo) / 2 + 0.03], axis=-1)
+
+    eo = col["eye_open"]
+    aperture = np.where(eo > 0, 1 + 0.8 * eo, 1 + 0.7 * eo)
+    aperture = np.maximum(0.12, aperture - 0.2 * np.maximum(0.0, col["cheek"]))
+    eye_h = 0.027 * aperture
+    eye_axes = np.stack([np.full(d, 0.062), eye_h], axis=-1)
+    iris_axes = np.stack([np.full(d, 0.022), np.minimum(0.022, eye_h)], axis=-1)
+    pupil_axes = np.stack([np.full(d, 0.01), np.minimum(0.01, eye_h)], axis=-1)
+    eye_mask_axes = np.stack([np.full(d, 0.082), np.maximum(eye_h, 0.027) + 0.02], axis=-1)
+    eyes = np.array([[0.5 - identity.eye_dx, identity.eye_y], [0.5 + identity.eye_dx, identity.eye_y]])
+    cheek_y = 0.6 - 0.025 * col["cheek"]
+    cheeks = np.stack([np.stack([np.full(d, 0.335), cheek_y], -1), np.stack([np.full(d, 0.665), cheek_y], -1)], 1)
+
+    mx, my = 0.5, 0.69
+    w = identity.mouth_w * (1 + 0.4 * col["mouth_width"]) * (1 - 0.15 * col["lip_press"])
+    corner_y = my - 0.05 * col["mouth_curve"]
+    opening = 0.08 * np.maximum(0.0, col["mouth_open"])
+    s = np.linspace(-1.0, 1.0, 11)[None]
+    bulge = 1 - s**2
+    up_c = my - 0.005 - 0.02 * col["upper_lip"] - 0.2 * opening
+    lo_c = my + 0.005 + opening
+    upper_y = corner_y[:, None] + (up_c - corner_y)[:, None] * bulge
+    upper_y -= 0.015 * col["upper_lip"][:, None] * np.clip(s, 0, 1) * bulge  # a one-sided snarl
+    lower_y = corner_y[:, None] + (lo_c - corner_y)[:, None] * bulge
+    # A round "O" when the jaw drops without stretching: pull the corners in a little.
+    xs = mx + w[:, None] * s * (1 - 0.25 * np.maximum(0.0, col["mouth_open"])[:, None] * (1 - np.abs(s)))
+    teeth_y = upper_y + 0.45 * (lower_y - upper_y)
+    top, bottom = upper_y.min(axis=1), lower_y.max(axis=1)
+    mouth_box = np.stack([np.full(d, mx), (top + bottom) / 2, w + 0.03, (bottom - top) / 2 + 0.03], axis=-1)
+    return FaceGeometry(
+        brows=_px(brows, size),
+        brow_boxes=_px(brow_boxes, size),
+        eyes=_px(eyes, size),
+        eye_axes=np.maximum(1, _px(eye_axes, size)),
+        iris_axes=np.maximum(1, _px(iris_axes, size)),
+        pupil_axes=np.maximum(1, _px(pupil_axes, size)),
+        eye_mask_axes=_px(eye_mask_axes, size),
+        cheeks=_px(cheeks, size),
+        mouth_upper=_px(np.stack([xs, upper_y], -1), size),
+        mouth_lower=_px(np.stack([xs, lower_y], -1), size),
+        teeth=_px(np.stack([xs, teeth_y], -1), size),
+        mouth_box=_px(mouth_box, size),
+        cheek=np.maximum(0.0, col["cheek"]),
+        wrinkle=np.maximum(0.0, col["nose_wrinkle"]),
+        press=np.clip(col["lip_press"], 0.0, 1.0),
+        show_teeth=(col["mouth_curve"] > 0.3) & (col["mouth_open"] > 0.1),
+    )
+
+
+@dataclass(frozen=True)
+class Style:
+    """Per-clip colours and stroke widths, derived once from the identity and the size."""
+
+    dark: tuple
+    lip: tuple
+    pressed_lip: tuple
+    blush: tuple
+    brow_thick: int
+    lid: int
+    fine: int
+    lip_thick: float
+    nose_lines: tuple  # ((p0, p1), ...) wrinkle line end points
+    nostrils: tuple  # centres
+    size: int
+
+
+def make_style(identity: Identity, size: int) -> Style:
+    """Colours, stroke widths and fixed points of ``identity`` at ``size`` (computed once per clip)."""
+    lines = []
+    for k, y in enumerate((0.48, 0.5, 0.52)):
+        half = 0.02 + 0.01 * k
+        lines.append((tuple(_px([0.5 - half, y], size).tolist()), tuple(_px([0.5 + half, y], size).tolist())))
+    lip = _mix(identity.skin, (60, 50, 160), 0.45)
+    return Style(
+        dark=_mix(identity.skin, (0, 0, 0), 0.55),
+        lip=lip,
+        pressed_lip=_mix(lip, (20, 20, 60), 0.5),
+        blush=(110, 90, 230),
+        brow_thick=max(1, int(round(identity.brow_thick * size))),
+        lid=max(1, size // 56),
+        fine=max(1, size // 112),
+        lip_thick=size * 0.02,
+        nose_lines=tuple(lines),
+        nostrils=tuple(tuple(_px([0.5 + side * 0.022, 0.585], size).tolist()) for side in (-1, 1)),
+        size=size,
+    )
+
+
+def draw_expression(img: np.ndarray, identity: Identity, style: Style, geo: FaceGeometry, s: int) -> None:
+    """Draw the moving parts of step ``s`` onto ``img (S, S, 3)`` BGR in place."""
+    aa, sh = cv2.LINE_AA, _SHIFT
+    size = style.size
+    cheek = float(geo.cheek[s])
+    if cheek > 0.02:
+        color = _mix(identity.skin, style.blush, 0.5 * cheek)
+        for c in geo.cheeks[s].tolist():
+            cv2.circle(img, c, int(0.05 * size * _ONE), color, -1, aa, sh)
+
+    eye_ax = tuple(geo.eye_axes[s].tolist())
+    iris_ax = tuple(geo.iris_axes[s].tolist())
+    pupil_ax = tuple(geo.pupil_axes[s].tolist())
+    for c in geo.eyes.tolist():
+        c = tuple(c)
+        cv2.ellipse(img, c, eye_ax, 0, 0, 360, (235, 240, 240), -1, aa, sh)
+        cv2.ellipse(img, c, iris_ax, 0, 0, 360, identity.iris, -1, aa, sh)
+        cv2.ellipse(img, c, pupil_ax, 0, 0, 360, (20, 20, 20), -1, aa, sh)
+        cv2.ellipse(img, c, eye_ax, 0, 180, 360, (25, 25, 35), style.lid, aa, sh)
+        cv2.ellipse(img, c, eye_ax, 0, 0, 180, style.dark, style.fine, aa, sh)
+
+    cv2.polylines(img, list(geo.brows[s]), False, identity.hair, style.brow_thick, aa, sh)
+
+    wrinkle = float(geo.wrinkle[s])
+    if wrinkle > 0.02:
+        color = _mix(identity.skin, (0, 0, 0), 0.6 * wrinkle)
+        for p0, p1 in style.nose_lines:
+            cv2.line(img, p0, p1, color, max(1, size // 90), aa, sh)
+    flare = _px([0.012 * (1 + 0.8 * wrinkle), 0.008], size).tolist()
+    for c in style.nostrils:
+        cv2.ellipse(img, c, tuple(flare), 0, 0, 360, style.dark, -1, aa, sh)
+
+    up, lo = geo.mouth_upper[s], geo.mouth_lower[s]
+    cv2.fillPoly(img, [np.concatenate([up, lo[::-1]])], (45, 30, 70), aa, sh)
+    if geo.show_teeth[s]:
+        cv2.fillPoly(img, [np.concatenate([up, geo.teeth[s][::-1]])], (235, 240, 245), aa, sh)
+    press = float(geo.press[s])
+    lip = _mix(style.lip, style.pressed_lip, press)
+    cv2.polylines(img, [up, lo], False, lip, max(1, int(round(style.lip_thick * (1 - 0.55 * press)))), aa, sh)
+
+
+def draw_part_masks(mask: np.ndarray, geo: FaceGeometry, s: int, groups: tuple[str, ...]) -> None:
+    """Fill the regions of the face ``groups`` at step ``s`` in ``mask (S, S) uint8`` with 1, in place.
+
+    Regions are ellipses around each part with a margin, so a part's region covers it at any
+    expression strength and stays comparable across frames.
+    """
+    size = mask.shape[0]
+    sh = _SHIFT
+    if "brows" in groups:
+        for cx, cy, ax, ay in geo.brow_boxes[s].tolist():
+            cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+    if "eyes" in groups:
+        axes = tuple(geo.eye_mask_axes[s].tolist())
+        for c in geo.eyes.tolist():
+            cv2.ellipse(mask, tuple(c), axes, 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+    if "cheeks" in groups:
+        for c in geo.cheeks[s].tolist():
+            cv2.circle(mask, tuple(c), int(0.065 * size * _ONE), 1, -1, cv2.LINE_8, sh)
+    if "nose" in groups:
+        cv2.ellipse(mask, _pt(size, 0.5, 0.53), _axes(size, 0.055, 0.075), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+    if "mouth" in groups:
+        cx, cy, ax, ay = geo.mouth_box[s].tolist()
+        cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)

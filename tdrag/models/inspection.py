@@ -1,0 +1,45 @@
+"""What ``model.inspect(x)`` returns: the logits plus the internals the analysis side looks at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ModelInspection:
+    """One forward pass, opened up.
+
+    Fields (B clips, C classes):
+        logits: (B, C), the same values ``model(x)`` returns.
+        attention: stage name ("layer2", "layer3", ...) -> spatial attention map
+            (B, 1, T', H', W') in [0, 1] (float32), at that stage's output resolution.
+            Empty for models without attention.
+        hidden_states: (B, T_gru, hidden), the last GRU layer's output after each time step;
+            None without a GRU.
+        step_logits: (B, T_gru, C), the classifier applied to each hidden state (what the model
+            would say had the clip ended at that step); ``step_logits[:, -1]`` equals ``logits``.
+            None without a GRU.
+
+    Tensors keep their graph (inspect does not switch off autograd), so attribution code can
+    differentiate through them; call :meth:`cpu` for detached copies.
+    """
+
+    logits: torch.Tensor
+    attention: dict[str, torch.Tensor] = field(default_factory=dict)
+    hidden_states: torch.Tensor | None = None
+    step_logits: torch.Tensor | None = None
+
+    def cpu(self) -> "ModelInspection":
+        """Detached float32 copies on the CPU (for plotting, saving, numpy)."""
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach().float().cpu()
+
+        return ModelInspection(
+            logits=move(self.logits),
+            attention={name: move(m) for name, m in self.attention.items()},
+            hidden_states=move(self.hidden_states),
+            step_logits=move(self.step_logits),
+        )

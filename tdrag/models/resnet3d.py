@@ -1,0 +1,181 @@
+"""3D ResNet-18 with torchvision ``r3d_18``'s shapes, and the ``r3d18`` baseline built from it.
+
+Layout (Tran et al., "A Closer Look at Spatiotemporal Convolutions", the R3D-18 column):
+
+    stem    Conv3d(3, w, (3, 7, 7), stride (1, 2, 2), padding (1, 3, 3)) + BN + ReLU
+    layer1  2 BasicBlocks, w channels,  stride (t1, 1, 1)
+    layer2  2 BasicBlocks, 2w channels, stride (t2, 2, 2)
+    layer3  2 BasicBlocks, 4w channels, stride (t3, 2, 2)
+    layer4  2 BasicBlocks, 8w channels, stride (t4, 2, 2)
+
+with w = 64 and temporal strides (1, 2, 2, 2) in r3d_18. A BasicBlock is two 3x3x3 convolutions
+with BN, a shortcut (1x1x1 conv + BN when the shape changes) and ReLU after the sum.
+
+Module and parameter names follow torchvision (``stem.0.weight``, ``layer2.0.conv1.0.weight``,
+``layer2.0.downsample.1.running_mean``, ``fc.weight``), so a torchvision r3d_18 state dict loads
+into :class:`R3D18` as is, and into the TDRAG variants' backbones with ``strict=False``
+(temporal strides change no weight shape). Nothing is downloaded here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from tdrag.models.inspection import ModelInspection
+
+# r3d_18's temporal strides of stages 1..4: time 16 -> 16, 8, 4, 2.
+R3D18_TEMPORAL_STRIDES: tuple[int, int, int, int] = (1, 2, 2, 2)
+# Spatial strides of stages 1..4 (the stem already halves H and W).
+SPATIAL_STRIDES: tuple[int, int, int, int] = (1, 2, 2, 2)
+BLOCKS_PER_STAGE = 2
+
+
+def conv3x3x3(in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Conv3d:
+    """3x3x3 convolution, padding 1, no bias (a BatchNorm follows)."""
+    return nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3x3 conv + BN layers and a shortcut; ``x: (B, C_in, T, H, W) -> (B, C_out, T/st, H/s, W/s)``.
+
+    ``conv1`` / ``conv2`` are Sequentials (conv, BN[, ReLU]) and ``downsample`` a Sequential
+    (1x1x1 conv, BN) or None, as in torchvision, so r3d_18 weights map one to one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1)) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            conv3x3x3(in_channels, out_channels, stride), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)
+        )
+        self.conv2 = nn.Sequential(conv3x3x3(out_channels, out_channels), nn.BatchNorm3d(out_channels))
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Sequential | None = None
+        if stride != (1, 1, 1) or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm3d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.conv2(self.conv1(x))
+        # In place is safe: autograd does not need the BN output for the sum's backward.
+        out += identity
+        return self.relu(out)
+
+
+def make_stem(width: int) -> nn.Sequential:
+    """r3d_18's stem: ``(B, 3, T, H, W) -> (B, width, T, H/2, W/2)``."""
+    return nn.Sequential(
+        nn.Conv3d(3, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+        nn.BatchNorm3d(width),
+        nn.ReLU(inplace=True),
+    )
+
+
+def make_stage(in_channels: int, out_channels: int, stride: tuple[int, int, int], blocks: int = BLOCKS_PER_STAGE) -> nn.Sequential:
+    """``blocks`` BasicBlocks; the first one carries the stride and the channel change."""
+    layers = [BasicBlock(in_channels, out_channels, stride)]
+    layers += [BasicBlock(out_channels, out_channels) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+def stage_channels(width: int) -> tuple[int, int, int, int]:
+    """Output channels of stages 1..4: width * (1, 2, 4, 8)."""
+    return (width, 2 * width, 4 * width, 8 * width)
+
+
+def check_width(width: int) -> None:
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"model option width: expected a positive integer, got {width!r}")
+
+
+def check_temporal_strides(temporal_strides: Sequence[int]) -> tuple[int, int, int, int]:
+    strides = tuple(temporal_strides)
+    if len(strides) != 4 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in strides):
+        raise ValueError(f"model option temporal_strides: expected 4 positive integers (stages 1..4), got {temporal_strides!r}")
+    return strides  # type: ignore[return-value]
+
+
+def make_stages(width: int, temporal_strides: Sequence[int]) -> list[nn.Sequential]:
+    """The four stages of a 3D ResNet-18 with the given width and temporal strides."""
+    channels = stage_channels(width)
+    stages = []
+    in_channels = width
+    for out_channels, t_stride, s_stride in zip(channels, temporal_strides, SPATIAL_STRIDES):
+        stages.append(make_stage(in_channels, out_channels, (t_stride, s_stride, s_stride)))
+        in_channels = out_channels
+    return stages
+
+
+def init_resnet_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
+    """torchvision's video-ResNet init: Kaiming (fan_out, ReLU) convs, BN (1, 0), Linear N(0, 0.01).
+
+    ``zero_init_residual`` sets the last BN gamma of every BasicBlock to 0 so each block starts as
+    the identity (Goyal et al., 2017); off by default because torchvision's r3d_18 does not do it
+    for BasicBlocks, and the ``r3d18`` baseline keeps its init.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+    if zero_init_residual:
+        for m in model.modules():
+            if isinstance(m, BasicBlock):
+                nn.init.zeros_(m.conv2[1].weight)
+
+
+def check_input(x: torch.Tensor) -> None:
+    """Shape check only (no device sync): ``x`` must be ``(B, 3, T, H, W)``."""
+    if x.dim() != 5 or x.shape[1] != 3:
+        raise ValueError(f"model input: expected a (B, 3, T, H, W) clip batch, got shape {tuple(x.shape)}")
+
+
+class R3D18(nn.Module):
+    """The ``r3d18`` baseline: torchvision's ``r3d_18`` (same layers, strides, names, init).
+
+    Args:
+        num_classes: size of the classifier ``fc``.
+        width: channels of stage 1 (64 is r3d_18; smaller widths make CPU-sized models).
+        zero_init_residual: see :func:`init_resnet_weights` (off keeps r3d_18's init).
+
+    ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``.
+    """
+
+    variant = "r3d18"
+
+    def __init__(self, num_classes: int = 7, width: int = 64, zero_init_residual: bool = False) -> None:
+        super().__init__()
+        check_width(width)
+        self.stem = make_stem(width)
+        self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(width, R3D18_TEMPORAL_STRIDES)
+        self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
+        self.fc = nn.Linear(stage_channels(width)[3], num_classes)
+        self.temporal_strides = R3D18_TEMPORAL_STRIDES
+        init_resnet_weights(self, zero_init_residual)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, T, H, W) -> (B, 8w, T/8, H/16, W/16)``, the layer4 output."""
+        check_input(x)
+        x = self.stem(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        return self.layer4(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.avgpool(self.features(x)).flatten(1))
+
+    def inspect(self, x: torch.Tensor) -> ModelInspection:
+        """Logits only: r3d18 has neither attention nor a GRU."""
+        return ModelInspection(logits=self(x))

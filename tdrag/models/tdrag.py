@@ -1,0 +1,148 @@
+"""TDRAG: 3D ResNet-18 + 3D residual attention + GRU, and its ablation variants.
+
+    x (B, 3, T, H, W) -> stem -> layer1 -> layer2 [+ attention] -> layer3 [+ attention]
+      -> layer4 [+ attention] -> features (B, 8w, T', H', W') -> head -> logits (B, C)
+
+Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
+
+* Temporal strides (1, 2, 1, 1) instead of r3d_18's (1, 2, 2, 2): at T = 16 the GRU sees
+  T' = 8 steps (r3d_18's strides would leave it 2). Spatial strides stay r3d_18's.
+* Attention after stages 2, 3 and 4 (stage 1 maps are low-level edges at 56x56, costly and
+  uninformative); an attention block is the last module of its stage's Sequential, so
+  ``model.layer4`` (the Grad-CAM layer analysis picks) outputs the attended features.
+* GRU with 256 hidden units, one layer, dropout 0.5 before the classifier; the prediction is the
+  classifier on the last step's hidden state.
+
+Variants (``variant`` attribute): ``tdrag`` (all of it), ``tdrag_no_attention`` (no attention
+modules or parameters at all), ``tdrag_no_gru`` (attention, then global average pool, dropout,
+fc). All share the backbone and temporal strides so the ablation changes one thing at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from tdrag.models.attention import ResidualAttention3d
+from tdrag.models.gru_head import GRUHead
+from tdrag.models.inspection import ModelInspection
+from tdrag.models.resnet3d import (
+    check_input,
+    check_temporal_strides,
+    check_width,
+    init_resnet_weights,
+    make_stages,
+    make_stem,
+    stage_channels,
+)
+
+STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
+
+
+class PoolHead(nn.Module):
+    """Global average pool over (T, H, W) -> dropout -> ``fc``: ``(B, C, T, H, W) -> (B, num_classes)``."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(features.mean(dim=(2, 3, 4))))
+
+
+def _check_options(attention_stages: Sequence[int], gru_hidden: int, gru_layers: int, dropout: float, num_classes: int) -> tuple[int, ...]:
+    stages = tuple(attention_stages)
+    if any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 4 for s in stages) or len(set(stages)) != len(stages):
+        raise ValueError(f"model option attention_stages: expected distinct stage numbers in 1..4, got {attention_stages!r}")
+    for name, value in (("gru_hidden", gru_hidden), ("gru_layers", gru_layers), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"model option {name}: expected a positive integer, got {value!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"model option dropout: expected a probability in [0, 1), got {dropout!r}")
+    return tuple(sorted(stages))
+
+
+class TDRAG(nn.Module):
+    """TDRAG and its ablations.
+
+    Args:
+        num_classes: classifier outputs (7 for DFEW).
+        width: channels of stage 1 (64 as in r3d_18; 16 for CPU demos).
+        temporal_strides: temporal stride of stages 1..4.
+        attention_stages: stages (1..4) followed by a :class:`ResidualAttention3d`; () for none.
+        use_gru: GRU head (True) or global average pool head (False).
+        gru_hidden, gru_layers: GRU size (ignored without GRU).
+        dropout: dropout before the classifier.
+        zero_init_residual: zero the last BN gamma of every BasicBlock (off by default).
+        variant: the name reported by ``model.variant``.
+
+    ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; :meth:`inspect` for internals.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        width: int = 64,
+        temporal_strides: Sequence[int] = (1, 2, 1, 1),
+        attention_stages: Sequence[int] = (2, 3, 4),
+        use_gru: bool = True,
+        gru_hidden: int = 256,
+        gru_layers: int = 1,
+        dropout: float = 0.5,
+        zero_init_residual: bool = False,
+        variant: str = "tdrag",
+    ) -> None:
+        super().__init__()
+        check_width(width)
+        self.temporal_strides = check_temporal_strides(temporal_strides)
+        self.attention_stages = _check_options(attention_stages, gru_hidden, gru_layers, dropout, num_classes)
+        self.variant = variant
+        channels = stage_channels(width)
+        self.stem = make_stem(width)
+        stages = make_stages(width, self.temporal_strides)
+        for number in self.attention_stages:
+            stages[number - 1].append(ResidualAttention3d(channels[number - 1]))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.head: GRUHead | PoolHead
+        if use_gru:
+            self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout)
+        else:
+            self.head = PoolHead(channels[3], num_classes, dropout=dropout)
+        init_resnet_weights(self, zero_init_residual)
+        # The generic init above overwrote the attention branches' own (near-zero logits) init.
+        for m in self.modules():
+            if isinstance(m, ResidualAttention3d):
+                m.reset_parameters()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, T, H, W) -> (B, 8w, T', H/16, W/16)``, the attended layer4 output."""
+        check_input(x)
+        x = self.stem(x)
+        for name in STAGE_NAMES:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def inspect(self, x: torch.Tensor) -> ModelInspection:
+        """Logits, attention maps per stage, GRU hidden states and per-step logits (see ModelInspection).
+
+        Computes the same values as ``forward`` (in eval mode, equal to ``model(x)``), keeping the graph.
+        """
+        check_input(x)
+        attention: dict[str, torch.Tensor] = {}
+        x = self.stem(x)
+        for name in STAGE_NAMES:
+            for module in getattr(self, name):
+                if isinstance(module, ResidualAttention3d):
+                    x, attention[name] = module.forward_with_mask(x)
+                else:
+                    x = module(x)
+        if isinstance(self.head, GRUHead):
+            hidden, step_logits = self.head.forward_steps(x)
+            return ModelInspection(logits=step_logits[:, -1], attention=attention, hidden_states=hidden, step_logits=step_logits)
+        return ModelInspection(logits=self.head(x), attention=attention)

@@ -1,0 +1,172 @@
+"""analysis.attention: upsampling shapes, mass-in-mask on hand-made maps, class means, figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from analysis import attention as att
+from tdrag.models import build_model
+
+
+def tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("tdrag", width=8, gru_hidden=16).eval()
+
+
+def test_upsample_shapes_range_and_constant_maps():
+    maps = torch.rand(2, 1, 4, 8, 8)
+    up = att.upsample_attention(maps, (8, 32, 32))
+    assert up.shape == (2, 8, 32, 32)
+    assert up.min() >= maps.min() - 1e-6 and up.max() <= maps.max() + 1e-6
+    # A constant map stays constant; a 4-D input (B, T', H', W') is accepted too.
+    const = att.upsample_attention(torch.full((1, 2, 3, 3), 0.7), (4, 12, 12))
+    torch.testing.assert_close(const, torch.full((1, 4, 12, 12), 0.7))
+    with pytest.raises(ValueError, match="B, 1"):
+        att.upsample_attention(torch.rand(2, 3, 4, 8, 8), (8, 32, 32))
+
+
+def test_upsampling_keeps_a_blob_where_it_was():
+    maps = torch.zeros(1, 1, 2, 4, 4)
+    maps[0, 0, :, 0, 3] = 1.0  # top-right cell
+    up = att.upsample_attention(maps, (4, 16, 16))[0]
+    peak = np.unravel_index(int(up[0].argmax()), (16, 16))
+    assert peak[0] < 4 and peak[1] >= 12
+
+
+def test_mass_in_mask_on_hand_made_maps():
+    maps = torch.full((3, 2, 8, 8), 0.01)
+    masks = torch.zeros(3, 2, 8, 8, dtype=torch.bool)
+    # Clip 0: attention exactly on the mask -> share 1.
+    maps[0] = 0.0
+    maps[0, :, 2:4, 2:4] = 0.9
+    masks[0, :, 2:4, 2:4] = True
+    # Clip 1: uniform attention -> share = mask area fraction (16 of 64 pixels per frame).
+    maps[1] = 0.5
+    masks[1, :, :4, :4] = True
+    # Clip 2: attention entirely outside the mask -> share 0.
+    maps[2] = 0.0
+    maps[2, :, 6:, 6:] = 1.0
+    masks[2, :, :2, :2] = True
+    share = att.attention_mass_in_mask(maps, masks)
+    torch.testing.assert_close(share, torch.tensor([1.0, 0.25, 0.0]))
+    with pytest.raises(ValueError, match="differ in shape"):
+        att.attention_mass_in_mask(maps, masks[:, :1])
+
+
+def test_mass_in_mask_table_per_class_with_chance_level():
+    table = att.mass_in_mask_table([1.0, 0.5, 0.25, 0.75], [0, 0, 2, 2], [0.25, 0.25, 0.5, 0.5], ["a", "b", "c"])
+    assert list(table.index) == ["a", "c", "all"]  # class "b" has no clips
+    assert table.loc["a", "mass_in_mask"] == pytest.approx(0.75)
+    assert table.loc["a", "ratio"] == pytest.approx(3.0)
+    assert table.loc["c", "mass_in_mask"] == pytest.approx(0.5)
+    assert table.loc["all", "clips"] == 4
+    assert table.loc["all", "mask_area"] == pytest.approx(0.375)
+
+
+def test_mean_attention_per_class():
+    maps = torch.stack([torch.full((1, 2, 3, 3), v) for v in (0.2, 0.4, 0.9)])  # (3, 1, 2, 3, 3)
+    means, counts = att.mean_attention_per_class(maps, [1, 1, 0], num_classes=3)
+    assert means.shape == (3, 2, 3, 3)
+    assert counts.tolist() == [1, 2, 0]
+    torch.testing.assert_close(means[0], torch.full((2, 3, 3), 0.9))
+    torch.testing.assert_close(means[1], torch.full((2, 3, 3), 0.3))
+    assert torch.isnan(means[2]).all()
+
+
+def test_attention_maps_of_a_real_tiny_model():
+    model = tiny_model()
+    x = torch.randn(2, 3, 8, 32, 32)
+    maps = att.attention_maps(model, x)
+    assert set(maps) == {"layer2", "layer3", "layer4"}
+    for m in maps.values():
+        assert m.shape == (2, 8, 32, 32)
+        assert torch.isfinite(m).all() and m.min() >= 0 and m.max() <= 1
+    only = att.attention_maps(model, x, stages=["layer3"])
+    assert list(only) == ["layer3"]
+    with pytest.raises(KeyError, match="layer1"):
+        att.attention_maps(model, x, stages=["layer1"])
+
+
+def test_attention_maps_refuses_a_model_without_attention():
+    model = build_model("tdrag_no_attention", width=8, gru_hidden=16).eval()
+    with pytest.raises(ValueError, match="no attention"):
+        att.attention_maps(model, torch.randn(1, 3, 8, 32, 32))
+
+
+def test_keyframe_strip_and_class_mean_figures():
+    model = tiny_model()
+    x = torch.randn(1, 3, 8, 32, 32)
+    maps = att.attention_maps(model, x)
+    fig = att.plot_keyframe_strip(x[0], {k: v[0] for k, v in maps.items()}, frames=[0, 3, 7], title="clip 1")
+    assert isinstance(fig, Figure)
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == (1 + 3) * 3  # input row + one row per stage, 3 keyframes
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    ylabels = [ax.get_ylabel() for ax in image_axes if ax.get_ylabel()]
+    assert ylabels == ["input", "layer2", "layer3", "layer4"]
+    # Stage-resolution maps are upsampled by the figure itself.
+    raw = model.inspect(x).attention
+    fig = att.plot_keyframe_strip(x[0], {k: v[0].detach() for k, v in raw.items()})
+    assert len([ax for ax in fig.axes if ax.images]) == 4 * 8
+    means, counts = att.mean_attention_per_class(maps["layer3"].repeat(3, 1, 1, 1), [0, 0, 2], num_classes=7)
+    fig = att.plot_class_mean_attention(means, counts)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "Happy (n=2)" in titles and "Sad (n=0)" in titles
+
+
+def test_select_keyframes_to_show():
+    assert att.select_keyframes_to_show(5, 8) == [0, 1, 2, 3, 4]
+    shown = att.select_keyframes_to_show(16, 4)
+    assert shown[0] == 0 and shown[-1] == 15 and len(shown) == 4
+
+
+@pytest.fixture(scope="module")
+def synthetic_cache(tmp_path_factory):
+    """7 easy synthetic clips (with ground-truth masks) and their 8-frame cache at S=40."""
+    from tdrag.data.cache import open_cache, prepare_cache
+    from tdrag.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    data = generate_dataset(root / "data", clips=7, preset="easy", seed=0, size=48)
+    cache = prepare_cache(data, root / "cache", frames=8, size=40, keyframes="uniform", workers=1, progress=False)
+    return data, open_cache(cache)
+
+
+def test_attention_in_ground_truth_scores_oracle_uniform_and_real_maps(synthetic_cache):
+    from analysis.ground_truth import ground_truth_masks
+    from analysis.inspect_split import SplitInspection, inspect_split
+
+    data, cache = synthetic_cache
+    crop = 32
+    rows = np.arange(len(cache))
+    masks = ground_truth_masks(cache, rows, data, crop)  # (N, 8, 32, 32) bool
+    assert masks.any()
+    # An oracle whose attention is the mask itself (at frame resolution) puts all its mass inside;
+    # a uniform map gets exactly the mask's area. chunk=3 exercises the chunked pass.
+    inspection = SplitInspection(
+        video_ids=[cache.index[r]["video_id"] for r in rows], rows=rows, labels=cache.labels[rows],
+        logits=torch.zeros(len(rows), 7),
+        attention={"oracle": masks.float().unsqueeze(1), "uniform": torch.full((len(rows), 1, 4, 8, 8), 0.5)},
+    )
+    table = att.attention_in_ground_truth(inspection, cache, data, crop, chunk=3)
+    assert table.index.names == ["stage", "class"]
+    oracle, uniform = table.loc["oracle"], table.loc["uniform"]
+    np.testing.assert_allclose(oracle["mass_in_mask"], 1.0)
+    np.testing.assert_allclose(uniform["mass_in_mask"], uniform["mask_area"], rtol=1e-5)
+    np.testing.assert_allclose(uniform["ratio"], 1.0, rtol=1e-5)
+    assert oracle.loc["all", "clips"] == len(rows)
+    expected_area = masks.flatten(1).float().mean(1).mean().item()
+    assert oracle.loc["all", "mask_area"] == pytest.approx(expected_area, rel=1e-5)
+    # A real model's maps give shares in [0, 1] for every stage.
+    real = inspect_split(tiny_model(), cache, rows, crop=crop, batch_size=4, progress=False)
+    table = att.attention_in_ground_truth(real, cache, data, crop)
+    assert set(table.index.get_level_values("stage")) == {"layer2", "layer3", "layer4"}
+    assert table["mass_in_mask"].between(0, 1).all()
+
+
+def test_mean_attention_refuses_labels_out_of_range():
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        att.mean_attention_per_class(torch.rand(2, 1, 2, 3, 3), [0, 3], num_classes=3)

@@ -1,0 +1,273 @@
+"""analysis.attributions / analysis.attribution_methods: shapes, locality, completeness, modes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from analysis._contexts import cudnn_off_for_rnns
+from analysis.attributions import METHOD_NAMES, attribute, attribute_dataset
+from analysis.faithfulness import completeness_gap
+from tdrag.models import build_model
+from tests.analysis.attribution_models import (
+    FRAME,
+    H,
+    T,
+    W,
+    RegionModel,
+    region_clips,
+    region_mask,
+    tiny_conv_gru,
+)
+
+# Options that keep every method to a fraction of a second on 8x8 clips.
+FAST = {
+    "integrated_gradients": {"n_steps": 8},
+    "saliency": {},
+    "smoothgrad": {"nt_samples": 4},
+    "occlusion": {"window": (1, 4, 4)},
+    # Signed: a random model's ReLU'd Grad-CAM may be all zeros, legitimately.
+    "gradcam": {"layer": "layer3", "relu": False},
+    "guided_gradcam": {"layer": "layer3"},
+    "frame_ablation": {},
+}
+
+
+def expected_shape(method: str, x: torch.Tensor) -> tuple[int, ...]:
+    b, _, t, h, w = x.shape
+    return (b, t) if method == "frame_ablation" else (b, t, h, w)
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_shape_finite_and_mode_restored(method):
+    model = tiny_conv_gru().train()
+    x = torch.randn(2, 3, T, H, W)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    maps = attribute(model, x, torch.tensor([0, 2]), method, **FAST[method])
+    assert maps.shape == expected_shape(method, x)
+    assert maps.dtype == torch.float32 and torch.isfinite(maps).all()
+    if method != "guided_gradcam":  # its ReLU'd Grad-CAM factor may be 0 on a random model
+        assert maps.abs().sum() > 0
+    assert all(m.training for m in model.modules())  # train mode given back
+    for k, v in model.state_dict().items():  # eval mode used: BN running stats untouched
+        assert torch.equal(v, before[k]), k
+    assert all(m.inplace for m in model.modules() if isinstance(m, torch.nn.ReLU))
+
+
+def test_mixed_modes_are_restored_per_module():
+    model = tiny_conv_gru().train()
+    model.layer2.eval()
+    attribute(model, torch.randn(1, 3, T, H, W), 1, "saliency")
+    assert model.training and model.layer1.training and not model.layer2.training
+
+
+def test_eval_mode_is_what_gets_attributed():
+    """The map equals the one of the model in eval mode (BN running stats, no batch stats)."""
+    model = tiny_conv_gru().train()
+    x = torch.randn(2, 3, T, H, W)
+    got = attribute(model, x, 1, "saliency")
+    model.eval()
+    xg = x.clone().requires_grad_(True)
+    model(xg)[:, 1].sum().backward()
+    assert torch.allclose(got, xg.grad.abs().sum(1), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "method", ["saliency", "integrated_gradients", "occlusion", "smoothgrad", "guided_gradcam"]
+)
+def test_maps_concentrate_on_the_known_region(method):
+    model = RegionModel()
+    x = region_clips(2)
+    opts = {
+        "occlusion": {"window": (1, 2, 2), "strides": (1, 2, 2)},
+        "integrated_gradients": {"n_steps": 16},
+        "guided_gradcam": {"layer": "layer1"},
+    }
+    maps = attribute(model, x, 1, method, **opts.get(method, {})).abs()
+    share = (maps * region_mask()).flatten(1).sum(1) / maps.flatten(1).sum(1)
+    assert (share > 0.5).all(), share
+    # The single largest value sits in the region of the known frame.
+    flat = maps.flatten(1).argmax(1)
+    assert region_mask().flatten()[flat].all()
+
+
+def test_frame_ablation_points_at_the_known_frame():
+    maps = attribute(RegionModel(), region_clips(3), 1, "frame_ablation")
+    assert maps.shape == (3, T)
+    assert (maps.abs().argmax(1) == FRAME).all()
+    # Class 1 rises with the bright region, so losing that frame lowers the logit.
+    assert (maps[:, FRAME] > 0).all()
+
+
+def test_gradcam_upsamples_to_the_clip_and_follows_the_layer():
+    model = tiny_conv_gru()
+    x = torch.randn(1, 3, T, H, W)
+    a3 = attribute(model, x, 0, "gradcam", layer="layer3")
+    a1 = attribute(model, x, 0, "gradcam", layer="layer1")
+    assert a3.shape == a1.shape == (1, T, H, W)
+    assert (a3 >= 0).all() and (a1 >= 0).all()
+    assert not torch.allclose(a3, a1)
+    with pytest.raises(ValueError, match="layer9"):
+        attribute(model, x, 0, "gradcam", layer="layer9")
+
+
+def test_guided_gradcam_with_inplace_relus_matches_out_of_place():
+    model = tiny_conv_gru()
+    x = torch.randn(1, 3, T, H, W)
+    inplace = attribute(model, x, 2, "guided_gradcam", layer="layer4")
+    for m in model.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    plain = attribute(model, x, 2, "guided_gradcam", layer="layer4")
+    assert torch.allclose(inplace, plain, atol=1e-7)
+
+
+def test_integrated_gradients_completeness_on_a_smooth_model():
+    model = RegionModel()  # Softplus: smooth, and non-linear over the path
+    x = region_clips(2)
+    table = completeness_gap(model, x, torch.tensor([1, 2]), n_steps=64)
+    assert (table["output_difference"].abs() > 0.1).all()  # something to explain
+    assert (table["gap"] < 0.01).all(), table
+    # With 2 trapezoid steps the path integral is visibly worse: the check can fail.
+    coarse = completeness_gap(model, x, torch.tensor([1, 2]), n_steps=2, integration="riemann_trapezoid")
+    assert (coarse["gap"] > table["gap"]).all()
+
+
+def test_ig_internal_batching_gives_the_same_maps():
+    model = RegionModel()
+    x = region_clips(2)
+    whole = attribute(model, x, 1, "integrated_gradients", n_steps=8, internal_batch_size=16)
+    chunked = attribute(model, x, 1, "integrated_gradients", n_steps=8, internal_batch_size=2)
+    assert torch.allclose(whole, chunked, atol=1e-6)
+
+
+def test_targets_int_and_tensor_agree():
+    model = tiny_conv_gru()
+    x = torch.randn(2, 3, T, H, W)
+    assert torch.equal(attribute(model, x, 1, "saliency"), attribute(model, x, torch.tensor([1, 1]), "saliency"))
+    with pytest.raises(ValueError, match="class indices"):
+        attribute(model, x, torch.tensor([0, 1, 2]), "saliency")
+
+
+def test_bad_inputs_are_named():
+    model = tiny_conv_gru()
+    x = torch.randn(1, 3, T, H, W)
+    with pytest.raises(ValueError, match="unknown attribution method 'lime'"):
+        attribute(model, x, 0, "lime")
+    with pytest.raises(TypeError, match="saliency does not take option.*n_steps"):
+        attribute(model, x, 0, "saliency", n_steps=3)
+    with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
+        attribute(model, x[:, :2], 0, "saliency")
+    with pytest.raises(ValueError, match="uint8"):
+        attribute(model, (x * 50).to(torch.uint8), 0, "saliency")
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_real_tdrag_in_eval_mode_with_its_gru(method):
+    torch.manual_seed(0)
+    model = build_model("tdrag", num_classes=7, width=8, gru_hidden=8).train()
+    x = torch.randn(1, 3, 8, 16, 16)
+    opts = dict(FAST[method])
+    if method == "occlusion":
+        opts = {"window": (4, 8, 8), "strides": (4, 8, 8)}
+    if method in ("gradcam", "guided_gradcam"):
+        opts = {"layer": "layer4"}
+    maps = attribute(model, x, 3, method, **opts)
+    assert maps.shape == expected_shape(method, x)
+    assert torch.isfinite(maps).all()
+    if method not in ("gradcam", "guided_gradcam"):  # ReLU'd Grad-CAM may be 0 on a random model
+        assert maps.abs().sum() > 0
+    assert model.training
+
+
+def test_attribute_dataset_over_a_tensor_and_a_loader():
+    model = tiny_conv_gru()
+    x = torch.randn(5, 3, T, H, W)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    res = attribute_dataset(model, x, "saliency", labels=labels, batch_size=2, progress=False)
+    assert res.maps.shape == (5, T, H, W) and res.rows.tolist() == [0, 1, 2, 3, 4]
+    assert torch.equal(res.targets, labels)
+    assert torch.allclose(res.maps[3:], attribute(model, x[3:], labels[3:], "saliency"))
+    assert res.probabilities.shape == (5, 3) and torch.allclose(res.probabilities.sum(1), torch.ones(5))
+    assert list(res.to_frame().columns) == ["row", "label", "prediction", "target", "target_probability"]
+
+    pred = attribute_dataset(model, x, "frame_ablation", targets="prediction", batch_size=4, progress=False)
+    assert torch.equal(pred.targets, pred.predictions) and pred.maps.shape == (5, T)
+
+    # A loader of (float clips, labels, rows) batches keeps the rows it is given.
+    loader = [(x[:3], labels[:3], torch.tensor([10, 11, 12])), (x[3:], labels[3:], torch.tensor([13, 14]))]
+    res2 = attribute_dataset(model, loader, "saliency", batch_size=2, progress=False)
+    assert res2.rows.tolist() == [10, 11, 12, 13, 14]
+    assert torch.allclose(res2.maps, res.maps)
+
+
+def test_attribute_dataset_skips_a_failing_batch_and_reports_it():
+    model = tiny_conv_gru()
+    x = torch.randn(3, 3, T, H, W)
+    labels = torch.tensor([0, 1, 7])  # class 7 does not exist: the second batch fails
+    res = attribute_dataset(model, x, "saliency", labels=labels, batch_size=2, progress=False)
+    assert res.rows.tolist() == [0, 1]
+    assert len(res.skipped) == 1 and res.skipped[0]["rows"] == [2]
+    with pytest.raises(IndexError):
+        attribute_dataset(model, x, "saliency", labels=labels, batch_size=2, progress=False, strict=True)
+
+
+def test_attribute_dataset_on_uint8_cache_batches():
+    loader_mod = pytest.importorskip("tdrag.data.loader")
+    model = tiny_conv_gru()
+    clips_u8 = torch.randint(0, 256, (3, T, 10, 10, 3), dtype=torch.uint8)
+    loader = [(clips_u8, torch.tensor([0, 1, 2]), torch.tensor([4, 5, 6]))]
+    res = attribute_dataset(model, loader, "gradcam", crop=H, layer="layer3", progress=False)
+    assert res.maps.shape == (3, T, H, W)
+    expected = attribute(model, loader_mod.eval_transform(clips_u8, crop=H), torch.tensor([0, 1, 2]), "gradcam", layer="layer3")
+    assert torch.allclose(res.maps, expected, atol=1e-6)
+
+
+def _record_cudnn_flag(module: torch.nn.Module, seen: list) -> torch.utils.hooks.RemovableHandle:
+    return module.register_forward_hook(lambda m, a, o: seen.append(torch.backends.cudnn.enabled))
+
+
+def test_cudnn_is_off_only_inside_the_rnn_forward():
+    """The mechanism, checked on the CPU by naming a CUDA device (the flag is what is tested)."""
+    model = tiny_conv_gru()
+    in_gru, in_conv = [], []
+    hooks = [_record_cudnn_flag(model.gru, in_gru), _record_cudnn_flag(model.layer4, in_conv)]
+    assert torch.backends.cudnn.enabled
+    with cudnn_off_for_rnns(model, "cuda"):
+        model(torch.randn(1, 3, T, H, W))
+        assert torch.backends.cudnn.enabled  # back on between RNN calls
+    for h in hooks:
+        h.remove()
+    assert in_gru == [False] and in_conv == [True]
+    assert torch.backends.cudnn.enabled
+    # No hooks are left behind, and the CPU path changes nothing.
+    assert not model.gru._forward_pre_hooks and not model.gru._forward_hooks
+    with cudnn_off_for_rnns(model, "cpu"):
+        assert not model.gru._forward_pre_hooks
+
+
+def test_cudnn_flag_restored_when_the_forward_fails():
+    model = tiny_conv_gru()
+    with pytest.raises(RuntimeError):
+        with cudnn_off_for_rnns(model, "cuda"):
+            model.gru(torch.randn(1, 2, 99))  # wrong feature size: fails inside the GRU
+    assert torch.backends.cudnn.enabled and not model.gru._forward_pre_hooks
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "gradcam", "guided_gradcam", "smoothgrad"])
+def test_cuda_eval_mode_gru_backward_with_cudnn_off(method):
+    """cuDNN refuses an eval-mode RNN backward; attribute() must avoid it and match the CPU."""
+    torch.manual_seed(0)
+    model = build_model("tdrag", num_classes=7, width=8, gru_hidden=8).eval()
+    x = torch.randn(2, 3, 8, 32, 32)
+    opts = {"integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4}}.get(method, {})
+    if method in ("gradcam", "guided_gradcam"):
+        opts = {"layer": "layer4"}
+    cpu = attribute(model, x, 2, method, **opts)
+    assert torch.backends.cudnn.enabled
+    gpu = attribute(model.cuda(), x.cuda(), 2, method, **opts)
+    assert torch.backends.cudnn.enabled  # switched back on after the call
+    assert gpu.is_cuda and torch.isfinite(gpu).all()
+    scale = cpu.abs().max()
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-3 * float(scale), rtol=1e-2)

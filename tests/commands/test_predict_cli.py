@@ -1,0 +1,108 @@
+"""`tdrag predict`: good and bad videos in one call, exit codes, one line per failure, clean --out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tdrag.cli import main
+from tests.video_samples import face_video, noise_video, text_file, tiny_checkpoint, truncated_copy
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    face = face_video(root / "astronaut.mp4", frames=40, size=128)
+    return {
+        "root": root,
+        "face": face,
+        "checkpoint": tiny_checkpoint(root / "tiny.pt"),
+        "noise": noise_video(root / "noise.mp4"),
+        "truncated": truncated_copy(face, root / "truncated.mp4", 0.5),
+        "text": text_file(root / "notes.mp4"),
+        "missing": root / "missing.mp4",
+    }
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_bad_inputs_fail_one_line_each_and_the_good_one_is_written(media, tmp_path, capsys):
+    out = tmp_path / "out"
+    bad = ["noise", "truncated", "text", "missing"]
+    videos = [str(media[k]) for k in ["noise", "face", "truncated", "text", "missing"]]
+    code = main(["predict", *videos, "--checkpoint", str(media["checkpoint"]), "--out", str(out), "--window", "1"])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = error_lines(captured.err)
+    assert len(errors) == len(bad)
+    reasons = {
+        "noise": "no face detected",
+        "truncated": "truncated",
+        "text": "not a video",
+        "missing": "file not found",
+    }
+    for key in bad:
+        (line,) = [e for e in errors if str(media[key]) in e]
+        assert reasons[key] in line
+    # Only the face video's outputs, complete, and no staging folders or temporary files.
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["astronaut.json", "astronaut_keyframes.png", "astronaut_overlay.mp4"]
+    data = json.loads((out / "astronaut.json").read_text())
+    assert data["video"] == str(media["face"]) and data["face"]["coverage"] >= 0.8
+    assert len(data["windows"]) == 2  # 40 frames at 25 fps = 1.6 s in windows of about 1 s
+    assert "1 of 5 video(s) predicted" in captured.out and "4 failed" in captured.out
+
+
+def test_all_good_exits_zero_and_names_are_unique(media, tmp_path, capsys):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    copy = other / media["face"].name
+    copy.write_bytes(media["face"].read_bytes())
+    out = tmp_path / "out"
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "best.pt").write_bytes(media["checkpoint"].read_bytes())
+    args = ["predict", str(media["face"]), str(copy), "--checkpoint", str(run_dir), "--out", str(out), "--window", "0"]
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert error_lines(captured.err) == []
+    names = sorted(p.name for p in out.iterdir())
+    suffixes = (".json", "_keyframes.png", "_overlay.mp4")
+    assert names == sorted(f"{stem}{suffix}" for stem in ("astronaut", "astronaut_2") for suffix in suffixes)
+    first, second = (json.loads((out / f"{s}.json").read_text()) for s in ("astronaut", "astronaut_2"))
+    assert second["video"] == str(copy) and len(first["windows"]) == 1
+    assert first["checkpoint"] == str(run_dir / "checkpoints" / "best.pt")
+    assert first["probabilities"] == pytest.approx(second["probabilities"])
+
+
+def test_bad_checkpoint_is_one_clear_error(media, tmp_path, capsys):
+    broken = text_file(tmp_path / "broken.pt")
+    code = main(["predict", str(media["face"]), "--checkpoint", str(broken), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2
+    (line,) = error_lines(captured.err)
+    assert str(broken) in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_predict(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "--checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("device", ["nonsense", "cuda"])
+def test_unusable_device_is_one_clear_error(media, tmp_path, capsys, device):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    code = main(["predict", str(media["face"]), "--checkpoint", str(media["checkpoint"]),
+                 "--out", str(tmp_path / "out"), "--device", device])
+    (line,) = error_lines(capsys.readouterr().err)
+    assert code == 2 and f"--device {device}" in line
+    assert not (tmp_path / "out").exists()

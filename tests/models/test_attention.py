@@ -1,0 +1,88 @@
+"""tdrag.models.attention: the residual attention block's mask, output, formats and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tdrag.models.attention import ResidualAttention3d
+
+CL = torch.channels_last_3d
+
+
+def _block(channels: int = 16, seed: int = 0) -> ResidualAttention3d:
+    torch.manual_seed(seed)
+    return ResidualAttention3d(channels)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 4, 8, 8), (1, 16, 3, 7, 5), (2, 16, 2, 1, 1)])
+def test_mask_shape_range_and_residual_form(shape):
+    block = _block().eval()
+    x = torch.randn(shape).relu()
+    with torch.no_grad():
+        out, m = block.forward_with_mask(x)
+    assert m.shape == (shape[0], 1, *shape[2:])
+    assert m.dtype == torch.float32
+    assert torch.all((m > 0) & (m < 1))
+    torch.testing.assert_close(out, x * (1 + m))
+    torch.testing.assert_close(block(x), out)
+
+
+def test_mask_starts_near_one_half_and_becomes_nonuniform_when_trained():
+    block = _block()
+    x = torch.randn(2, 16, 4, 8, 8).relu()
+    m = block.mask(x)
+    assert (m - 0.5).abs().max() < 0.05
+    # A few steps of pushing the mask up in one corner must move it away from uniform.
+    opt = torch.optim.SGD(block.parameters(), lr=1.0)
+    target = torch.zeros(1, 1, 1, 8, 8)
+    target[..., :4, :4] = 1
+    for _ in range(10):
+        loss = ((block.mask(x) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        m = block.mask(x)
+    assert m[..., :4, :4].mean() > m[..., 4:, 4:].mean() + 0.2
+
+
+def test_gradients_reach_every_mask_parameter():
+    block = _block()
+    x = torch.randn(2, 16, 4, 8, 8).relu()
+    (block(x) * torch.randn(2, 16, 4, 8, 8)).sum().backward()
+    for name, p in block.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_channels_last_3d_is_kept_and_equivalent():
+    block = _block().eval()
+    x = torch.randn(2, 16, 4, 8, 8).relu()
+    with torch.no_grad():
+        ref = block(x)
+        block_cl = block.to(memory_format=CL)
+        out = block_cl(x.to(memory_format=CL))
+    assert out.is_contiguous(memory_format=CL)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_on_cpu_keeps_the_mask_float32():
+    block = _block().eval()
+    x = torch.randn(2, 16, 4, 8, 8).relu()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, m = block.forward_with_mask(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    assert m.dtype == torch.float32
+    assert torch.isfinite(out.float()).all() and torch.all((m >= 0) & (m <= 1))
+
+
+def test_no_python_loop_over_time_the_mask_mixes_neighbouring_frames():
+    # The 3x3x3 context conv sees t-1..t+1: changing frame 0 changes frame 1's mask but not frame 3's.
+    block = _block().eval()
+    x = torch.randn(1, 16, 4, 8, 8).relu()
+    y = x.clone()
+    y[:, :, 0] += 5
+    with torch.no_grad():
+        mx, my = block.mask(x), block.mask(y)
+    assert not torch.allclose(mx[:, :, 1], my[:, :, 1])
+    torch.testing.assert_close(mx[:, :, 3], my[:, :, 3])

@@ -1,0 +1,206 @@
+"""tdrag.models.tdrag: every variant's forward, inspect, gradients, formats and precisions.
+
+Tiny models (width 8) and clips (T = 16 or 8, 32x32) keep the file to seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tdrag.models import MODEL_NAMES, build_model
+from tdrag.models.attention import ResidualAttention3d
+from tdrag.models.gru_head import GRUHead
+
+CL = torch.channels_last_3d
+GRU_VARIANTS = ("tdrag", "tdrag_no_attention")
+ATTENTION_VARIANTS = ("tdrag", "tdrag_no_gru")
+
+
+def _model(name: str, seed: int = 0, **options) -> nn.Module:
+    torch.manual_seed(seed)
+    options.setdefault("width", 8)
+    options.setdefault("gru_hidden", 16)
+    return build_model(name, num_classes=7, **options)
+
+
+def _clips(batch: int = 2, frames: int = 16, size: int = 32, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_forward_shape_and_finite(name):
+    model = _model(name)
+    logits = model(_clips())
+    assert isinstance(logits, torch.Tensor)
+    assert logits.shape == (2, 7)
+    assert torch.isfinite(logits).all()
+    assert model.variant == name
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_inspect_shapes_ranges_and_agreement_with_forward(name):
+    model = _model(name).eval()
+    x = _clips()
+    with torch.no_grad():
+        seen = model.inspect(x)
+        logits = model(x)
+    torch.testing.assert_close(seen.logits, logits)
+    expected_stages = {"tdrag": {"layer2", "layer3", "layer4"}, "tdrag_no_gru": {"layer2", "layer3", "layer4"}}.get(name, set())
+    assert set(seen.attention) == expected_stages
+    # Default temporal strides (1, 2, 1, 1): 16 frames -> 8 steps from layer2 on; space 32 -> 8, 4, 2.
+    sizes = {"layer2": 8, "layer3": 4, "layer4": 2}
+    for stage, m in seen.attention.items():
+        assert m.shape == (2, 1, 8, sizes[stage], sizes[stage]), stage
+        assert torch.all((m > 0) & (m < 1)), stage
+    if name in GRU_VARIANTS:
+        assert seen.hidden_states.shape == (2, 8, 16)
+        assert seen.step_logits.shape == (2, 8, 7)
+        assert torch.equal(seen.step_logits[:, -1], seen.logits)
+    else:
+        assert seen.hidden_states is None and seen.step_logits is None
+
+
+def test_tdrag_keeps_half_the_frames_for_the_gru_by_default():
+    model = _model("tdrag").eval()
+    with torch.no_grad():
+        seen = model.inspect(_clips(batch=1, frames=16))
+    assert seen.hidden_states.shape[1] >= 16 // 2
+    # r3d_18's strides leave the GRU only 2 steps: the option is honoured.
+    short = _model("tdrag", temporal_strides=(1, 2, 2, 2)).eval()
+    with torch.no_grad():
+        assert short.inspect(_clips(batch=1, frames=16)).hidden_states.shape[1] == 2
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_gradients_reach_every_parameter(name):
+    model = _model(name)
+    loss = nn.functional.cross_entropy(model(_clips(frames=4)), torch.tensor([0, 3]))
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    if name in ATTENTION_VARIANTS:
+        attention = [p for m in model.modules() if isinstance(m, ResidualAttention3d) for p in m.parameters()]
+        assert attention and all(p.grad.abs().sum() > 0 for p in attention)
+    if name in GRU_VARIANTS:
+        assert all(p.grad.abs().sum() > 0 for p in model.head.gru.parameters())
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_one_training_step_lowers_the_loss_on_its_batch(name):
+    model = _model(name, dropout=0.0)
+    x, y = _clips(batch=4, frames=4, size=24), torch.tensor([0, 1, 2, 3])
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.train()
+    losses = []
+    for _ in range(3):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0]
+
+
+def test_no_attention_variant_has_no_attention_parameters():
+    full, ablated = _model("tdrag"), _model("tdrag_no_attention")
+    assert not any(isinstance(m, ResidualAttention3d) for m in ablated.modules())
+    attention = sum(p.numel() for m in full.modules() if isinstance(m, ResidualAttention3d) for p in m.parameters())
+    assert attention > 0
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(ablated) == count(full) - attention
+
+
+def test_no_gru_variant_pools_and_has_no_gru():
+    model = _model("tdrag_no_gru")
+    assert not any(isinstance(m, (nn.GRU, GRUHead)) for m in model.modules())
+    assert isinstance(model.head.fc, nn.Linear)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_stage_attributes_and_classifier_are_where_analysis_looks(name):
+    model = _model(name)
+    for stage in ("stem", "layer1", "layer2", "layer3", "layer4"):
+        assert isinstance(getattr(model, stage), nn.Module)
+    fc = model.fc if name == "r3d18" else model.head.fc
+    assert fc.out_features == 7
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_same_input_same_output_in_eval_mode(name):
+    x = _clips(frames=4)
+    model = _model(name).eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+        # And the same seed builds the same model.
+        torch.testing.assert_close(_model(name).eval()(x), model(x))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_bf16_autocast_forward_on_cpu(name):
+    model = _model(name).eval()
+    x = _clips(frames=4)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+            seen = model.inspect(x)
+    assert out.dtype == torch.bfloat16
+    assert torch.isfinite(out.float()).all()
+    assert all(m.dtype == torch.float32 for m in seen.attention.values())
+    # bf16 keeps ~3 significant digits; the logits stay close to the fp32 ones.
+    assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max() + 0.05
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_channels_last_3d_is_equivalent(name):
+    model = _model(name).eval()
+    x = _clips(frames=4)
+    with torch.no_grad():
+        ref = model(x)
+        model = model.to(memory_format=CL)
+        out = model(x.to(memory_format=CL))
+        features = model.features(x.to(memory_format=CL))
+    assert features.is_contiguous(memory_format=CL)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_torch_compile_breaks_the_graph_only_at_the_gru():
+    # dynamo's trace (no inductor, so fast): one break, around the cuDNN GRU call.
+    explanation = torch._dynamo.explain(_model("tdrag").eval())(_clips(batch=1, frames=4))
+    torch._dynamo.reset()
+    assert (explanation.graph_count, explanation.graph_break_count) == (2, 1)
+    assert "disable" in str(explanation.break_reasons[0].reason)
+    assert torch._dynamo.explain(_model("r3d18").eval())(_clips(batch=1, frames=4)).graph_break_count == 0
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_on_cpu_and_matches_eager():
+    # The variant with the graph break; r3d18 is plain convolutions.
+    model = _model("tdrag").eval()
+    x = _clips(batch=1, frames=8)
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-3, atol=1e-4)
+    model.train()
+    compiled(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_cuda_bf16_channels_last_training_step(name):
+    model = _model(name).cuda().to(memory_format=CL)
+    x = _clips(batch=2, frames=16, size=64).cuda().to(memory_format=CL)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = nn.functional.cross_entropy(model(x), torch.tensor([1, 2], device="cuda"))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        seen = model.inspect(x)
+    torch.testing.assert_close(seen.logits.float(), model(x).float().to(seen.logits.device), rtol=2e-2, atol=2e-2)

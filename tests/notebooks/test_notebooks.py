@@ -1,0 +1,62 @@
+"""Every notebooks/*.ipynb runs top to bottom on synthetic data at small size.
+
+Parameters are injected after each notebook's ``parameters`` cell (papermill convention):
+``SMALL = True``, the shared tiny run for the analysis notebooks, and temporary folders for
+anything a notebook writes, so nothing lands in the repository. Only names a notebook declares in
+its ``parameters`` cell are injected. The executed copy of a failing notebook is kept under the
+test's tmp folder (``executed_<name>.ipynb``) to read its outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from analysis.notebook_setup import execute_notebook, parameter_names
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+# Per-cell limit; at small size a whole notebook takes seconds to a minute on 2 cores.
+CELL_TIMEOUT = 300
+
+
+def notebook_parameters(path: Path, demo_run: Path, tmp_path: Path) -> dict:
+    """The values injected into ``path``: only the names its parameters cell declares."""
+    declared = parameter_names(nbformat.read(path, as_version=4))
+    values = {
+        "SMALL": True,
+        "DEVICE": "cpu",
+        "RUN_DIR": str(demo_run),
+        "DATA_ROOT": "",
+        "OUT_DIR": str(tmp_path / "out"),
+        "EXPORT_DIR": str(tmp_path / "export"),
+    }
+    if path.stem.startswith("01_"):
+        # The training notebook makes its own data, cache and run, in tmp.
+        values["RUN_DIR"] = str(tmp_path / "train" / "run")
+    return {k: v for k, v in values.items() if k in declared}
+
+
+def test_every_notebook_declares_small():
+    for path in NOTEBOOKS:
+        declared = parameter_names(nbformat.read(path, as_version=4))
+        assert "SMALL" in declared, f"{path.name}: parameters cell does not define SMALL"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, demo_run, tmp_path):
+    params = notebook_parameters(path, demo_run, tmp_path)
+    start = time.perf_counter()
+    nb = execute_notebook(path, params, timeout=CELL_TIMEOUT, output=tmp_path / f"executed_{path.name}")
+    seconds = time.perf_counter() - start
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, f"{path.name}: {errors[0].ename}: {errors[0].evalue}"
+    # Every notebook shows something: a figure, a table or a widget.
+    shown = {"image/png", "text/html", "application/vnd.jupyter.widget-view+json"}
+    rich = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.output_type in ("display_data", "execute_result") and shown & set(o.get("data", {}))]
+    assert rich, f"{path.name}: executed without displaying any figure, table or widget"
+    print(f"{path.name}: {seconds:.1f} s")
