@@ -23,7 +23,17 @@ import torch
 from torch import nn
 
 from analysis._contexts import eval_mode, model_device
-from analysis.attribution_methods import METHODS
+from analysis.attribution_methods import FRAME_METHODS, METHODS
+
+__all__ = [
+    "FRAME_METHODS",
+    "METHOD_NAMES",
+    "AttributionResult",
+    "attribute",
+    "attribute_dataset",
+    "check_clips",
+    "target_tensor",
+]
 
 log = logging.getLogger(__name__)
 

@@ -57,18 +57,6 @@ def _has_checkpoint(run_dir: Path) -> bool:
     return (run_dir / "checkpoints" / "best.pt").is_file() or (run_dir / "checkpoints" / "last.pt").is_file()
 
 
-def _cache_complete(cache_dir: Path) -> bool:
-    import json
-
-    manifest = cache_dir / "manifest.json"
-    if not manifest.is_file():
-        return False
-    try:
-        return bool(json.loads(manifest.read_text()).get("complete"))
-    except (OSError, ValueError):
-        return False
-
-
 def small_config(data_root: str | os.PathLike, cache_dir: str | os.PathLike, run_dir: str | os.PathLike,
                  model: str = "tdrag", fold: int = 1, epochs: int | None = None) -> Config:
     """The config of a tiny CPU run (:data:`SMALL_DEMO` sizes) on ``data_root`` / ``cache_dir``."""
@@ -185,7 +173,8 @@ def training_config(
     run_dir = Path(run_dir)
     cache_dir = Path(cache_dir) if cache_dir else run_dir.parent / "cache"
     if small:
-        return small_config(data_root, cache_dir, run_dir, model=model, fold=fold, epochs=epochs or None)
+        config = small_config(data_root, cache_dir, run_dir, model=model, fold=fold, epochs=epochs or None)
+        return replace(config, train={"device": device})
     if synthetic is None:
         synthetic = (Path(data_root) / "synthetic" / "meta.json").is_file()
     config, _ = read_preset(preset or (SYNTHETIC_PRESET if synthetic else DFEW_PRESET))
@@ -197,12 +186,15 @@ def training_config(
 
 
 def ensure_cache(config: Config, workers: int | None = None):
-    """Prepare (once) and open the frame cache ``config.data.cache`` of ``config.data.root``."""
+    """Prepare (once) and open the frame cache ``config.data.cache`` of ``config.data.root``.
+
+    A finished cache with the same settings is reused as it is; one built with other settings
+    (frames, size, keyframe method) raises ``CacheError`` naming the differences.
+    """
     from tdrag.data.cache import open_cache, prepare_cache
 
     d = config.data
-    if not _cache_complete(Path(d.cache)):
-        prepare_cache(d.root, d.cache, frames=d.frames, size=d.size, keyframes=d.keyframes, workers=workers)
+    prepare_cache(d.root, d.cache, frames=d.frames, size=d.size, keyframes=d.keyframes, workers=workers)
     return open_cache(d.cache)
 
 

@@ -194,7 +194,10 @@ def curves_section(model, x, y, masks, batch: int) -> list[str]:
 
 
 def fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    return df.map(lambda v: f"{v:.{digits}f}" if isinstance(v, float) and not math.isnan(v) else v)
+    """Floats as fixed-point strings (NaN left for the table writer to blank)."""
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) and not math.isnan(v) else v  # noqa: E731
+    # DataFrame.map is pandas >= 2.1; applymap is its older name (removed in pandas 3).
+    return df.map(cell) if hasattr(df, "map") else df.applymap(cell)
 
 
 def main(argv=None) -> int:

@@ -127,14 +127,41 @@ class JpegClipDataset(Dataset):
         return clip, label
 
 
-def epoch_clips_per_s(loader, transform=None) -> float:
-    for _ in (0, 1):  # the second epoch is timed
-        start, n = time.perf_counter(), 0
-        for batch in loader:
-            x = batch[0] if transform is None else transform(batch[0])
-            n += x.shape[0]
-        elapsed = time.perf_counter() - start
-    return n / elapsed
+def consume(loader, transform=None) -> int:
+    """Run one epoch, dropping each batch once made (as a training loop does); return clips seen."""
+    n = 0
+    for batch in loader:
+        x = batch[0] if transform is None else transform(batch[0])
+        n += x.shape[0]
+        del x, batch  # let the next batch reuse this one's memory
+    return n
+
+
+def epoch_clips_per_s(loader, transform=None, repeats: int = 3) -> float:
+    """Median clips/s (wall clock) of ``repeats`` epochs after one warm-up epoch."""
+    consume(loader, transform)  # workers started, files in the page cache
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = consume(loader, transform)
+        rates.append(n / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def clips_per_cpu_s(make, transform=None, repeats: int = 3) -> float:
+    """Median clips per CPU-second of ``repeats`` epochs of ``make()`` (a fresh in-process loader)."""
+    consume(make(), transform)
+    rates = []
+    for _ in range(repeats):
+        n = 0
+
+        def epoch():
+            nonlocal n
+            n = consume(make(), transform)
+
+        seconds = cpu_seconds(epoch)
+        rates.append(n / seconds)
+    return float(np.median(rates))
 
 
 def main(argv=None) -> int:
@@ -151,6 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="existing DFEW-format tree (default: generate one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep-data", type=Path, default=None, help="generate the tree here and keep it")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per loader figure (their median)")
+    parser.add_argument("--skip-decode", action="store_true", help="only build the cache; skip the decode-side figures")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_loader-") as tmp:
@@ -169,28 +198,31 @@ def main(argv=None) -> int:
         S, T = args.cache_size, args.frames
         fig = {"clips": len(clips), "frames": frames_total, "mean_length": float(lengths.mean())}
 
-        # Warm the page cache so that no contender pays the disk.
-        pool_frames_per_s(_bare, [(p, S) for p, _ in clips], args.workers)
-        # Wall clock with --workers processes (sensitive to other load on the machine) ...
-        fig["bare_fps"] = pool_frames_per_s(_bare, [(p, S) for p, _ in clips], args.workers)
-        for method in ("redundancy", "uniform"):
-            start = time.perf_counter()
-            prepare_cache(root, tmp / f"cache_{method}", frames=T, size=S, keyframes=method, workers=args.workers, progress=False)
-            fig[f"prepare_{method}_fps"] = frames_total / (time.perf_counter() - start)
-        fig["reduced_fps"] = pool_frames_per_s(_reduced, [(p, S, T) for p, _ in clips], args.workers)
-        # ... and frames per CPU-second in this process (one thread): the efficiency comparison.
-        _init_cv2()
-        torch.set_num_threads(1)
-        fig["bare_fpcs"] = frames_total / cpu_seconds(lambda: [_bare((p, S)) for p, _ in clips])
-        for method in ("redundancy", "uniform"):
-            fig[f"prepare_{method}_fpcs"] = frames_total / cpu_seconds(
-                lambda: prepare_cache(root, tmp / f"cpu_{method}", frames=T, size=S, keyframes=method, workers=1, progress=False)
-            )
-        fig["reduced_fpcs"] = frames_total / cpu_seconds(lambda: [_reduced((p, S, T)) for p, _ in clips])
-        print(f"{'':30s} {'frames/s':>9s} {'x bare':>7s} {'frames/CPU-s':>13s} {'x bare':>7s}")
-        for key in ("bare", "prepare_redundancy", "prepare_uniform", "reduced"):
-            wall, cpu = fig[key + "_fps"], fig[key + "_fpcs"]
-            print(f"{key:30s} {wall:9.0f} {wall / fig['bare_fps']:7.2f} {cpu:13.0f} {cpu / fig['bare_fpcs']:7.2f}")
+        if args.skip_decode:
+            prepare_cache(root, tmp / "cache_redundancy", frames=T, size=S, keyframes="redundancy", workers=args.workers, progress=False)
+        else:
+            # Warm the page cache so that no contender pays the disk.
+            pool_frames_per_s(_bare, [(p, S) for p, _ in clips], args.workers)
+            # Wall clock with --workers processes (sensitive to other load on the machine) ...
+            fig["bare_fps"] = pool_frames_per_s(_bare, [(p, S) for p, _ in clips], args.workers)
+            for method in ("redundancy", "uniform"):
+                start = time.perf_counter()
+                prepare_cache(root, tmp / f"cache_{method}", frames=T, size=S, keyframes=method, workers=args.workers, progress=False)
+                fig[f"prepare_{method}_fps"] = frames_total / (time.perf_counter() - start)
+            fig["reduced_fps"] = pool_frames_per_s(_reduced, [(p, S, T) for p, _ in clips], args.workers)
+            # ... and frames per CPU-second in this process (one thread): the efficiency comparison.
+            _init_cv2()
+            torch.set_num_threads(1)
+            fig["bare_fpcs"] = frames_total / cpu_seconds(lambda: [_bare((p, S)) for p, _ in clips])
+            for method in ("redundancy", "uniform"):
+                fig[f"prepare_{method}_fpcs"] = frames_total / cpu_seconds(
+                    lambda: prepare_cache(root, tmp / f"cpu_{method}", frames=T, size=S, keyframes=method, workers=1, progress=False)
+                )
+            fig["reduced_fpcs"] = frames_total / cpu_seconds(lambda: [_reduced((p, S, T)) for p, _ in clips])
+            print(f"{'':30s} {'frames/s':>9s} {'x bare':>7s} {'frames/CPU-s':>13s} {'x bare':>7s}")
+            for key in ("bare", "prepare_redundancy", "prepare_uniform", "reduced"):
+                wall, cpu = fig[key + "_fps"], fig[key + "_fpcs"]
+                print(f"{key:30s} {wall:9.0f} {wall / fig['bare_fps']:7.2f} {cpu:13.0f} {cpu / fig['bare_fpcs']:7.2f}")
 
         cache = open_cache(tmp / "cache_redundancy")
         rows = np.arange(len(cache))
@@ -199,29 +231,44 @@ def main(argv=None) -> int:
         gen = torch.Generator().manual_seed(0)
         transform = lambda x: train_transform(x, crop=args.crop, generator=gen)  # noqa: E731
         jpeg_set = JpegClipDataset(clips, T, S, args.crop)
-        # Clips per CPU-second: one epoch in this process (num_workers=0, one torch thread).
-        fig["cache_clips_per_cpu_s"] = len(rows) / cpu_seconds(
-            lambda: [transform(b[0]) for b in make_loader(cache, rows, args.batch, shuffle=True, num_workers=0)]
-        )
-        fig["jpeg_clips_per_cpu_s"] = len(clips) / cpu_seconds(
-            lambda: list(DataLoader(jpeg_set, batch_size=args.batch, shuffle=True, num_workers=0))
-        )
-        # Wall clock: --loader-workers processes, default torch threads, second epoch.
+        n_rep = args.repeats
+        # Clips per CPU-second: epochs in this process (num_workers=0, one torch thread).
+        torch.set_num_threads(1)
+        cache_loader0 = lambda: make_loader(cache, rows, args.batch, shuffle=True, num_workers=0)  # noqa: E731
+        jpeg_loader0 = lambda: DataLoader(jpeg_set, batch_size=args.batch, shuffle=True, num_workers=0)  # noqa: E731
+        load_start = os.getloadavg()[0]
+        fig["cache_clips_per_cpu_s"] = clips_per_cpu_s(cache_loader0, transform, n_rep)
+        fig["cache_u8_clips_per_cpu_s"] = clips_per_cpu_s(cache_loader0, None, n_rep)
+        fig["jpeg_clips_per_cpu_s"] = clips_per_cpu_s(jpeg_loader0, None, n_rep)
+        # Wall clock: --loader-workers processes and as many torch threads; the transform runs in
+        # this process, as in a CPU-only training loop. Median of the timed epochs.
         torch.set_num_threads(max(1, args.loader_workers))
         cache_loader = make_loader(cache, rows, args.batch, shuffle=True, num_workers=args.loader_workers)
-        fig["cache_clips_per_s"] = epoch_clips_per_s(cache_loader, transform)
+        fig["cache_clips_per_s"] = epoch_clips_per_s(cache_loader, transform, n_rep)
+        fig["cache_u8_clips_per_s"] = epoch_clips_per_s(cache_loader, None, n_rep)
+        del cache_loader
         jpeg_loader = DataLoader(
             jpeg_set, batch_size=args.batch, shuffle=True,
             num_workers=args.loader_workers, persistent_workers=args.loader_workers > 0,
         )
-        fig["jpeg_clips_per_s"] = epoch_clips_per_s(jpeg_loader)
-        fig["loader_ratio"] = fig["cache_clips_per_s"] / fig["jpeg_clips_per_s"]
-        fig["loader_ratio_cpu"] = fig["cache_clips_per_cpu_s"] / fig["jpeg_clips_per_cpu_s"]
-        print(f"{'':30s} {'clips/s':>9s} {'clips/CPU-s':>12s}")
-        print(f"{'cache loader + train_transform':30s} {fig['cache_clips_per_s']:9.1f} {fig['cache_clips_per_cpu_s']:12.1f}")
-        print(f"{'per-frame JPEG (PIL) loader':30s} {fig['jpeg_clips_per_s']:9.1f} {fig['jpeg_clips_per_cpu_s']:12.1f}")
-        print(f"{'ratio':30s} {fig['loader_ratio']:8.1f}x {fig['loader_ratio_cpu']:11.1f}x")
-        print(f"torch {torch.__version__}, opencv {cv2.__version__}, load average {os.getloadavg()[0]:.1f}")
+        fig["jpeg_clips_per_s"] = epoch_clips_per_s(jpeg_loader, None, n_rep)
+        del jpeg_loader
+        for key in ("cache", "cache_u8"):
+            fig[f"{key}_ratio"] = fig[f"{key}_clips_per_s"] / fig["jpeg_clips_per_s"]
+            fig[f"{key}_ratio_cpu"] = fig[f"{key}_clips_per_cpu_s"] / fig["jpeg_clips_per_cpu_s"]
+        fig["load_average"] = [load_start, os.getloadavg()[0]]
+        print(f"{'':44s} {'clips/s':>9s} {'x JPEG':>7s} {'clips/CPU-s':>12s} {'x JPEG':>7s}")
+        for key, label in (
+            ("cache", "cache: make_loader + train_transform (float)"),
+            ("cache_u8", "cache: make_loader only (uint8, GPU host)"),
+            ("jpeg", "per-frame JPEG (PIL) loader (float)"),
+        ):
+            wall, cpu = fig[f"{key}_clips_per_s"], fig[f"{key}_clips_per_cpu_s"]
+            print(f"{label:44s} {wall:9.1f} {wall / fig['jpeg_clips_per_s']:6.1f}x {cpu:12.1f} {cpu / fig['jpeg_clips_per_cpu_s']:6.1f}x")
+        print(
+            f"torch {torch.__version__}, opencv {cv2.__version__}, "
+            f"load average {load_start:.1f} at the loader runs' start, {os.getloadavg()[0]:.1f} at their end"
+        )
         if args.json:
             args.json.write_text(json.dumps(fig, indent=2) + "\n")
     return 0

@@ -84,6 +84,7 @@ def test_foreign_pickle_via_torch_save_is_refused(tmp_path):
         checkpoints.load_checkpoint(path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_plain_pickle_with_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:

@@ -20,6 +20,12 @@ from tests.analysis.attribution_models import (
     tiny_conv_gru,
 )
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test draws the same random clips whatever ran before it."""
+    torch.manual_seed(0)
+
+
 # Options that keep every method to a fraction of a second on 8x8 clips.
 FAST = {
     "integrated_gradients": {"n_steps": 8},

@@ -29,6 +29,12 @@ from analysis.ground_truth import ground_truth_masks
 from tdrag.data import cache as cache_module
 from tests.analysis.attribution_models import FRAME, H, T, W, RegionModel, region_clips, region_mask, tiny_conv_gru
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test draws the same random clips whatever ran before it."""
+    torch.manual_seed(0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Deletion / insertion
 

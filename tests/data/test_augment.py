@@ -34,7 +34,8 @@ def expected_normalised(clips_u8: np.ndarray) -> np.ndarray:
 def test_eval_transform_is_the_normalised_centre_crop():
     clips = random_clips(s=20)
     out = eval_transform(clips, crop=12)
-    assert out.shape == (3, 3, 4, 12, 12) and out.dtype == torch.float32 and out.is_contiguous()
+    assert out.shape == (3, 3, 4, 12, 12) and out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)  # memory order (B, T, H, W, C)
     top, left = center_crop_box(20, 12)
     assert (top, left) == (4, 4)
     ref = expected_normalised(clips.numpy()[:, :, top : top + 12, left : left + 12])
@@ -113,7 +114,8 @@ def test_train_transform_shapes_and_reproducibility():
     a = train_transform(clips, crop=16, generator=torch.Generator().manual_seed(3))
     b = train_transform(clips, crop=16, generator=torch.Generator().manual_seed(3))
     c = train_transform(clips, crop=16, generator=torch.Generator().manual_seed(4))
-    assert a.shape == (4, 3, 4, 16, 16) and a.dtype == torch.float32 and a.is_contiguous()
+    assert a.shape == (4, 3, 4, 16, 16) and a.dtype == torch.float32
+    assert a.is_contiguous(memory_format=torch.channels_last_3d)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.isfinite(a).all()
     # Values stay within the normalised range of 0..255 inputs (bilinear never overshoots).
@@ -134,4 +136,53 @@ def test_transforms_run_on_cuda_and_match_cpu():
     np.testing.assert_allclose(gpu.float().cpu().numpy(), cpu.float().numpy(), atol=1.0)
     out = train_transform(clips.cuda(), crop=16, generator=torch.Generator(device="cuda").manual_seed(0))
     assert out.device.type == "cuda" and out.shape == (4, 3, 4, 16, 16)
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    # Same boxes (a CPU generator), resized in float on the GPU and in uint8 on the CPU: at most
+    # one grey level apart after normalisation.
+    gpu_x = train_transform(clips.cuda(), crop=16, generator=torch.Generator().manual_seed(5))
+    cpu_x = train_transform(clips, crop=16, generator=torch.Generator().manual_seed(5))
+    step = 1.0 / (255.0 * min(NORM_STD))
+    np.testing.assert_allclose(gpu_x.cpu().numpy(), cpu_x.numpy(), atol=step + 1e-4)
     np.testing.assert_allclose(eval_transform(clips.cuda(), 16).cpu().numpy(), eval_transform(clips, 16).numpy(), atol=1e-5)
+
+
+def test_train_transform_is_normalised_crop_resize_in_channels_last_3d():
+    # The fused path (resize into the output, normalise clip by clip) gives exactly the values of
+    # the plain definition: crop_resize, then normalisation computed independently in numpy.
+    clips = random_clips(b=5, t=3, s=24, seed=1)
+    boxes, flips = sample_crop_params(5, 24, generator=torch.Generator().manual_seed(7))
+    assert flips.any() and not flips.all()
+    out = train_transform(clips, crop=16, generator=torch.Generator().manual_seed(7))
+    assert out.shape == (5, 3, 3, 16, 16)
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    resized = crop_resize(clips, boxes, flips, crop=16).permute(0, 1, 3, 4, 2)  # (B, T, c, c, 3)
+    np.testing.assert_allclose(out.numpy(), expected_normalised(resized.numpy()), atol=1e-5)
+    # Downstream code may ask for the plain layout; the values do not change.
+    assert torch.equal(out.contiguous(), out) and out.contiguous().is_contiguous()
+
+
+def test_channels_last_3d_output_feeds_conv3d_on_cpu():
+    x = eval_transform(random_clips(b=2, t=4, s=12), crop=10)
+    weight = torch.randn(5, 3, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(
+        torch.nn.functional.conv3d(x, weight), torch.nn.functional.conv3d(x.contiguous(), weight), atol=1e-4, rtol=1e-4
+    )
+
+
+def test_cpu_outputs_in_use_are_never_overwritten():
+    a, b = random_clips(seed=2), random_clips(seed=3)
+    first = eval_transform(a, crop=12)
+    kept = first.clone()
+    view = train_transform(a, crop=12, generator=torch.Generator().manual_seed(0))[1:]  # only a view survives
+    view_kept = view.clone()
+    for seed in range(6):  # more calls than the pool keeps buffers per shape
+        eval_transform(random_clips(seed=10 + seed), crop=12)
+        train_transform(b, crop=12, generator=torch.Generator().manual_seed(seed))
+    second = eval_transform(b, crop=12)
+    assert torch.equal(first, kept) and torch.equal(view, view_kept)
+    assert second.data_ptr() != first.data_ptr()
+    np.testing.assert_allclose(second.numpy(), expected_normalised(b.numpy()[:, :, 4:16, 4:16]), atol=1e-5)
+    # A dropped output's memory is reused (no fresh allocation, hence no page faults, per batch).
+    ptr = second.data_ptr()
+    del second
+    assert eval_transform(a, crop=12).data_ptr() == ptr

@@ -60,3 +60,22 @@ def test_notebook_runs(path, demo_run, tmp_path):
             if o.output_type in ("display_data", "execute_result") and shown & set(o.get("data", {}))]
     assert rich, f"{path.name}: executed without displaying any figure, table or widget"
     print(f"{path.name}: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_results_report_with_cv(demo_run, tmp_path):
+    """05 with CV_DIR: a real (tiny, 2-fold, 1-epoch) `tdrag cv` directory, summarised and exported."""
+    from tdrag.config import load_config, replace
+    from tdrag.crossval import cross_validate
+
+    config = load_config(demo_run / "config.yaml")
+    config = replace(config, train={"run_dir": str(tmp_path / "cv"), "epochs": 1})
+    cross_validate(config, [1, 2], progress=False)
+    path = NOTEBOOK_DIR / "05_results_report.ipynb"
+    params = {"RUN_DIR": str(demo_run), "CV_DIR": str(tmp_path / "cv"), "EXPORT_DIR": str(tmp_path / "export"),
+              "SMALL": True}
+    nb = execute_notebook(path, params, timeout=CELL_TIMEOUT, output=tmp_path / "executed_05_cv.ipynb")
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert any("text/html" in o.get("data", {}) for o in last.outputs), "no 5-fold summary table shown"
+    for name in ("summary.md", "summary.tex", "summary.csv"):
+        assert (tmp_path / "cv" / "report" / name).is_file()
