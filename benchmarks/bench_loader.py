@@ -9,16 +9,23 @@ Measures, in one run, on one synthetic DFEW-format tree (``tdrag.data.synthetic`
    keyframes, as source frames per second (every frame of every clip counts, as in 1).
 3. ``reduced``: the design not taken: choose redundancy keyframes on reduced grey decodes
    (``IMREAD_REDUCED_GRAYSCALE_4``), then decode the T keyframes again in colour (no writes).
-4. One training epoch, batches of model-ready float ``(B, 3, T, crop, crop)`` tensors:
-   ``cache``: ``make_loader`` over the cache + ``train_transform`` on the CPU;
-   ``jpeg``: the way common DFER loaders do it: per clip, T uniformly spaced frames, each decoded
-   with PIL, resized, cropped with the clip's random box, flipped, converted to a tensor and
-   normalised in the Dataset (DataLoader workers). Both loaders use ``--loader-workers``
-   processes; the epoch timed is the second (workers started, files in the page cache).
+4. One training epoch through each loader:
+   ``cache``: ``make_loader`` over the cache + ``train_transform`` on the CPU, giving model-ready
+   float ``(B, 3, T, crop, crop)`` batches (random resized crop, flip, normalisation);
+   ``cache_u8``: ``make_loader`` alone, uint8 ``(B, T, S, S, 3)`` batches: what a GPU run's host
+   side does, since the transform then runs on the device;
+   ``jpeg``: the way common DFER loaders do it, float batches as ``cache``: per clip, T uniformly
+   spaced frames, each decoded with PIL, resized, cropped with the clip's random box, flipped,
+   converted to a tensor and normalised in the Dataset.
+   Each epoch drops every batch once made, as a training loop does.
 
-Each figure is given twice: wall clock with the worker processes (what a user sees, but on a
-shared machine it mostly measures the share of the cores the run gets) and per CPU-second, run in
-this process on one thread (the cost of each data path, robust to other load).
+Each loader figure is given twice. Wall clock: ``--loader-workers`` DataLoader processes, the
+transform in this process on ``--main-threads`` torch threads (as in a CPU-only training loop),
+median of ``--repeats`` epochs after a warm-up epoch (workers started, files in the page cache);
+on a shared machine this mostly measures the share of the cores the run gets. Per CPU-second:
+the same epochs in this process (``num_workers=0``, one torch thread), CPU time (user + system)
+counted, median of ``--repeats``: the cost of each data path, robust to other load. The decode
+figures (1-3) come the same two ways.
 
 Usage::
 
@@ -179,6 +186,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep-data", type=Path, default=None, help="generate the tree here and keep it")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per loader figure (their median)")
+    parser.add_argument(
+        "--main-threads", type=int, default=1,
+        help="torch threads in this process for the wall-clock loader runs (2 loader workers already fill 2 cores)",
+    )
     parser.add_argument("--skip-decode", action="store_true", help="only build the cache; skip the decode-side figures")
     args = parser.parse_args(argv)
 
@@ -240,9 +251,9 @@ def main(argv=None) -> int:
         fig["cache_clips_per_cpu_s"] = clips_per_cpu_s(cache_loader0, transform, n_rep)
         fig["cache_u8_clips_per_cpu_s"] = clips_per_cpu_s(cache_loader0, None, n_rep)
         fig["jpeg_clips_per_cpu_s"] = clips_per_cpu_s(jpeg_loader0, None, n_rep)
-        # Wall clock: --loader-workers processes and as many torch threads; the transform runs in
-        # this process, as in a CPU-only training loop. Median of the timed epochs.
-        torch.set_num_threads(max(1, args.loader_workers))
+        # Wall clock: --loader-workers processes; the transform runs in this process, as in a
+        # CPU-only training loop, on --main-threads threads. Median of the timed epochs.
+        torch.set_num_threads(max(1, args.main_threads))
         cache_loader = make_loader(cache, rows, args.batch, shuffle=True, num_workers=args.loader_workers)
         fig["cache_clips_per_s"] = epoch_clips_per_s(cache_loader, transform, n_rep)
         fig["cache_u8_clips_per_s"] = epoch_clips_per_s(cache_loader, None, n_rep)

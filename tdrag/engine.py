@@ -47,7 +47,7 @@ from tdrag.checkpoints import (
 from tdrag.config import Config, config_to_dict, save_config
 from tdrag.data.labels import DFEW_CLASSES
 from tdrag.runs import Predictions
-from tdrag.schedule import build_optimizer, build_scheduler
+from tdrag.schedule import WarmupSchedule, build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -507,6 +507,9 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
             net.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            # The stored schedule settings came from the old config; follow the current one (the
+            # same unless e.g. train.epochs was raised to extend a finished run).
+            scheduler.lr_lambdas = [WarmupSchedule(len(train_loader), t) for _ in scheduler.lr_lambdas]
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{resume_from}: cannot resume from it: {exc}") from None
         start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])

@@ -206,3 +206,14 @@ def test_cache_that_does_not_match_the_config_is_refused(tiny_cache, tmp_path):
     config = replace(tiny_config(tiny_cache, tmp_path / "run"), data={"frames": 16})
     with pytest.raises(ValueError, match="T=8"):
         fit(config, progress=False)
+
+
+@pytest.mark.gpu
+def test_cuda_run_with_bf16_autocast_and_channels_last(tiny_cache, tmp_path):
+    config = tiny_config(tiny_cache, tmp_path / "run", device="cuda", amp=True, channels_last=True, epochs=1)
+    result = fit(config, progress=False)
+    assert np.isfinite(result.history[0]["train_loss"]) and result.history[0]["test_war"] is not None
+    model, _ = load_model(tmp_path / "run", device="cuda")
+    assert next(model.parameters()).device.type == "cuda"
+    again = engine.evaluate_run(tmp_path / "run", device="cuda", progress=False)
+    assert again["last"]["test"]["num_clips"] == result.metrics["last"]["test"]["num_clips"]

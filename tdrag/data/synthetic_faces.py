@@ -10,6 +10,10 @@ action units: brow raise (AU1+2), inner brow raise (AU1), brow lowering (AU4), e
 raise (AU10), jaw drop (AU26), lip stretch (AU20), lip corner pull/depress (AU12/AU15) and lip
 press (AU24). Each parameter belongs to one face part (``PARAM_GROUP``); the masks of the parts
 that move carry the class signal.
+
+``Look`` sets how boldly a face is drawn and how much its appearance varies: the ``easy`` preset
+draws thick, high-contrast features that move far on plain backgrounds and a narrow range of skin
+tones, so that its class signal survives at 48-64 pixels; the defaults are ``hard``'s fine look.
 """
 
 from __future__ import annotations
@@ -57,6 +61,24 @@ _ONE = 1 << _SHIFT
 
 
 @dataclass(frozen=True)
+class Look:
+    """How a face is drawn: signal strength (movement, strokes, contrast) and appearance variety.
+
+    The defaults reproduce the fine look (thin strokes, the full range of skin tones and
+    background colours); every field at its default draws exactly the same pixels.
+    """
+
+    motion_scale: float = 1.0  # drawn movement per unit of expression (brows, eyes, mouth, ...)
+    eye_scale: float = 1.0  # eye size (a wide or narrowed eye is then more pixels)
+    line_scale: float = 1.0  # stroke widths relative to the fine look
+    min_line: int = 1  # thinnest stroke, pixels (strokes of 1 px vanish in a 48-64 px frame)
+    bold: bool = False  # high-contrast parts: dark brows, dark lips and mouth, white teeth
+    skin_range: tuple[float, float] = (0.0, 1.0)  # part of the dark..light skin tone range drawn from
+    background_range: tuple[float, float] = (30.0, 230.0)  # background colour channel range
+    background_ramp: float = 1.0  # how far the gradient's second colour may be from the first (0: plain)
+
+
+@dataclass(frozen=True)
 class Identity:
     """Per-clip appearance: who the face is, independent of expression and pose."""
 
@@ -72,13 +94,21 @@ class Identity:
     brow_thick: float
 
 
-def random_identity(rng: np.random.Generator) -> Identity:
-    """Draw a random identity (skin tone, hair, proportions, background colours)."""
+def random_identity(rng: np.random.Generator, look: Look = Look()) -> Identity:
+    """Draw a random identity (skin tone, hair, proportions, background colours) within ``look``'s ranges.
+
+    Draws the same random numbers whatever ``look`` is, so looks change appearance, not the
+    rest of a clip.
+    """
     light, dark = np.array([170, 200, 235.0]), np.array([60, 95, 140.0])
-    skin = tuple(float(v) for v in dark + (light - dark) * rng.uniform(0, 1))
+    lo, hi = look.skin_range
+    skin = tuple(float(v) for v in dark + (light - dark) * (lo + (hi - lo) * rng.uniform(0, 1)))
     hair = tuple(float(v) for v in rng.uniform(10, 90) * np.array([1.0, 1.1, 1.25]))
     iris = tuple(float(v) for v in rng.uniform(20, 140, 3))
-    background = tuple(tuple(float(v) for v in rng.uniform(30, 230, 3)) for _ in range(2))
+    background = tuple(rng.uniform(*look.background_range, 3) for _ in range(2))
+    if look.background_ramp != 1.0:
+        background = (background[0], background[0] + look.background_ramp * (background[1] - background[0]))
+    background = tuple(tuple(float(v) for v in c) for c in background)
     return Identity(
         skin=skin,
         hair=hair,
@@ -105,7 +135,18 @@ def _mix(a, b, t: float) -> tuple[float, float, float]:
     return tuple(float(x + (y - x) * t) for x, y in zip(a, b))
 
 
-def draw_static(identity: Identity, size: int) -> np.ndarray:
+def _stroke(width: float, fine: int, look: Look) -> int:
+    """Stroke width in pixels: ``fine`` (the fine look's width) unless ``look`` scales strokes.
+
+    Scaled strokes follow the frame size (``width`` is the unrounded width at ``size``) with a
+    floor of ``look.min_line`` pixels.
+    """
+    if look.line_scale == 1.0 and look.min_line <= 1:
+        return fine
+    return max(look.min_line, int(round(width * look.line_scale)))
+
+
+def draw_static(identity: Identity, size: int, look: Look = Look()) -> np.ndarray:
     """Background, hair, ears and face skin: the parts that never move. ``(size, size, 3)`` BGR."""
     c0, c1 = (np.array(c, dtype=np.float32) for c in identity.background)
     ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
@@ -120,10 +161,11 @@ def draw_static(identity: Identity, size: int) -> np.ndarray:
     cv2.ellipse(img, _pt(size, cx, cy), _axes(size, identity.face_w, identity.face_h), 0, 0, 360,
                 identity.skin, -1, aa, _SHIFT)
     cv2.ellipse(img, _pt(size, cx, cy), _axes(size, identity.face_w, identity.face_h), 0, 0, 360,
-                _mix(identity.skin, (0, 0, 0), 0.35), max(1, size // 64), aa, _SHIFT)
+                _mix(identity.skin, (0, 0, 0), 0.35), _stroke(size / 64, max(1, size // 64), look), aa, _SHIFT)
     # Nose bridge and tip: static; wrinkles and flare are drawn per frame.
     nose = _px(np.array([[0.5, 0.47], [0.493, 0.575], [0.515, 0.585]]), size)
-    cv2.polylines(img, [nose], False, _mix(identity.skin, (0, 0, 0), 0.4), max(1, size // 80), aa, _SHIFT)
+    cv2.polylines(img, [nose], False, _mix(identity.skin, (0, 0, 0), 0.4), _stroke(size / 80, max(1, size // 80), look),
+                  aa, _SHIFT)
     return img
 
 
@@ -156,9 +198,15 @@ def _px(values: np.ndarray, size: int) -> np.ndarray:
     return np.round(np.asarray(values) * (size * _ONE)).astype(np.int32)
 
 
-def face_geometry(identity: Identity, e: np.ndarray, size: int) -> FaceGeometry:
-    """Geometry of the moving parts for expressions ``e: (D, len(EXPRESSION_PARAMS))``."""
+def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Look()) -> FaceGeometry:
+    """Geometry of the moving parts for expressions ``e: (D, len(EXPRESSION_PARAMS))``.
+
+    ``look.motion_scale`` multiplies every movement and ``look.eye_scale`` the eyes' size; the
+    masks follow the parts wherever they go.
+    """
     e = np.atleast_2d(np.asarray(e, dtype=np.float64))
+    if look.motion_scale != 1.0:
+        e = e * look.motion_scale
     d = e.shape[0]
     col = {name: e[:, i] for name, i in P.items()}
 
@@ -178,11 +226,12 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int) -> FaceGeometry:
     eo = col["eye_open"]
     aperture = np.where(eo > 0, 1 + 0.8 * eo, 1 + 0.7 * eo)
     aperture = np.maximum(0.12, aperture - 0.2 * np.maximum(0.0, col["cheek"]))
-    eye_h = 0.027 * aperture
-    eye_axes = np.stack([np.full(d, 0.062), eye_h], axis=-1)
-    iris_axes = np.stack([np.full(d, 0.022), np.minimum(0.022, eye_h)], axis=-1)
-    pupil_axes = np.stack([np.full(d, 0.01), np.minimum(0.01, eye_h)], axis=-1)
-    eye_mask_axes = np.stack([np.full(d, 0.082), np.maximum(eye_h, 0.027) + 0.02], axis=-1)
+    k = look.eye_scale
+    eye_h = 0.027 * k * aperture
+    eye_axes = np.stack([np.full(d, 0.062 * k), eye_h], axis=-1)
+    iris_axes = np.stack([np.full(d, 0.022 * k), np.minimum(0.022 * k, eye_h)], axis=-1)
+    pupil_axes = np.stack([np.full(d, 0.01 * k), np.minimum(0.01 * k, eye_h)], axis=-1)
+    eye_mask_axes = np.stack([np.full(d, 0.082 * k), np.maximum(eye_h, 0.027 * k) + 0.02], axis=-1)
     eyes = np.array([[0.5 - identity.eye_dx, identity.eye_y], [0.5 + identity.eye_dx, identity.eye_y]])
     cheek_y = 0.6 - 0.025 * col["cheek"]
     cheeks = np.stack([np.stack([np.full(d, 0.335), cheek_y], -1), np.stack([np.full(d, 0.665), cheek_y], -1)], 1)
@@ -231,31 +280,47 @@ class Style:
     lip: tuple
     pressed_lip: tuple
     blush: tuple
+    brow: tuple
+    mouth: tuple  # inside of an open mouth
+    teeth: tuple
+    blush_amount: float  # how far a full cheek raise tints the cheeks towards ``blush``
+    wrinkle_amount: float  # how dark a full nose wrinkle draws its lines
     brow_thick: int
     lid: int
     fine: int
+    wrinkle_line: int
     lip_thick: float
+    min_lip: int
     nose_lines: tuple  # ((p0, p1), ...) wrinkle line end points
     nostrils: tuple  # centres
     size: int
 
 
-def make_style(identity: Identity, size: int) -> Style:
+def make_style(identity: Identity, size: int, look: Look = Look()) -> Style:
     """Colours, stroke widths and fixed points of ``identity`` at ``size`` (computed once per clip)."""
     lines = []
     for k, y in enumerate((0.48, 0.5, 0.52)):
         half = 0.02 + 0.01 * k
         lines.append((tuple(_px([0.5 - half, y], size).tolist()), tuple(_px([0.5 + half, y], size).tolist())))
-    lip = _mix(identity.skin, (60, 50, 160), 0.45)
+    bold = look.bold
+    # Bold parts stand out from any skin tone: near-black brows and mouth, dark red lips.
+    lip = _mix(identity.skin, (40, 30, 150), 0.8) if bold else _mix(identity.skin, (60, 50, 160), 0.45)
     return Style(
         dark=_mix(identity.skin, (0, 0, 0), 0.55),
         lip=lip,
         pressed_lip=_mix(lip, (20, 20, 60), 0.5),
         blush=(110, 90, 230),
-        brow_thick=max(1, int(round(identity.brow_thick * size))),
-        lid=max(1, size // 56),
-        fine=max(1, size // 112),
-        lip_thick=size * 0.02,
+        brow=_mix(identity.hair, (0, 0, 0), 0.6) if bold else identity.hair,
+        mouth=(15, 10, 25) if bold else (45, 30, 70),
+        teeth=(250, 250, 250) if bold else (235, 240, 245),
+        blush_amount=0.8 if bold else 0.5,
+        wrinkle_amount=0.85 if bold else 0.6,
+        brow_thick=_stroke(identity.brow_thick * size, max(1, int(round(identity.brow_thick * size))), look),
+        lid=_stroke(size / 56, max(1, size // 56), look),
+        fine=max(1, size // 112),  # the lower lid stays fine: a thick one would close a small eye
+        wrinkle_line=_stroke(size / 90, max(1, size // 90), look),
+        lip_thick=size * 0.02 * look.line_scale,
+        min_lip=look.min_line,
         nose_lines=tuple(lines),
         nostrils=tuple(tuple(_px([0.5 + side * 0.022, 0.585], size).tolist()) for side in (-1, 1)),
         size=size,
@@ -268,7 +333,7 @@ def draw_expression(img: np.ndarray, identity: Identity, style: Style, geo: Face
     size = style.size
     cheek = float(geo.cheek[s])
     if cheek > 0.02:
-        color = _mix(identity.skin, style.blush, 0.5 * cheek)
+        color = _mix(identity.skin, style.blush, style.blush_amount * cheek)
         for c in geo.cheeks[s].tolist():
             cv2.circle(img, c, int(0.05 * size * _ONE), color, -1, aa, sh)
 
@@ -283,24 +348,25 @@ def draw_expression(img: np.ndarray, identity: Identity, style: Style, geo: Face
         cv2.ellipse(img, c, eye_ax, 0, 180, 360, (25, 25, 35), style.lid, aa, sh)
         cv2.ellipse(img, c, eye_ax, 0, 0, 180, style.dark, style.fine, aa, sh)
 
-    cv2.polylines(img, list(geo.brows[s]), False, identity.hair, style.brow_thick, aa, sh)
+    cv2.polylines(img, list(geo.brows[s]), False, style.brow, style.brow_thick, aa, sh)
 
     wrinkle = float(geo.wrinkle[s])
     if wrinkle > 0.02:
-        color = _mix(identity.skin, (0, 0, 0), 0.6 * wrinkle)
+        color = _mix(identity.skin, (0, 0, 0), style.wrinkle_amount * wrinkle)
         for p0, p1 in style.nose_lines:
-            cv2.line(img, p0, p1, color, max(1, size // 90), aa, sh)
+            cv2.line(img, p0, p1, color, style.wrinkle_line, aa, sh)
     flare = _px([0.012 * (1 + 0.8 * wrinkle), 0.008], size).tolist()
     for c in style.nostrils:
         cv2.ellipse(img, c, tuple(flare), 0, 0, 360, style.dark, -1, aa, sh)
 
     up, lo = geo.mouth_upper[s], geo.mouth_lower[s]
-    cv2.fillPoly(img, [np.concatenate([up, lo[::-1]])], (45, 30, 70), aa, sh)
+    cv2.fillPoly(img, [np.concatenate([up, lo[::-1]])], style.mouth, aa, sh)
     if geo.show_teeth[s]:
-        cv2.fillPoly(img, [np.concatenate([up, geo.teeth[s][::-1]])], (235, 240, 245), aa, sh)
+        cv2.fillPoly(img, [np.concatenate([up, geo.teeth[s][::-1]])], style.teeth, aa, sh)
     press = float(geo.press[s])
     lip = _mix(style.lip, style.pressed_lip, press)
-    cv2.polylines(img, [up, lo], False, lip, max(1, int(round(style.lip_thick * (1 - 0.55 * press)))), aa, sh)
+    cv2.polylines(img, [up, lo], False, lip, max(style.min_lip, int(round(style.lip_thick * (1 - 0.55 * press)))),
+                  aa, sh)
 
 
 def draw_part_masks(mask: np.ndarray, geo: FaceGeometry, s: int, groups: tuple[str, ...]) -> None:
