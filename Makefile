@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-slow test-browser install clean
+.PHONY: demo test test-slow test-browser figures install clean
 
 install: $(STAMP)
 
@@ -29,8 +29,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# Needs Debian's chromium (apt-get install -y chromium) or TDRAG_CHROMIUM=/path/to/chrome.
 test-browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser
+
+# README figures (docs/figures/) from the demo run; run `make demo` first.
+figures: $(STAMP)
+	$(BIN)/python docs/make_figures.py $(DEMO_OUT)/run
 
 clean:
 	rm -rf $(VENV) runs

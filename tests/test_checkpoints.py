@@ -62,7 +62,7 @@ def test_missing_file_names_path(tmp_path):
         checkpoints.load_checkpoint(tmp_path / "nope.pt")
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "text"])
 def test_corrupt_file_is_refused_naming_path(tmp_path, damage):
     path = tmp_path / "bad.pt"
     checkpoints.save_checkpoint(path, _state())
@@ -71,6 +71,8 @@ def test_corrupt_file_is_refused_naming_path(tmp_path, damage):
         path.write_bytes(data[: len(data) // 2])
     elif damage == "garbage":
         path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+    elif damage == "text":
+        path.write_text("this is a text file, not a checkpoint\n")
     else:
         path.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"bad\.pt"):
