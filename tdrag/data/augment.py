@@ -68,8 +68,8 @@ def _normalize_255_cl_(frames: torch.Tensor) -> torch.Tensor:
 
     ``frames``: contiguous channels-last float ``(..., W, 3)``. The per-channel factors are
     repeated along whole rows (``W * 3`` values): broadcasting a 3-vector over the innermost
-    dimension defeats the vectorised CPU kernels (measured 6x slower on 16 x 112 x 112 x 3), a
-    row-long vector does not.
+    dimension defeats the vectorised CPU kernels (cast + normalise of 16 x 112 x 112 x 3 took 2.5
+    instead of 0.54 ms per clip), a row-long vector does not.
     """
     width = frames.shape[-2]
     scale, shift = _row_affine(frames.device, width)
