@@ -72,7 +72,7 @@ class Look:
     eye_scale: float = 1.0  # eye size (a wide or narrowed eye is then more pixels)
     line_scale: float = 1.0  # stroke widths relative to the fine look
     min_line: int = 1  # thinnest stroke, pixels (strokes of 1 px vanish in a 48-64 px frame)
-    bold: bool = False  # high-contrast parts: dark brows, dark lips and mouth, white teeth
+    bold: bool = False  # high-contrast parts: dark brows, lips and mouth, white teeth, frown furrows
     skin_range: tuple[float, float] = (0.0, 1.0)  # part of the dark..light skin tone range drawn from
     background_range: tuple[float, float] = (30.0, 230.0)  # background colour channel range
     background_ramp: float = 1.0  # how far the gradient's second colour may be from the first (0: plain)
@@ -192,6 +192,9 @@ class FaceGeometry:
     wrinkle: np.ndarray  # (D,)
     press: np.ndarray  # (D,)
     show_teeth: np.ndarray  # (D,) bool
+    furrows: np.ndarray  # (D, 2, 2, 2): step, side, top/bottom end, xy of the frown lines (bold look)
+    furrow: np.ndarray  # (D,) how dark the frown lines are, 0 when none are drawn
+    furrow_box: np.ndarray  # (4,): centre x, y, half-axes x, y of the frown lines' mask ellipse
 
 
 def _px(values: np.ndarray, size: int) -> np.ndarray:
@@ -207,6 +210,9 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
     e = np.atleast_2d(np.asarray(e, dtype=np.float64))
     if look.motion_scale != 1.0:
         e = e * look.motion_scale
+    # Mask margin around a part (canvas fraction): thicker strokes reach further from the part's
+    # centre line, so their regions grow with them.
+    pad = 0.03 if look.line_scale == 1.0 and look.min_line <= 1 else 0.03 * look.line_scale + 0.5 * look.min_line / size
     d = e.shape[0]
     col = {name: e[:, i] for name, i in P.items()}
 
@@ -221,7 +227,16 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
         xs[:, 0] -= side * 0.022 * col["brow_lower"]
         brows[:, k, :, 0], brows[:, k, :, 1] = xs, ys
     lo, hi = brows.min(axis=2), brows.max(axis=2)  # (D, 2, 2)
-    brow_boxes = np.concatenate([(lo + hi) / 2, (hi - lo) / 2 + 0.03], axis=-1)
+    brow_boxes = np.concatenate([(lo + hi) / 2, (hi - lo) / 2 + pad], axis=-1)
+    # Lowered brows (AU4) crease the skin between them into vertical frown lines. The bold look
+    # draws them: a lowered brow alone barely changes a small face whose brows sit on dark lids.
+    top = identity.eye_y - 0.105 + 0.02 * np.clip(col["brow_lower"], 0.0, 1.5)
+    furrows = np.zeros((d, 2, 2, 2))
+    for k, side in enumerate((-1, 1)):
+        furrows[:, k, 0] = np.stack([np.full(d, 0.5 + side * 0.022), top], -1)
+        furrows[:, k, 1] = np.stack([np.full(d, 0.5 + side * 0.013), top + 0.055], -1)
+    furrow = np.clip(col["brow_lower"], 0.0, 1.0) if look.bold else np.zeros(d)
+    furrow_box = np.array([0.5, identity.eye_y - 0.055, 0.045, 0.06])
 
     eo = col["eye_open"]
     aperture = np.where(eo > 0, 1 + 0.8 * eo, 1 + 0.7 * eo)
@@ -232,6 +247,8 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
     iris_axes = np.stack([np.full(d, 0.022 * k), np.minimum(0.022 * k, eye_h)], axis=-1)
     pupil_axes = np.stack([np.full(d, 0.01 * k), np.minimum(0.01 * k, eye_h)], axis=-1)
     eye_mask_axes = np.stack([np.full(d, 0.082 * k), np.maximum(eye_h, 0.027 * k) + 0.02], axis=-1)
+    if pad != 0.03:
+        eye_mask_axes = eye_mask_axes + (pad - 0.03)
     eyes = np.array([[0.5 - identity.eye_dx, identity.eye_y], [0.5 + identity.eye_dx, identity.eye_y]])
     cheek_y = 0.6 - 0.025 * col["cheek"]
     cheeks = np.stack([np.stack([np.full(d, 0.335), cheek_y], -1), np.stack([np.full(d, 0.665), cheek_y], -1)], 1)
@@ -251,7 +268,7 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
     xs = mx + w[:, None] * s * (1 - 0.25 * np.maximum(0.0, col["mouth_open"])[:, None] * (1 - np.abs(s)))
     teeth_y = upper_y + 0.45 * (lower_y - upper_y)
     top, bottom = upper_y.min(axis=1), lower_y.max(axis=1)
-    mouth_box = np.stack([np.full(d, mx), (top + bottom) / 2, w + 0.03, (bottom - top) / 2 + 0.03], axis=-1)
+    mouth_box = np.stack([np.full(d, mx), (top + bottom) / 2, w + pad, (bottom - top) / 2 + pad], axis=-1)
     return FaceGeometry(
         brows=_px(brows, size),
         brow_boxes=_px(brow_boxes, size),
@@ -269,6 +286,9 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
         wrinkle=np.maximum(0.0, col["nose_wrinkle"]),
         press=np.clip(col["lip_press"], 0.0, 1.0),
         show_teeth=(col["mouth_curve"] > 0.3) & (col["mouth_open"] > 0.1),
+        furrows=_px(furrows, size),
+        furrow=furrow,
+        furrow_box=_px(furrow_box, size),
     )
 
 
@@ -291,6 +311,7 @@ class Style:
     wrinkle_line: int
     lip_thick: float
     min_lip: int
+    press_stroke: float  # relative change of the lips' stroke width when fully pressed
     nose_lines: tuple  # ((p0, p1), ...) wrinkle line end points
     nostrils: tuple  # centres
     size: int
@@ -308,7 +329,7 @@ def make_style(identity: Identity, size: int, look: Look = Look()) -> Style:
     return Style(
         dark=_mix(identity.skin, (0, 0, 0), 0.55),
         lip=lip,
-        pressed_lip=_mix(lip, (20, 20, 60), 0.5),
+        pressed_lip=_mix(lip, (10, 5, 25), 0.85) if bold else _mix(lip, (20, 20, 60), 0.5),
         blush=(110, 90, 230),
         brow=_mix(identity.hair, (0, 0, 0), 0.6) if bold else identity.hair,
         mouth=(15, 10, 25) if bold else (45, 30, 70),
@@ -321,6 +342,9 @@ def make_style(identity: Identity, size: int, look: Look = Look()) -> Style:
         wrinkle_line=_stroke(size / 90, max(1, size // 90), look),
         lip_thick=size * 0.02 * look.line_scale,
         min_lip=look.min_line,
+        # Fine pressed lips get thinner; bold ones (already at the thinnest stroke) turn into a
+        # thick dark bar, the one part of an angry face no other class shares.
+        press_stroke=0.8 if bold else -0.55,
         nose_lines=tuple(lines),
         nostrils=tuple(tuple(_px([0.5 + side * 0.022, 0.585], size).tolist()) for side in (-1, 1)),
         size=size,
@@ -348,6 +372,10 @@ def draw_expression(img: np.ndarray, identity: Identity, style: Style, geo: Face
         cv2.ellipse(img, c, eye_ax, 0, 180, 360, (25, 25, 35), style.lid, aa, sh)
         cv2.ellipse(img, c, eye_ax, 0, 0, 180, style.dark, style.fine, aa, sh)
 
+    furrow = float(geo.furrow[s])
+    if furrow > 0.02:
+        color = _mix(identity.skin, (0, 0, 0), style.wrinkle_amount * furrow)
+        cv2.polylines(img, list(geo.furrows[s]), False, color, style.wrinkle_line, aa, sh)
     cv2.polylines(img, list(geo.brows[s]), False, style.brow, style.brow_thick, aa, sh)
 
     wrinkle = float(geo.wrinkle[s])
@@ -365,8 +393,8 @@ def draw_expression(img: np.ndarray, identity: Identity, style: Style, geo: Face
         cv2.fillPoly(img, [np.concatenate([up, geo.teeth[s][::-1]])], style.teeth, aa, sh)
     press = float(geo.press[s])
     lip = _mix(style.lip, style.pressed_lip, press)
-    cv2.polylines(img, [up, lo], False, lip, max(style.min_lip, int(round(style.lip_thick * (1 - 0.55 * press)))),
-                  aa, sh)
+    thick = max(style.min_lip, int(round(style.lip_thick * (1 + style.press_stroke * press))))
+    cv2.polylines(img, [up, lo], False, lip, thick, aa, sh)
 
 
 def draw_part_masks(mask: np.ndarray, geo: FaceGeometry, s: int, groups: tuple[str, ...]) -> None:
@@ -379,6 +407,9 @@ def draw_part_masks(mask: np.ndarray, geo: FaceGeometry, s: int, groups: tuple[s
     sh = _SHIFT
     if "brows" in groups:
         for cx, cy, ax, ay in geo.brow_boxes[s].tolist():
+            cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+        if geo.furrow[s] > 0.02:
+            cx, cy, ax, ay = geo.furrow_box.tolist()
             cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
     if "eyes" in groups:
         axes = tuple(geo.eye_mask_axes[s].tolist())

@@ -23,7 +23,8 @@ from tdrag.data.synthetic import (
     load_meta,
     render_clip,
 )
-from tdrag.data.synthetic_clips import PRESETS, apex_vector
+from tdrag.data.synthetic_clips import FACE_ZOOM, PRESETS, apex_vector
+from tdrag.data.synthetic_faces import Look
 
 C = {name: i for i, name in enumerate(DFEW_CLASSES)}
 SPLITS = {"train": "train(single-labeled)", "test": "test(single-labeled)"}
@@ -218,12 +219,16 @@ CLEAN = dataclasses.replace(
     PRESETS["easy"], shift=0.0, rotation=0.0, scale=(1.0, 1.0), pose_drift=0.0, light=0.0, noise=(0.0, 0.0),
     blur_prob=0.0, occlusion_prob=0.0, hold_prob=0.0, length=(60, 60),
 )
+#: CLEAN drawn in the fine look (thin strokes, small moves) that `hard` uses.
+FINE_CLEAN = dataclasses.replace(
+    CLEAN, zoom=FACE_ZOOM, **{f.name: getattr(Look(), f.name) for f in dataclasses.fields(Look)}
+)
 
 
 def test_expression_change_lies_inside_the_masks():
     """The masks cover the signal: with no nuisance almost all onset-to-apex change is inside
     them, and on `easy` (pose drift, noise) pixels inside change far more than pixels outside."""
-    for preset, check in ((CLEAN, "share"), ("easy", "ratio")):
+    for preset, check in ((CLEAN, "share"), (FINE_CLEAN, "share"), ("easy", "ratio")):
         for label in range(NUM_DFEW_CLASSES):
             if label == C["Neutral"]:
                 continue
@@ -274,6 +279,38 @@ def test_hard_pairs_share_apex_faces_easy_ones_do_not():
     assert not np.allclose(apex_vector(C["Disgust"], easy), apex_vector(C["Angry"], easy))
     assert np.allclose(apex_vector(C["Fear"], hard), apex_vector(C["Surprise"], hard))
     assert np.allclose(apex_vector(C["Disgust"], hard), apex_vector(C["Angry"], hard))
+
+
+def test_hard_uses_the_fine_look():
+    fields = [f.name for f in dataclasses.fields(Look)]
+    assert PRESETS["hard"].look == Look() and PRESETS["hard"].zoom == FACE_ZOOM
+    assert PRESETS["easy"].look != Look()
+    assert tuple(getattr(PRESETS["easy"], name) for name in fields) == dataclasses.astuple(PRESETS["easy"].look)
+
+
+def test_easy_expressions_are_bolder_than_the_fine_look():
+    """At 48 px the bold look changes far more pixels from onset to apex, in every expressive class."""
+    for label in range(NUM_DFEW_CLASSES):
+        if label == C["Neutral"]:
+            continue
+        changed = []
+        for preset in (CLEAN, FINE_CLEAN):
+            clip = render_clip(13, label, label, preset, 48)
+            change = np.abs(clip.frames[clip.apex].astype(np.float32) - clip.frames[0]).max(-1)
+            changed.append(int((change > 40).sum()))
+        assert changed[0] >= 1.5 * changed[1], (DFEW_CLASSES[label], changed)
+
+
+def test_easy_varies_less_in_appearance_than_hard():
+    """Background and skin colours spread less over `easy`'s clips than over `hard`'s."""
+    def spread(preset):
+        clips = [render_clip(6, i, C["Neutral"], preset, 48) for i in range(12)]
+        corner = np.array([c.frames[0, :4, :4].reshape(-1, 3).mean(0) for c in clips])
+        cheek = np.array([c.frames[0, 30:33, 14:17].reshape(-1, 3).mean(0) for c in clips])
+        return corner.std(0).mean(), cheek.std(0).mean()
+
+    easy, hard = spread("easy"), spread("hard")
+    assert easy[0] < 0.7 * hard[0] and easy[1] < hard[1], (easy, hard)
 
 
 def test_hard_has_more_nuisance_than_easy():
