@@ -14,13 +14,13 @@ import sys
 
 # Order shown in `tdrag --help`.
 COMMANDS = [
+    "tdrag.commands.synth",
     "tdrag.commands.prepare",
-    "tdrag.commands.predict",
     "tdrag.commands.train",
     "tdrag.commands.eval",
     "tdrag.commands.cv",
     "tdrag.commands.demo",
-    "tdrag.commands.synth",
+    "tdrag.commands.predict",
 ]
 
 

@@ -73,7 +73,7 @@ class SynthPreset:
     eye_scale: float = 1.0  # eye size
     line_scale: float = 1.0  # stroke widths relative to the fine look
     min_line: int = 1  # thinnest stroke, pixels
-    bold: bool = False  # high-contrast brows, lips, open mouth and teeth
+    bold: bool = False  # high-contrast brows, lips, mouth and teeth; frown lines; pressed lips as a dark bar
     skin_range: tuple[float, float] = (0.0, 1.0)  # part of the dark..light skin tone range
     background_range: tuple[float, float] = (30.0, 230.0)  # background colour channel range
     background_ramp: float = 1.0  # background gradient strength (0: one plain colour)
