@@ -19,7 +19,7 @@ import torch
 from matplotlib.figure import Figure
 
 from analysis.plots import class_colors, new_figure
-from analysis.trajectories import PCA
+from analysis.trajectories import PCA, label_pca_axes
 from tdrag.data.labels import DFEW_CLASSES
 
 
@@ -140,13 +140,7 @@ def plot_clip_trajectory(
     if len(traj) > 1:
         ax.annotate("", xy=traj[-1], xytext=traj[-2], zorder=6,
                     arrowprops=dict(arrowstyle="-|>", color="black", lw=2.0, mutation_scale=16))
-    if pca is not None and pca.explained_variance_ratio.size >= 2:
-        ev = pca.explained_variance_ratio
-        ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% var)")
-        ax.set_ylabel(f"PC2 ({100 * ev[1]:.1f}% var)")
-    else:
-        ax.set_xlabel("PC1")
-        ax.set_ylabel("PC2")
+    label_pca_axes(ax, pca)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title or "GRU trajectory (o = first step, arrow = last)", fontsize=10)

@@ -197,6 +197,17 @@ def decision_step_table(
     return pd.DataFrame.from_records(records).set_index("class")
 
 
+def label_pca_axes(ax, pca: "PCA | None") -> None:
+    """Name a PC1/PC2 scatter's axes, with each component's share of the variance when known."""
+    if pca is not None and pca.explained_variance_ratio.size >= 2:
+        ev = pca.explained_variance_ratio
+        ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% var)")
+        ax.set_ylabel(f"PC2 ({100 * ev[1]:.1f}% var)")
+    else:
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+
+
 def plot_trajectories(
     trajectories: np.ndarray | torch.Tensor,
     labels: Sequence[int] | np.ndarray,
@@ -252,13 +263,7 @@ def plot_trajectories(
                 ax.annotate("", xy=m[-1], xytext=m[-2], zorder=5,
                             arrowprops=dict(arrowstyle="-|>", color=colours[c], lw=2.5, mutation_scale=18))
         ax.legend(fontsize=8, title="true class (mean)", title_fontsize=8, loc="best")
-    if pca is not None and pca.explained_variance_ratio.size >= 2:
-        ev = pca.explained_variance_ratio
-        ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% var)")
-        ax.set_ylabel(f"PC2 ({100 * ev[1]:.1f}% var)")
-    else:
-        ax.set_xlabel("PC1")
-        ax.set_ylabel("PC2")
+    label_pca_axes(ax, pca)
     ax.set_title(title or f"GRU hidden-state trajectories ({num_steps} steps; o = first step, arrow = last)")
     ax.grid(alpha=0.3)
     return fig
