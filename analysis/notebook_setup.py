@@ -94,7 +94,7 @@ def ensure_demo_run(root: str | os.PathLike, small: bool = False, callback=None)
 
         log.info("no trained run in %s: running the demo there (as `make demo`)", run_dir)
         return Path(run_demo(root, callback=callback))
-    from tdrag.engine import fit
+    from tdrag.trainer import fit
 
     config = small_config(ensure_synthetic_data(root / "data", small=True), root / "cache", run_dir)
     ensure_cache(config, workers=0)

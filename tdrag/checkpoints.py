@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from torch import nn
 
 from tdrag.atomic import atomic_path
 from tdrag.config import Config, ConfigError, config_from_dict
+from tdrag.errors import TdragError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ VERSION = 1
 REQUIRED_KEYS = ("format", "version", "config", "model")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TdragError, RuntimeError):
     """A checkpoint file is missing, corrupt, foreign (not written by tdrag) or incompatible."""
 
 
@@ -106,39 +108,101 @@ def checkpoint_config(state: dict[str, Any], path: str | os.PathLike = "checkpoi
         raise CheckpointError(f"{path}: stored config is not valid for this tdrag: {exc}") from None
 
 
-def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
-    """A checkpoint file as given, or a run dir's ``checkpoints/best.pt`` (else ``last.pt``)."""
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """Which checkpoint of a run an analysis uses, and why (``reason`` is shown to the user).
+
+    ``name``: "best" or "last" (or the file's name for a file given directly); ``epoch``: its
+    epoch; ``selection``: "val" (chosen on held-out training clips), "test" (chosen on the test
+    fold: optimistic), "last" (no choice made) or "file" (given directly).
+    """
+
+    path: Path
+    name: str
+    epoch: int | None
+    selection: str
+    reason: str
+
+
+def select_checkpoint(path_or_run_dir: str | os.PathLike, which: str = "auto") -> CheckpointChoice:
+    """The checkpoint an analysis of a run should use.
+
+    Args:
+        path_or_run_dir: a ``.pt`` file (used as given) or a run directory.
+        which: "auto" (default): ``best.pt`` when its epoch was chosen on a validation split held
+            out from the training fold, otherwise ``last.pt``: a checkpoint chosen on the test
+            fold (``data.val_fraction = 0``) is optimistic, and analysis never defaults to it.
+            "best" or "last" ask for one explicitly.
+
+    Raises:
+        CheckpointError: no such checkpoint.
+    """
     path = Path(path_or_run_dir)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            candidate = path / "checkpoints" / name
-            if candidate.is_file():
-                return candidate
-        raise CheckpointError(f"{path}: run dir has no checkpoints/best.pt or checkpoints/last.pt")
-    return path
+    if not path.is_dir():
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+        return CheckpointChoice(path, path.stem, None, "file", f"{path} (given)")
+    if which not in ("auto", "best", "last"):
+        raise CheckpointError(f"checkpoint {which!r}: choose auto, best or last")
+    best, last = path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"
+    if not best.is_file() and not last.is_file():
+        raise CheckpointError(f"{path}: run dir has no checkpoints/best.pt or checkpoints/last.pt "
+                              "(train one with `tdrag train`)")
+    best_state = load_checkpoint(best) if best.is_file() else {}
+    best_info, best_epoch = best_state.get("best") or {}, best_state.get("epoch")
+    chosen_on = "val" if str(best_info.get("metric", "")).startswith("val") else "test"
+    if which == "best" or (which == "auto" and best.is_file() and chosen_on == "val"):
+        if not best.is_file():
+            raise CheckpointError(f"{path}: no checkpoints/best.pt")
+        note = ("chosen by WAR on a validation split held out from the training fold" if chosen_on == "val" else
+                "chosen by WAR on the test fold itself: optimistic")
+        return CheckpointChoice(best, "best", best_epoch, chosen_on, f"checkpoints/best.pt (epoch {best_epoch}, {note})")
+    if last.is_file():
+        epoch = load_checkpoint(last).get("epoch")
+        why = "the last epoch"
+        if which == "auto" and best.is_file():
+            why += "; best.pt was chosen on the test fold, so analyses do not default to it"
+        return CheckpointChoice(last, "last", epoch, "last", f"checkpoints/last.pt (epoch {epoch}, {why})")
+    if which == "last":
+        raise CheckpointError(f"{path}: no checkpoints/last.pt")
+    return CheckpointChoice(best, "best", best_epoch, chosen_on,
+                            f"checkpoints/best.pt (epoch {best_epoch}; the only checkpoint left; chosen on the "
+                            f"{'test fold: optimistic' if chosen_on == 'test' else 'validation split'})")
 
 
-def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
+    """A checkpoint file as given, or the one :func:`select_checkpoint` picks in a run dir."""
+    return select_checkpoint(path_or_run_dir).path
+
+
+def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu",
+               which: str = "auto") -> tuple[nn.Module, Config]:
     """Build the model a checkpoint was trained with and load its weights.
 
     Args:
-        path_or_run_dir: a ``.pt`` file, or a run dir (uses ``checkpoints/best.pt``, falling back
-            to ``checkpoints/last.pt``).
+        path_or_run_dir: a ``.pt`` file, or a run dir (the checkpoint :func:`select_checkpoint`
+            picks: best.pt only when chosen on held-out training clips, else last.pt).
         device: where to put the model.
+        which: "auto", "best" or "last" (see :func:`select_checkpoint`).
 
     Returns:
         ``(model in eval mode on device, Config)``.
     """
     from tdrag.models import build_model_from_config
 
-    path = resolve_checkpoint(path_or_run_dir)
+    path = select_checkpoint(path_or_run_dir, which).path
     state = load_checkpoint(path, map_location="cpu")
     config = checkpoint_config(state, path)
-    model = build_model_from_config(config.model)
+    try:
+        model = build_model_from_config(config.model)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its config builds no model here ({exc})") from None
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model '{config.model.name}': {exc}") from None
+    except (RuntimeError, KeyError, TypeError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit model '{config.model.name}' built from its config "
+                              f"({detail})") from None
     return model.to(device).eval(), config
 
 

@@ -3,6 +3,11 @@
 Each command module defines ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int`` as the default. Importing a command module must be cheap (no torch work at
 import time beyond ``import torch``), so that ``tdrag --help`` answers quickly.
+
+Failures a user can cause (``tdrag.errors.TdragError`` and its kinds, an ``OSError`` such as a
+full disk or a permission denied, a bad value) end as one line ``error: <path or key>: <what is
+wrong>`` on stderr and exit status 1 (2 for a bad config value or argument); ``-v`` adds the
+traceback. Commands therefore raise, and print only their results.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 # Order shown in `tdrag --help`.
 COMMANDS = [
@@ -46,8 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tdrag.config import ConfigError
+    from tdrag.errors import TdragError, describe_os_error
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (TdragError, OSError, ValueError, MemoryError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        if isinstance(exc, TdragError) or not isinstance(exc, OSError):
+            message = " ".join(str(exc).split()) or type(exc).__name__
+        else:
+            message = describe_os_error(exc)
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message}); use a smaller batch or fewer workers"
+        print(f"error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1

@@ -1,9 +1,14 @@
 """Run configuration: three dataclasses <-> YAML, with ``key=value`` overrides.
 
 A config file has up to four sections, ``data``, ``model``, ``train`` and ``synth`` (the synthetic
-set `tdrag demo` renders), each mapping to the dataclass of the same name. Every field has a default, so a file names only what it changes. Overrides from
-the command line use ``section.field=value`` (or a bare ``field=value`` when the name is unique
-across sections); values are parsed as YAML scalars/lists and type-checked against the field.
+set `tdrag demo` renders), each mapping to the dataclass of the same name. Every field has a
+default, so a file names only what it changes. Overrides from the command line use
+``section.field=value`` (or a bare ``field=value`` when the name is unique across sections).
+
+Values are read as YAML 1.2 scalars (``1e-3`` is a float, ``yes`` is a string; PyYAML alone
+follows YAML 1.1, where ``1e-3`` is a string and ``yes`` a boolean), type-checked against the
+field and range-checked (``train.lr`` > 0, ``data.crop`` <= ``data.size``, ...): a bad value
+raises ``ConfigError`` naming the key, before any work starts.
 
 Example::
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,17 +29,21 @@ from typing import Any
 import yaml
 
 from tdrag.atomic import write_text
+from tdrag.errors import TdragError
 
 
 @dataclass
 class DataConfig:
     """Where the clips are and how they are sampled."""
 
-    # DFEW-format root (holds Clip/ and EmoLabel_DataSplit/); `tdrag prepare` reads it.
+    # Which dataset layout `root` holds: "dfew", "ferv39k" or "mafw" (see tdrag.data.datasets).
+    dataset: str = "dfew"
+    # Dataset root as distributed (DFEW: holds Clip/ and EmoLabel_DataSplit/); `tdrag prepare` reads it.
     root: str = ""
     # Frame cache directory written by `tdrag prepare` and read for training.
     cache: str = ""
-    # DFEW fold 1..5: train on train(single-labeled)/set_<fold>.csv, test on test(...)/set_<fold>.csv.
+    # Fold of the dataset's protocol: DFEW and MAFW 1..5 (train on set_<fold>, test on its test
+    # list); FERV39k has one train/test split, fold 1.
     fold: int = 1
     # Keyframes per clip (T) and side of the square cached frames (S).
     frames: int = 16
@@ -72,6 +82,21 @@ class ModelConfig:
     gru_layers: int = 1
     # Dropout before the classifier.
     dropout: float = 0.5
+    # Causal time: every temporal convolution and pooling pads only the past, so GRU step s (and
+    # its logits) depends only on the keyframes up to the last one that step covers. Off: each
+    # step of layer4 already sees the whole clip (centred 3x3x3 kernels), and step readouts are
+    # not "the clip so far".
+    causal_time: bool = False
+    # How the attention mask M is formed from its logits (tdrag.models.attention):
+    # "sigmoid": M = sigmoid(logits) in (0, 1) (the residual attention of Wang et al.);
+    # "softmax": a spatial softmax per time step at `attention_temperature`, rescaled so that
+    # its mean over the frame is 0.5 (the same average gain as a fresh sigmoid mask), which makes
+    # the mask a distribution over places: more on one place means less elsewhere.
+    attention_mask: str = "sigmoid"
+    attention_temperature: float = 1.0
+    # Initial weights for the trunk: "" (none), a path to a torchvision r3d_18 state dict or a
+    # tdrag checkpoint, or "kinetics400" (torchvision downloads its weights; needs internet).
+    pretrained: str = ""
 
 
 @dataclass
@@ -94,6 +119,16 @@ class TrainConfig:
     step_epochs: int = 40
     step_gamma: float = 0.1
     label_smoothing: float = 0.0
+    # Per-step supervision of a GRU model: "last" (the loss on the last step's logits only),
+    # "mean" (the loss averaged over every step's logits) or "linear" (averaged with weights
+    # 1..S rising toward later steps). With "mean" / "linear" the intermediate readouts are
+    # trained predictions. Ignored by models without a GRU.
+    step_loss: str = "last"
+    # A penalty on the attention masks M, averaged over stages: "none", "l1" (mean of M: fewer,
+    # smaller attended regions) or "entropy" (mean spatial entropy of M normalised per time
+    # step: peaked rather than flat maps); weighted by attention_penalty_weight.
+    attention_penalty: str = "none"
+    attention_penalty_weight: float = 0.0
     # Clip the gradient's global norm to this value (0 = off).
     grad_clip: float = 0.0
     # CUDA only: bf16 autocast, channels_last_3d memory format, torch.compile.
@@ -113,12 +148,16 @@ class SynthConfig:
 
     # Number of clips, split into train/test by `tdrag.data.synthetic.generate_dataset`.
     clips: int = 280
-    # "easy" (a tiny model learns it on a CPU in minutes) or "hard".
+    # "easy" (a tiny model learns it on a CPU in minutes), "medium" (the CPU benchmark) or "hard"
+    # (GPU scale); see tdrag.data.synthetic.presets.
     preset: str = "easy"
     # Named apart from train.seed / data.size so that bare `seed=` / `size=` overrides stay unique.
     render_seed: int = 0
     # Side of the rendered frames in pixels.
     render_size: int = 112
+    # Layout the set is written in: "dfew", "ferv39k" or "mafw" (class list and split files of
+    # that dataset).
+    layout: str = "dfew"
 
 
 @dataclass
@@ -132,8 +171,53 @@ class Config:
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "synth": SynthConfig}
 
 
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or gives a value of the wrong type."""
+class ConfigError(TdragError, ValueError):
+    """A config file or override names an unknown key, or gives a value of the wrong type or range."""
+
+
+# YAML 1.2 core schema scalars (https://yaml.org/spec/1.2.2/#1032-tag-resolution). PyYAML's
+# SafeLoader resolves YAML 1.1, where `1e-3` stays a string and `yes`/`on` are booleans.
+class _Yaml12Loader(yaml.SafeLoader):
+    pass
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                    list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    return int(text, 0) if text.startswith("0x") else int(text)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = str(loader.construct_scalar(node)).lower()
+    if text.endswith("inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    return float("nan") if text == ".nan" else float(text)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def parse_yaml(text: str):
+    """Parse YAML text with YAML 1.2 scalars (``1e-3`` -> 0.001, ``yes`` -> "yes")."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _check_value(key: str, value: Any, annotation: Any) -> Any:
@@ -161,6 +245,8 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if value is None:
@@ -196,7 +282,84 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)} (known: {', '.join(_SECTIONS)})")
-    return Config(**sections)
+    config = Config(**sections)
+    validate(config, source)
+    return config
+
+
+# Allowed values of the string fields that take one of a few names.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("dfew", "ferv39k", "mafw"),
+    "data.keyframes": ("redundancy", "uniform"),
+    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru"),
+    "model.attention_mask": ("sigmoid", "softmax"),
+    "train.optimizer": ("sgd", "adamw"),
+    "train.schedule": ("cosine", "step"),
+    "train.step_loss": ("last", "mean", "linear"),
+    "train.attention_penalty": ("none", "l1", "entropy"),
+    "synth.preset": ("easy", "medium", "hard"),
+    "synth.layout": ("dfew", "ferv39k", "mafw"),
+}
+
+
+def validate(config: Config, source: str = "config") -> None:
+    """Check the values' ranges and choices; raise ConfigError naming the first bad key.
+
+    Only what can be decided from the config alone is checked here (``data.crop`` against the
+    cache's frame size, for example, is checked when the cache is opened).
+    """
+    d, m, t, s = config.data, config.model, config.train, config.synth
+
+    def fail(key: str, problem: str) -> None:
+        raise ConfigError(f"{key}: {problem}" + ("" if source in ("config", "overrides") else f" (in {source})"))
+
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+    positive = {
+        "data.fold": d.fold, "data.frames": d.frames, "data.size": d.size, "data.crop": d.crop,
+        "model.num_classes": m.num_classes, "model.width": m.width, "model.gru_hidden": m.gru_hidden,
+        "model.gru_layers": m.gru_layers, "train.epochs": t.epochs, "train.batch_size": t.batch_size,
+        "train.step_epochs": t.step_epochs, "train.eval_every": t.eval_every, "synth.clips": s.clips,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            fail(key, f"must be at least 1, got {value}")
+    if d.crop > d.size:
+        fail("data.crop", f"{d.crop} exceeds data.size {d.size} (the crop is taken from the cached frame)")
+    low, high = d.crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        fail("data.crop_scale", f"expected 0 < min <= max <= 1, got {list(d.crop_scale)}")
+    if not 0.0 <= d.val_fraction < 1.0:
+        fail("data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
+    if d.num_workers < 0:
+        fail("data.num_workers", f"must be >= 0, got {d.num_workers}")
+    if any(v < 1 for v in m.temporal_strides):
+        fail("model.temporal_strides", f"expected 4 positive integers, got {list(m.temporal_strides)}")
+    if any(not 1 <= v <= 4 for v in m.attention_stages) or len(set(m.attention_stages)) != len(m.attention_stages):
+        fail("model.attention_stages", f"expected distinct stage numbers in 1..4, got {list(m.attention_stages)}")
+    if not 0.0 <= m.dropout < 1.0:
+        fail("model.dropout", f"must be in [0, 1), got {m.dropout}")
+    if m.attention_temperature <= 0:
+        fail("model.attention_temperature", f"must be > 0, got {m.attention_temperature}")
+    if t.lr <= 0:
+        fail("train.lr", f"must be > 0, got {t.lr}")
+    for key, value in (("train.momentum", t.momentum), ("train.label_smoothing", t.label_smoothing)):
+        if not 0.0 <= value < 1.0:
+            fail(key, f"must be in [0, 1), got {value}")
+    for key, value in (("train.weight_decay", t.weight_decay), ("train.grad_clip", t.grad_clip),
+                       ("train.warmup_epochs", t.warmup_epochs), ("train.attention_penalty_weight",
+                                                                  t.attention_penalty_weight)):
+        if value < 0:
+            fail(key, f"must be >= 0, got {value}")
+    if not 0.0 < t.step_gamma <= 1.0:
+        fail("train.step_gamma", f"must be in (0, 1], got {t.step_gamma}")
+    if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", t.device):
+        fail("train.device", f"{t.device!r} is not a device (use auto, cpu, cuda, cuda:N or mps)")
+    if s.render_size < 32:
+        fail("synth.render_size", f"must be at least 32 pixels, got {s.render_size}")
 
 
 def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -218,9 +381,9 @@ def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> C
                 raise ConfigError(f"override {item!r}: key '{key}' is {what}; use section.field")
             section, name = owners[0], key
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = parse_yaml(text) if text.strip() else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from None
+            raise ConfigError(f"{key}: cannot parse the value {text!r} ({_first_line(exc)})") from None
         raw[section][name] = value
     return config_from_dict(raw, source="overrides")
 
@@ -230,15 +393,45 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
     if path is None:
         config = Config()
     else:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        config = config_from_dict(raw, source=str(path))
+        config = config_from_dict(read_config_file(path), source=str(path))
     return apply_overrides(config, overrides)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.split()) if text else type(exc).__name__
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw mapping of a YAML config file; ConfigError naming the path for anything unreadable.
+
+    A missing file, a folder, a file that is not text (binary, another encoding), invalid YAML
+    and a document that is not a mapping each end in one ``<path>: <problem>`` message.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file (e.g. configs/synthetic_demo.yaml)")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    if b"\x00" in data:
+        raise ConfigError(f"{path}: not a text file (a YAML config was expected)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (a YAML config was expected)") from None
+    try:
+        raw = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({_first_line(exc)})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {'/'.join(_SECTIONS)}, got {type(raw).__name__}")
+    return raw
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

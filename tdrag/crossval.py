@@ -9,7 +9,7 @@ WAR/UAR, and WAR/UAR of all folds' predictions pooled.
 
 A fold whose run already finished (its report exists and its last checkpoint reached
 ``train.epochs``) is not retrained when ``resume`` is set, so a killed protocol continues where it
-stopped.
+stopped. Every fold asked for is checked against the cache before the first one trains.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tdrag.atomic import write_json, write_text
 from tdrag.checkpoints import load_checkpoint
 from tdrag.config import Config, replace
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.errors import TdragError
 from tdrag.metrics import aggregate_folds
 from tdrag.runs import SELECTION_NOTES
 
@@ -43,9 +44,33 @@ def fold_config(config: Config, fold: int, base: Path) -> Config:
     return replace(config, data={"fold": int(fold)}, train={"run_dir": str(base / f"fold_{fold}")})
 
 
+class FoldError(TdragError, ValueError):
+    """A fold asked for is not in the cache."""
+
+
+def check_folds(config: Config, folds: Sequence[int] | None) -> list[int]:
+    """The folds to run (default: all of the cache's), each checked against the cache and config."""
+    from tdrag.data.cache import open_cache
+    from tdrag.trainer import check_cache
+
+    cache = open_cache(config.data.cache) if config.data.cache else None
+    if cache is None:
+        from tdrag.config import ConfigError
+
+        raise ConfigError("data.cache: empty; prepare a frame cache (`tdrag prepare`) and set data.cache=PATH")
+    chosen = list(cache.folds if folds is None else folds)
+    missing = [k for k in chosen if k not in cache.folds]
+    if missing:
+        raise FoldError(f"--folds: fold(s) {', '.join(map(str, missing))} not in the cache {cache.path} (it has folds "
+                        f"{', '.join(map(str, cache.folds))}); nothing was trained")
+    for fold in chosen:
+        check_cache(cache, replace(config, data={"fold": int(fold)}))
+    return chosen
+
+
 def cross_validate(
     config: Config,
-    folds: Sequence[int],
+    folds: Sequence[int] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -54,15 +79,17 @@ def cross_validate(
 
     Args:
         config: the base config; ``train.run_dir`` becomes the protocol's folder.
-        folds: fold numbers, e.g. (1, 2, 3, 4, 5).
+        folds: fold numbers, e.g. (1, 2, 3, 4, 5); None: every fold of the cache.
         resume: skip finished folds and resume an interrupted one.
         overwrite: retrain folds that already hold runs.
         progress: progress bars.
     """
-    from tdrag.engine import fit, resolve_device
+    from tdrag.runtime import resolve_device
+    from tdrag.trainer import fit
 
-    if not folds:
-        raise ValueError("cross_validate: no folds given")
+    if folds is not None and not folds:
+        raise FoldError("--folds: no folds given")
+    folds = check_folds(config, folds)
     base = Path(config.train.run_dir)
     info = distributed.setup(resolve_device(config.train.device).type)
     try:

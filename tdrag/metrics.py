@@ -8,6 +8,13 @@ DFER papers report two numbers:
   Disgust and Fear) count as much as common ones. A class absent from the labels has no recall and
   is left out of the mean (scikit-learn's ``balanced_accuracy_score`` does the same, with a warning).
 
+Per-class precision, recall and F1 are scikit-learn's ``precision_recall_fscore_support(...,
+labels=range(C), zero_division=0)``: a class never predicted has precision 0 (not undefined), a
+class absent from the labels recall 0, and F1 is 0 wherever precision + recall is 0. Macro-F1 is
+scikit-learn's ``f1_score(..., average="macro", zero_division=0)``: the mean F1 over the classes
+that occur in the labels or the predictions, so a class that is present but never predicted counts
+with F1 = 0 (DFEW's typical case: Disgust) instead of being skipped.
+
 The 5-fold protocol is summarised two ways, and both are labelled in the output because papers mix
 them: the mean +- std of the per-fold figures, and the figures of all folds' predictions pooled.
 
@@ -64,29 +71,36 @@ def war(labels: ArrayLike, predictions: ArrayLike, num_classes: int) -> float:
 
 
 def per_class(labels: ArrayLike, predictions: ArrayLike, num_classes: int) -> dict[str, np.ndarray]:
-    """Per-class ``precision``, ``recall``, ``f1`` (float64, NaN where undefined) and ``support``.
+    """Per-class ``precision``, ``recall``, ``f1`` (float64), ``support`` and ``predicted`` counts.
 
-    Precision is NaN for a class never predicted, recall NaN for a class absent from the labels;
-    F1 is NaN when either is NaN and 0 when both are 0.
+    As scikit-learn with ``zero_division=0``: precision 0 for a class never predicted, recall 0
+    for a class absent from the labels, F1 0 where precision + recall is 0.
     """
     counts = confusion_matrix(labels, predictions, num_classes)
     true_pos = np.diag(counts).astype(np.float64)
     support = counts.sum(axis=1)
     predicted = counts.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, true_pos / np.maximum(predicted, 1), np.nan)
-        recall = np.where(support > 0, true_pos / np.maximum(support, 1), np.nan)
-        denom = precision + recall
-        f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1), 0.0)
-    f1 = np.where(np.isnan(precision) | np.isnan(recall), np.nan, f1)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+    precision = true_pos / np.maximum(predicted, 1)
+    recall = true_pos / np.maximum(support, 1)
+    denom = precision + recall
+    f1 = 2 * precision * recall / np.where(denom > 0, denom, 1.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64),
+            "predicted": predicted.astype(np.int64)}
 
 
 def uar(labels: ArrayLike, predictions: ArrayLike, num_classes: int) -> float:
     """Unweighted average recall: mean recall over the classes present in ``labels``."""
-    recall = per_class(labels, predictions, num_classes)["recall"]
-    present = ~np.isnan(recall)
-    return float(recall[present].mean()) if present.any() else float("nan")
+    figures = per_class(labels, predictions, num_classes)
+    present = figures["support"] > 0
+    return float(figures["recall"][present].mean()) if present.any() else float("nan")
+
+
+def macro_f1(labels: ArrayLike, predictions: ArrayLike, num_classes: int) -> float:
+    """Mean F1 over the classes that occur in ``labels`` or ``predictions`` (scikit-learn's macro
+    average with ``zero_division=0``); NaN for an empty set."""
+    figures = per_class(labels, predictions, num_classes)
+    occurring = (figures["support"] > 0) | (figures["predicted"] > 0)
+    return float(figures["f1"][occurring].mean()) if occurring.any() else float("nan")
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -101,17 +115,17 @@ def classification_report(
     """Everything a report needs, as JSON-ready primitives (NaN becomes None).
 
     Returns ``{"num_clips", "war", "uar", "macro_f1", "per_class": {name: {precision, recall, f1,
-    support}}, "confusion_matrix": [[counts]], "confusion_matrix_normalized": [[rates]]}``.
+    support}}, "confusion_matrix": [[counts]], "confusion_matrix_normalized": [[rates]]}``; the
+    per-class figures and macro-F1 as scikit-learn gives them (see the module docstring).
     """
     num_classes = len(class_names)
     counts = confusion_matrix(labels, predictions, num_classes)
     figures = per_class(labels, predictions, num_classes)
-    f1 = figures["f1"]
     return {
         "num_clips": int(counts.sum()),
         "war": _finite_or_none(war(labels, predictions, num_classes)),
         "uar": _finite_or_none(uar(labels, predictions, num_classes)),
-        "macro_f1": _finite_or_none(float(np.nanmean(f1)) if (~np.isnan(f1)).any() else float("nan")),
+        "macro_f1": _finite_or_none(macro_f1(labels, predictions, num_classes)),
         "per_class": {
             name: {
                 "precision": _finite_or_none(figures["precision"][i]),

@@ -13,7 +13,9 @@ Layout of a run (DESIGN.md, "Runs")::
     RUN/report/confusion_matrix.csv  counts of the selected checkpoint (row = true class)
     RUN/report/predictions_last.csv  test predictions of the last checkpoint (same columns)
 
-Every file is written atomically.
+Every file is written atomically. ``RUN_FILES`` lists every file tdrag writes into a run
+directory (the report figures of ``python -m analysis report`` included): those are the only
+files a fresh run replaces (``tdrag.ownership``); anything else a user keeps there stays.
 """
 
 from __future__ import annotations
@@ -31,6 +33,31 @@ import numpy as np
 
 from tdrag import metrics
 from tdrag.atomic import write_json, write_text
+from tdrag.errors import TdragError
+
+#: Files tdrag (and ``python -m analysis report``) write into ``report/``.
+REPORT_FILES: tuple[str, ...] = (
+    "metrics.json", "per_class_recall.csv", "per_class_recall.md", "confusion_matrix.csv", "predictions_last.csv",
+    "confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_recall.png", "training_curves.png",
+)
+#: Every file of a run directory that tdrag writes, relative to it.
+RUN_FILES: tuple[str, ...] = (
+    "config.yaml", "log.csv", "predictions.csv", "checkpoints/last.pt", "checkpoints/best.pt",
+    *(f"report/{name}" for name in REPORT_FILES),
+)
+
+
+def own_run_files(run_dir: str | os.PathLike) -> list[str]:
+    """The files of ``RUN_FILES`` present in ``run_dir`` (relative paths), plus the temporary
+    files an interrupted atomic write of one of them left (``.<name>.<random>.tmp``)."""
+    run_dir = Path(run_dir)
+    found = [rel for rel in RUN_FILES if (run_dir / rel).is_file()]
+    for rel in RUN_FILES:
+        path = run_dir / rel
+        if path.parent.is_dir():
+            found += [str(p.relative_to(run_dir)) for p in path.parent.glob(f".{path.name}.*.tmp")]
+    return sorted(set(found))
+
 
 LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "test_war", "test_uar", "val_war", "val_uar",
                "lr", "epoch_seconds", "clips_per_second")
@@ -209,19 +236,77 @@ def write_report(
     return result
 
 
-def read_predictions(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(video_ids, labels (N,), predictions (N,))`` from a predictions CSV written here."""
-    ids, labels, preds = [], [], []
+class PredictionsError(TdragError, ValueError):
+    """A predictions CSV that is missing, cut off or malformed (the message names the file and line)."""
+
+
+PREDICTION_COLUMNS = ("video_id", "label", "prediction")
+
+
+def read_predictions_table(path: str | os.PathLike) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and rows of a predictions CSV, every row checked: ``(header, [(line, cells)])``.
+
+    Raises PredictionsError naming ``path:line`` for a missing column, a row with too few or too
+    many cells (a file cut off mid-write), an empty file, or unreadable bytes.
+    """
+    path = Path(path)
     try:
-        with open(path, newline="") as handle:
-            for record in csv.DictReader(handle):
-                ids.append(record["video_id"])
-                labels.append(int(record["label"]))
-                preds.append(int(record["prediction"]))
+        with open(path, newline="", encoding="utf-8") as handle:
+            table = list(csv.reader(handle))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: predictions file not found") from None
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: not a tdrag predictions CSV ({exc})") from None
+        raise PredictionsError(f"{path}: predictions file not found (run `tdrag eval` on the run)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PredictionsError(f"{path}: cannot read predictions ({exc})") from None
+    if not table:
+        raise PredictionsError(f"{path}: empty file, expected the header {','.join(PREDICTION_COLUMNS)},prob_...")
+    header = [cell.strip() for cell in table[0]]
+    missing = [c for c in PREDICTION_COLUMNS if c not in header]
+    if missing:
+        raise PredictionsError(f"{path}:1: not a tdrag predictions CSV (no column {', '.join(missing)})")
+    rows = []
+    for line, row in enumerate(table[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise PredictionsError(f"{path}:{line}: {len(row)} cells where the header has {len(header)} "
+                                   "(a cut-off or malformed row)")
+        rows.append((line, row))
+    return header, rows
+
+
+def parse_class_index(value: str, class_names: Sequence[str] | None, where: str) -> int:
+    """A label cell: a 0-based index (or a class name when ``class_names`` is given), range-checked."""
+    text = str(value).strip()
+    if class_names is not None and text in class_names:
+        return list(class_names).index(text)
+    try:
+        index = int(text)
+    except ValueError:
+        known = f" or one of {', '.join(class_names)}" if class_names is not None else ""
+        raise PredictionsError(f"{where}: label {text!r} is not a class index{known}") from None
+    if index < 0 or (class_names is not None and index >= len(class_names)):
+        upper = f"..{len(class_names) - 1}" if class_names is not None else " or more"
+        raise PredictionsError(f"{where}: label {index} is outside 0{upper}")
+    return index
+
+
+def read_predictions(path: str | os.PathLike,
+                     class_names: Sequence[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(video_ids, labels (N,), predictions (N,))`` from a predictions CSV written here.
+
+    ``class_names`` (default: taken from the ``prob_<Class>`` columns) bounds the indices.
+    Raises PredictionsError naming the file and line of the first bad row.
+    """
+    header, rows = read_predictions_table(path)
+    if class_names is None:
+        probs = [c[len("prob_"):] for c in header if c.startswith("prob_")]
+        class_names = probs or None
+    labels, preds = [], []
+    li, pi, vi = header.index("label"), header.index("prediction"), header.index("video_id")
+    ids = [row[vi] for _, row in rows]
+    for line, row in rows:
+        labels.append(parse_class_index(row[li], class_names, f"{path}:{line} (label)"))
+        preds.append(parse_class_index(row[pi], class_names, f"{path}:{line} (prediction)"))
     return ids, np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)
 
 

@@ -64,7 +64,7 @@ def tiny_cache(tmp_path_factory) -> TinyData:
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_cache, tmp_path_factory) -> Path:
-    from tdrag.engine import fit
+    from tdrag.trainer import fit
 
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     fit(tiny_config(tiny_cache, run_dir), progress=False)

@@ -130,11 +130,27 @@ def test_unwrap_model_removes_wrappers():
     assert checkpoints.unwrap_model(model) is model
 
 
-def test_resolve_checkpoint_prefers_best(tmp_path):
+def test_analysis_never_defaults_to_a_checkpoint_chosen_on_the_test_fold(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoints/best.pt"):
         checkpoints.resolve_checkpoint(tmp_path)
-    checkpoints.save_checkpoint(tmp_path / "checkpoints" / "last.pt", _state())
+    checkpoints.save_checkpoint(tmp_path / "checkpoints" / "last.pt", {**_state(), "epoch": 9})
     assert checkpoints.resolve_checkpoint(tmp_path).name == "last.pt"
-    checkpoints.save_checkpoint(tmp_path / "checkpoints" / "best.pt", _state())
-    assert checkpoints.resolve_checkpoint(tmp_path).name == "best.pt"
+    # best.pt chosen on the test fold (val_fraction = 0): optimistic, not the default.
+    on_test = {**_state(), "epoch": 4, "best": {"epoch": 4, "metric": "test_war", "value": 0.5}}
+    checkpoints.save_checkpoint(tmp_path / "checkpoints" / "best.pt", on_test)
+    choice = checkpoints.select_checkpoint(tmp_path)
+    assert choice.name == "last" and choice.epoch == 9 and "chosen on the test fold" in choice.reason
+    assert checkpoints.select_checkpoint(tmp_path, which="best").selection == "test"
+    # best.pt chosen on held-out training clips: the default.
+    on_val = {**_state(), "epoch": 6, "best": {"epoch": 6, "metric": "val_war", "value": 0.5}}
+    checkpoints.save_checkpoint(tmp_path / "checkpoints" / "best.pt", on_val)
+    choice = checkpoints.select_checkpoint(tmp_path)
+    assert (choice.name, choice.epoch, choice.selection) == ("best", 6, "val")
+    assert "validation split" in choice.reason
+    assert checkpoints.select_checkpoint(tmp_path, which="last").name == "last"
+    # Only a test-chosen best.pt left: used, and said to be optimistic.
+    (tmp_path / "checkpoints" / "last.pt").unlink()
+    checkpoints.save_checkpoint(tmp_path / "checkpoints" / "best.pt", on_test)
+    choice = checkpoints.select_checkpoint(tmp_path)
+    assert choice.name == "best" and "optimistic" in choice.reason

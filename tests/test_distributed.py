@@ -90,7 +90,7 @@ def test_torchrun_two_gloo_processes_train_and_evaluate_every_clip_once(tiny_cac
     assert not list(run.rglob("*.tmp"))
 
     # The gathered predictions equal a single-process evaluation of the same checkpoint.
-    from tdrag.engine import evaluate_run
+    from tdrag.trainer import evaluate_run
 
     single = tmp_path / "single"
     import shutil

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -37,15 +39,50 @@ def test_uar_differs_from_war_on_imbalanced_set():
     assert metrics.uar(labels, preds, 2) == pytest.approx(0.5)
 
 
-def test_absent_class_left_out_of_uar_and_undefined_figures_are_nan():
+def test_absent_class_left_out_of_uar_and_figures_as_scikit_learn():
     labels = [0, 0, 1]
     preds = [0, 1, 1]
     figures = metrics.per_class(labels, preds, 3)
-    assert np.isnan(figures["recall"][2]) and np.isnan(figures["precision"][2])
+    assert figures["recall"][2] == 0.0 and figures["precision"][2] == 0.0 and figures["support"][2] == 0
     assert metrics.uar(labels, preds, 3) == pytest.approx((0.5 + 1.0) / 2)
     report = metrics.classification_report(labels, preds, ["a", "b", "c"])
-    assert report["per_class"]["c"]["recall"] is None  # JSON-safe, not NaN
-    assert report["per_class"]["c"]["support"] == 0
+    assert report["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # Class c occurs in neither labels nor predictions: left out of the macro average.
+    assert report["macro_f1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
+
+
+def test_macro_f1_counts_a_present_but_never_predicted_class_as_zero():
+    # Class 2 present twice, never predicted: its F1 of 0 counts (skipping it would give 0.8, not 0.533).
+    labels = [0, 0, 1, 1, 2, 2]
+    preds = [0, 0, 1, 1, 0, 1]
+    report = metrics.classification_report(labels, preds, ["a", "b", "c"])
+    assert report["macro_f1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
+    assert report["macro_f1"] == pytest.approx((0.8 + 0.8 + 0.0) / 3)
+    assert report["per_class"]["c"]["precision"] == 0.0 and report["per_class"]["c"]["f1"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "labels, preds",
+    [
+        ([0, 1, 2, 3, 4, 5, 6] * 3, [2] * 21),  # collapsed: one class predicted for everything
+        ([0, 0, 1, 1, 3, 3], [0, 1, 1, 1, 6, 3]),  # classes 2, 4, 5 absent; 6 predicted but absent
+        ([5, 5, 5], [5, 5, 5]),  # a single class, all right
+        ([0, 1, 1, 4], [6, 6, 6, 6]),  # every prediction a class absent from the labels
+    ],
+)
+def test_against_scikit_learn_on_collapsed_predictions_and_missing_classes(labels, preds):
+    classes = list(range(7))
+    report = metrics.classification_report(labels, preds, [f"c{i}" for i in classes])
+    precision, recall, f1, support = skm.precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
+    for i in classes:
+        entry = report["per_class"][f"c{i}"]
+        assert (entry["precision"], entry["recall"], entry["f1"], entry["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i]))
+    assert report["war"] == pytest.approx(skm.accuracy_score(labels, preds))
+    assert report["macro_f1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about classes predicted but absent
+        assert report["uar"] == pytest.approx(skm.balanced_accuracy_score(labels, preds))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -68,7 +105,7 @@ def test_against_scikit_learn_on_random_predictions(seed):
     np.testing.assert_allclose(figures["f1"], f1)
     np.testing.assert_array_equal(figures["support"], support)
     report = metrics.classification_report(labels, preds, [f"c{i}" for i in classes])
-    assert report["macro_f1"] == pytest.approx(skm.f1_score(labels, preds, average="macro"))
+    assert report["macro_f1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
     np.testing.assert_allclose(
         report["confusion_matrix_normalized"],
         skm.confusion_matrix(labels, preds, labels=classes, normalize="true"),

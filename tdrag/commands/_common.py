@@ -1,18 +1,22 @@
-"""Helpers shared by the train / eval / cv / demo commands (printing, the errors they report)."""
+"""Helpers shared by the train / eval / cv / demo commands: their common options and printing.
+
+Errors are not handled here: commands raise, and ``tdrag.cli.main`` prints the one-line message.
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
-from tdrag.checkpoints import CheckpointError
-from tdrag.config import ConfigError
-from tdrag.data.cache import CacheError
-from tdrag.engine import RunExistsError, TrainingDiverged
 
-# Failures a command reports as one line on stderr (exit 1) instead of a traceback.
-ENGINE_ERRORS = (CacheError, CheckpointError, ConfigError, RunExistsError, TrainingDiverged, ValueError,
-                 FileNotFoundError)
+def add_run_options(parser: argparse.ArgumentParser, config_help: str, what: str) -> None:
+    """``--config``, ``KEY=VALUE`` overrides, ``--resume``, ``--overwrite``, ``--no-progress``."""
+    parser.add_argument("--config", required=True, help=config_help)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--resume", action="store_true", help=f"continue {what} from its checkpoints/last.pt")
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} already there (tdrag's files only)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _pct(value: float | None) -> str:

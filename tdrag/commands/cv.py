@@ -8,7 +8,9 @@ DESCRIPTION = """\
 Train the config on each fold into <train.run_dir>/fold_<k>, then write <train.run_dir>/summary.json
 and summary.md with both aggregations, labelled: mean +- std of the per-fold WAR/UAR, and WAR/UAR
 pooled over all folds' predictions (for the best and for the last epoch of each fold).
---resume skips finished folds and resumes an interrupted one.
+--folds defaults to every fold of the cache (DFEW and MAFW: 1..5; FERV39k: its one split). Every
+fold is checked against the cache before the first one trains. --resume skips finished folds and
+resumes an interrupted one.
 """
 
 
@@ -27,36 +29,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cv", help="k-fold protocol: one run per fold plus a summary", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, help="YAML config")
-    parser.add_argument("--folds", type=_folds, default=[1, 2, 3, 4, 5], help="comma-separated folds (default: 1,2,3,4,5)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--resume", action="store_true", help="skip finished folds, resume an interrupted one")
-    parser.add_argument("--overwrite", action="store_true", help="retrain folds that already hold runs")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from tdrag.commands._common import add_run_options
+
+    parser.add_argument("--folds", type=_folds, default=None,
+                        help="comma-separated folds (default: every fold of the cache)")
+    add_run_options(parser, "YAML config", "each fold's run (finished folds are skipped)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     from pathlib import Path
 
-    from tdrag.commands._common import ENGINE_ERRORS
-    from tdrag.config import ConfigError, load_config
+    from tdrag.config import load_config
+    from tdrag.crossval import cross_validate
     from tdrag.distributed import env_info
 
-    try:
-        config = load_config(args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"tdrag cv: error: {exc}", file=sys.stderr)
-        return 2
-    from tdrag.crossval import cross_validate
-
-    try:
-        summary = cross_validate(config, args.folds, resume=args.resume, overwrite=args.overwrite,
-                                 progress=not args.no_progress)
-    except ENGINE_ERRORS as exc:
-        print(f"tdrag cv: error: {exc}", file=sys.stderr)
-        return 1
+    config = load_config(args.config, args.overrides)
+    summary = cross_validate(config, args.folds, resume=args.resume, overwrite=args.overwrite,
+                             progress=not args.no_progress)
     if env_info().is_main:
         base = Path(config.train.run_dir)
         for block in (summary, summary["last_epoch"]):

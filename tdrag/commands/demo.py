@@ -31,21 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
     import time
     from pathlib import Path
 
-    from tdrag.commands._common import ENGINE_ERRORS, print_run_summary
-    from tdrag.data.synthetic import SynthError
+    from tdrag.commands._common import print_run_summary
     from tdrag.demo import run_demo
 
     started = time.perf_counter()
-    try:
-        run_dir = run_demo(args.out, config_path=args.config, overrides=args.overrides, fresh=args.fresh,
-                           progress=not args.no_progress)
-    except ENGINE_ERRORS + (SynthError,) as exc:
-        print(f"tdrag demo: error: {exc}", file=sys.stderr)
-        return 1
+    run_dir = run_demo(args.out, config_path=args.config, overrides=args.overrides, fresh=args.fresh,
+                       progress=not args.no_progress)
     metrics = json.loads((Path(run_dir) / "report" / "metrics.json").read_text())
     print(f"demo finished in {time.perf_counter() - started:.0f} s: data {Path(args.out) / 'data'}, "
           f"cache {Path(args.out) / 'cache'}, run {run_dir}")

@@ -24,15 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
+    from tdrag.commands._common import print_run_summary
+    from tdrag.trainer import evaluate_run
 
-    from tdrag.commands._common import ENGINE_ERRORS, print_run_summary
-    from tdrag.engine import evaluate_run
-
-    try:
-        metrics = evaluate_run(args.run_dir, device=args.device, cache=args.cache, progress=not args.no_progress)
-    except ENGINE_ERRORS as exc:
-        print(f"tdrag eval: error: {exc}", file=sys.stderr)
-        return 1
+    metrics = evaluate_run(args.run_dir, device=args.device, cache=args.cache, progress=not args.no_progress)
     print_run_summary(args.run_dir, metrics)
     return 0

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tdrag.checkpoints import CheckpointError, load_model, resolve_checkpoint
     from tdrag.data.video import VideoError
-    from tdrag.engine import resolve_device
+    from tdrag.runtime import resolve_device
     from tdrag.predict import predict_video, write_prediction
 
     _quiet_video_backends()

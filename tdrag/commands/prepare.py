@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 DESCRIPTION = """\
-Decode every clip of a DFEW-format tree once, choose T keyframes, resize them to SxS and store
-them as one uint8 memory-mapped array with an index and a manifest (folds, counts, skipped clips).
---root is the folder that holds Clip/ and EmoLabel_DataSplit/ (as DFEW is distributed).
-A second run with the same settings does nothing; a run that is killed leaves no complete-looking
-cache behind.
+Decode every clip of a dataset tree once, choose T keyframes, resize them to SxS and store them
+as one uint8 memory-mapped array with an index and a manifest (classes, folds, counts, skipped
+clips, a fingerprint of the sources). --root is the dataset's folder as distributed (DFEW: the
+folder holding Clip/ and EmoLabel_DataSplit/). A second run with the same settings and unchanged
+sources does nothing; changed sources (an edited split file, replaced frames) are named and
+refused until --overwrite rebuilds. --overwrite only ever replaces a tdrag cache (or an empty
+folder). A run that is killed leaves no complete-looking cache behind.
 """
 
 
@@ -20,8 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", default="dfew", choices=["dfew"], help="dataset layout (default: dfew)")
-    parser.add_argument("--root", required=True, help="DFEW root: the folder holding Clip/ and EmoLabel_DataSplit/")
+    from tdrag.data.datasets import dataset_names
+
+    parser.add_argument("--dataset", default="dfew", choices=list(dataset_names()), help="dataset layout (default: dfew)")
+    parser.add_argument("--root", required=True, help="dataset root as distributed (DFEW: the folder holding Clip/ "
+                                                      "and EmoLabel_DataSplit/)")
     parser.add_argument("--out", required=True, help="cache folder to create")
     parser.add_argument("--frames", type=int, default=16, help="keyframes per clip, T (default: 16)")
     parser.add_argument("--size", type=int, default=128, help="side of the stored square frames, S (default: 128)")
@@ -32,41 +37,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--frames-dir",
         default="auto",
         choices=["auto", "clip_224x224", "clip_224x224_16f"],
-        help="which DFEW frame folder to read (default: auto = the full clips when present)",
+        help="DFEW: which frame folder to read (default: auto = the full clips when present)",
     )
+    parser.add_argument("--verify", action="store_true",
+                        help="decode every frame of every clip (uniform keyframes otherwise decode only the chosen ones)")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: all CPUs)")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad clip instead of skipping it")
-    parser.add_argument("--overwrite", action="store_true", help="replace a cache built with other settings")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rebuild a tdrag cache made with other settings or from changed sources")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
-    from tdrag.data.cache import MANIFEST_FILE, CacheError, prepare_cache
-    from tdrag.data.dfew import DFEWError
+    from tdrag.data.cache import MANIFEST_FILE, prepare_cache
 
-    try:
-        out = prepare_cache(
-            args.root,
-            args.out,
-            frames=args.frames,
-            size=args.size,
-            keyframes=args.keyframes,
-            workers=args.workers,
-            strict=args.strict,
-            frames_dir=args.frames_dir,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-        )
-    except (DFEWError, CacheError, ValueError) as exc:
-        print(f"tdrag prepare: error: {exc}", file=sys.stderr)
-        return 1
+    out = prepare_cache(
+        args.root,
+        args.out,
+        dataset=args.dataset,
+        frames=args.frames,
+        size=args.size,
+        keyframes=args.keyframes,
+        workers=args.workers,
+        strict=args.strict,
+        frames_dir=args.frames_dir,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        verify=args.verify,
+    )
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     print(f"cache: {out}")
-    print(f"  {manifest['num_clips']} clips x {manifest['frames']} frames of {manifest['size']}x{manifest['size']} ({manifest['keyframes']} keyframes)")
+    print(f"  {manifest['num_clips']} clips x {manifest['frames']} frames of {manifest['size']}x{manifest['size']} "
+          f"({manifest['keyframes']} keyframes; decoded: {manifest.get('decoded', 'n/a')})")
+    print(f"  {manifest.get('dataset', 'dfew')}: {len(manifest['classes'])} classes ({', '.join(manifest['classes'])})")
     for fold, splits in manifest["counts"].items():
         print(f"  fold {fold}: " + ", ".join(f"{s} {c['clips']}" for s, c in splits.items()))
     if manifest["skipped"]:
@@ -76,4 +82,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {s['video_id']}: {where}{s['reason']}")
         if len(manifest["skipped"]) > 10:
             print(f"    ... and {len(manifest['skipped']) - 10} more")
+    ignored = manifest.get("ignored_files") or []
+    if ignored:
+        first = ignored[0]
+        print(f"  {len(ignored)} clip folder(s) hold images without a frame number, left out (first: "
+              f"{first['video_id']}: {', '.join(first['files'][:3])}); listed in {out / MANIFEST_FILE}")
     return 0

@@ -10,8 +10,9 @@ and write them as DFEW is distributed: Clip/clip_224x224/<id>/<n>.jpg and
 EmoLabel_DataSplit/{train,test}(single-labeled)/set_<k>.csv, plus, outside those folders,
 synthetic/masks/<id>.npz (per-frame masks of the regions carrying the class signal, apex frame)
 and synthetic/meta.json. The same seed gives the same bytes, whatever --workers is.
-Presets: easy (mild nuisances; a tiny model learns it on a CPU in minutes) and hard (occlusion,
-pose, held frames, Fear/Surprise and Disgust/Angry differing only in their dynamics).
+Presets: easy (mild nuisances; a tiny model learns it on a CPU in minutes: the demo), medium (the
+CPU benchmark: distractors and occluders, dynamics-only class pairs, held runs and brief apexes)
+and hard (GPU scale, DFEW-like difficulty); see the README's "Synthetic data".
 --out must be new, empty, or a previous synth output (which is replaced).
 """
 
@@ -25,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="folder to create (becomes a DFEW-format root)")
     parser.add_argument("--clips", type=int, default=700, help="number of clips (default: 700)")
-    parser.add_argument("--preset", default="easy", choices=["easy", "hard"], help="difficulty (default: easy)")
+    from tdrag.data.synthetic.presets import PRESETS
+
+    parser.add_argument("--preset", default="easy", choices=list(PRESETS), help="difficulty (default: easy)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--size", type=int, default=112, help="frame side in pixels (default: 112)")
     parser.add_argument("--workers", type=int, default=None, help="drawing processes (default: all CPUs)")
@@ -35,25 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
     from collections import Counter
 
-    from tdrag.data.synthetic import SynthError, generate_dataset, load_meta
+    from tdrag.data.synthetic import generate_dataset, load_meta
 
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    try:
-        out = generate_dataset(
-            args.out,
-            args.clips,
-            preset=args.preset,
-            seed=args.seed,
-            size=args.size,
-            workers=workers,
-            progress=not args.no_progress,
-        )
-    except (SynthError, ValueError) as exc:
-        print(f"tdrag synth: error: {exc}", file=sys.stderr)
-        return 1
+    out = generate_dataset(
+        args.out,
+        args.clips,
+        preset=args.preset,
+        seed=args.seed,
+        size=args.size,
+        workers=workers,
+        progress=not args.no_progress,
+    )
     meta = load_meta(out)
     counts = Counter(row["label_name"] for row in meta["clips"])
     lengths = [row["length"] for row in meta["clips"]]

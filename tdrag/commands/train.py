@@ -20,33 +20,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a model on one fold", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, help="YAML config (configs/*.yaml or a run's config.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt when present")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run in train.run_dir")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from tdrag.commands._common import add_run_options
+
+    add_run_options(parser, "YAML config (configs/*.yaml or a run's config.yaml)", "the run in train.run_dir")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from tdrag.commands._common import ENGINE_ERRORS, print_run_summary
-    from tdrag.config import ConfigError, load_config
+    from tdrag.commands._common import print_run_summary
+    from tdrag.config import load_config
     from tdrag.distributed import env_info
+    from tdrag.trainer import fit
 
-    try:
-        config = load_config(args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"tdrag train: error: {exc}", file=sys.stderr)
-        return 2
-    from tdrag.engine import fit
-
-    try:
-        result = fit(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
-    except ENGINE_ERRORS as exc:
-        print(f"tdrag train: error: {exc}", file=sys.stderr)
-        return 1
+    config = load_config(args.config, args.overrides)
+    result = fit(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     if env_info().is_main:
         print_run_summary(result.run_dir, result.metrics)
     return 0

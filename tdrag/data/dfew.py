@@ -10,14 +10,16 @@ Layout (``root`` is the folder that holds ``Clip/`` and ``EmoLabel_DataSplit/``)
 Variants seen in the wild and accepted: ``single_labeled`` with an underscore, ids without zero
 padding in the CSVs (``1`` for folder ``00001``), an extra nested level left by unzipping
 (``clip_224x224/clip_224x224/<id>/``). Frames are ordered by the number in their file name
-(``2.jpg`` before ``10.jpg``).
+(``2.jpg`` before ``10.jpg``); hidden files and unnumbered images are not frames
+(``tdrag.data.clips.list_frames``).
 
 Bad input is reported with its path and reason. A clip-level problem (label outside 1..7, an id
 listed twice, a missing or empty clip folder) skips the clip and records a ``SkippedClip``; with
 ``strict=True`` the first one raises. A JPEG that does not decode is found when the clip is
 decoded (``load_frames``, ``tdrag prepare``), not while listing. A problem with a whole file or
 folder (no ``Clip/`` folder, a missing CSV, a CSV with the wrong header) always raises
-``DFEWError``: silently dropping a whole split would train on nothing.
+``DFEWError``: silently dropping a whole split would train on nothing. The record types and
+the decoding are shared with the other readers (``tdrag.data.clips``).
 
 Example::
 
@@ -31,73 +33,45 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from tdrag.data.labels import dfew_label_from_csv
+from tdrag.data.clips import (  # noqa: F401 - re-exported: the DFEW reader's public names
+    FRAME_SUFFIXES,
+    SPLITS,
+    Clip,
+    ClipError,
+    DatasetError,
+    FrameFolders,
+    SkippedClip,
+    SplitResult,
+    decode_image,
+    file_digest,
+    frame_number,
+    list_frames,
+    load_frames,
+    sorted_frames,
+)
+from tdrag.data.labels import DFEW_CLASSES, dfew_label_from_csv
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
+NAME = "dfew"
+CLASSES = DFEW_CLASSES
 FOLDS = (1, 2, 3, 4, 5)
 FRAMES_DIRS = ("clip_224x224", "clip_224x224_16f")
 CSV_HEADER = ("video_name", "label")
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: Keyword options of find_layout (tdrag prepare passes them through).
+LAYOUT_OPTIONS = ("frames_dir",)
 
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
-
-class DFEWError(Exception):
+class DFEWError(DatasetError):
     """A DFEW folder, CSV or clip that cannot be used; the message names the path and the problem."""
 
 
-class ClipError(DFEWError):
-    """A clip whose frames cannot be read (missing/empty folder, a frame that does not decode)."""
-
-
-@dataclass(frozen=True)
-class DFEWClip:
-    """One labelled clip.
-
-    Attributes:
-        video_id: the clip folder's name (zero-padded as on disk, e.g. ``"00042"``).
-        label: 0-based class index in ``DFEW_CLASSES`` order.
-        frames: frame files in frame-number order.
-        clip_dir: the clip's folder.
-    """
-
-    video_id: str
-    label: int
-    frames: tuple[Path, ...]
-    clip_dir: Path
-
-
-@dataclass(frozen=True)
-class SkippedClip:
-    """A clip left out, with where and why."""
-
-    video_id: str
-    path: str
-    reason: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"video_id": self.video_id, "path": self.path, "reason": self.reason}
-
-
-@dataclass
-class SplitResult:
-    """The clips of one fold's split, and those skipped with their reasons."""
-
-    fold: int
-    split: str
-    csv_path: Path
-    clips: list[DFEWClip] = field(default_factory=list)
-    skipped: list[SkippedClip] = field(default_factory=list)
+#: A labelled DFEW clip (the shared record type; the old name stays for callers).
+DFEWClip = Clip
 
 
 @dataclass(frozen=True)
@@ -113,24 +87,6 @@ class DFEWLayout:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return self.split_dirs[split] / f"set_{int(fold)}.csv"
-
-
-def frame_number(path: Path | str) -> int | None:
-    """The last number in a frame file's stem (``"frame_0012.jpg" -> 12``), or None."""
-    match = _LAST_NUMBER.search(Path(path).stem)
-    return int(match.group(1)) if match else None
-
-
-def sorted_frames(paths: Iterable[Path]) -> list[Path]:
-    """Image files sorted by the number in their names (``2.jpg`` before ``10.jpg``).
-
-    Files without a number sort after numbered ones, by name.
-    """
-    def key(p: Path) -> tuple[int, int, str]:
-        n = frame_number(p)
-        return (0, n, p.name) if n is not None else (1, 0, p.name)
-
-    return sorted((p for p in paths if p.suffix.lower() in FRAME_SUFFIXES), key=key)
 
 
 def find_layout(root: str | os.PathLike, frames_dir: str = "auto") -> DFEWLayout:
@@ -197,7 +153,7 @@ class _ClipIndex:
     def __init__(self, clip_root: Path) -> None:
         self.clip_root = clip_root
         self._by_number: dict[int, str] | None = None
-        self._frames: dict[str, list[Path]] = {}
+        self.frames = FrameFolders()
 
     def folder_name(self, csv_id: str) -> str | None:
         if not csv_id or csv_id in (".", "..") or "/" in csv_id or os.sep in csv_id:
@@ -211,12 +167,6 @@ class _ClipIndex:
                     if entry.name.isdigit() and entry.is_dir():
                         self._by_number.setdefault(int(entry.name), entry.name)
         return self._by_number.get(int(csv_id)) if csv_id.isdigit() else None
-
-    def frames(self, name: str) -> list[Path]:
-        if name not in self._frames:
-            folder = self.clip_root / name
-            self._frames[name] = sorted_frames(p for p in folder.iterdir() if p.is_file())
-        return self._frames[name]
 
 
 def _read_csv_rows(csv_path: Path) -> list[tuple[int, str, str]]:
@@ -244,10 +194,10 @@ def _read_csv_rows(csv_path: Path) -> list[tuple[int, str, str]]:
 
 def _read_split(layout: DFEWLayout, index: _ClipIndex, fold: int, split: str, strict: bool) -> SplitResult:
     csv_path = layout.csv_path(fold, split)
-    result = SplitResult(fold=int(fold), split=split, csv_path=csv_path)
+    result = SplitResult(fold=int(fold), split=split, split_file=csv_path)
     first_line: dict[str, int] = {}
 
-    def skip(video_id: str, path: Path | str, reason: str, error: type[DFEWError] = DFEWError) -> None:
+    def skip(video_id: str, path: Path | str, reason: str, error: type[DatasetError] = DFEWError) -> None:
         if strict:
             raise error(f"{path}: {reason}")
         log.warning("skipping clip %s: %s: %s", video_id, path, reason)
@@ -269,11 +219,16 @@ def _read_split(layout: DFEWLayout, index: _ClipIndex, fold: int, split: str, st
         if name is None:
             skip(csv_id, layout.clip_root / csv_id, f"clip folder missing (listed at {where})", ClipError)
             continue
-        frames = index.frames(name)
-        if not frames:
+        try:
+            listing = index.frames(layout.clip_root / name)
+        except OSError as exc:
+            skip(name, layout.clip_root / name, f"cannot list the clip folder ({exc.strerror or exc})", ClipError)
+            continue
+        if not listing.frames:
             skip(name, layout.clip_root / name, f"clip folder has no frame images (listed at {where})", ClipError)
             continue
-        result.clips.append(DFEWClip(video_id=name, label=label, frames=tuple(frames), clip_dir=layout.clip_root / name))
+        result.clips.append(Clip(video_id=name, label=label, frames=listing.frames, clip_dir=layout.clip_root / name,
+                                 digest=listing.digest, ignored=listing.ignored))
     return result
 
 
@@ -307,44 +262,11 @@ def read_folds(
     return {int(k): {s: _read_split(layout, index, k, s, strict) for s in SPLITS} for k in folds}
 
 
-def decode_image(path: Path | str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Decode one frame file with OpenCV (``flags`` as for ``cv2.imread``; BGR for colour).
-
-    Raises:
-        ClipError: naming the file when it is empty, does not decode, or is a JPEG cut short.
-    """
-    try:
-        buffer = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise ClipError(f"{path}: cannot read frame ({exc})") from exc
-    if buffer.size == 0:
-        raise ClipError(f"{path}: empty frame file")
-    image = cv2.imdecode(buffer, flags)
-    if image is None:
-        raise ClipError(f"{path}: frame does not decode as an image")
-    # libjpeg fills the rest of a truncated JPEG with grey and only warns; the end-of-image
-    # marker (FF D9) cannot occur inside entropy-coded data, so its absence means a cut file.
-    if buffer[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in buffer[-4096:].tobytes():
-        raise ClipError(f"{path}: JPEG is truncated (no end-of-image marker)")
-    return image
+def split_files(layout: DFEWLayout, folds: Sequence[int] = FOLDS) -> list[Path]:
+    """The split CSVs of ``folds`` (what a cache's fingerprint covers besides the frames)."""
+    return [layout.csv_path(k, s) for k in folds for s in SPLITS]
 
 
-def load_frames(clip: DFEWClip, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Decode a clip's frames (all, or those at ``indices``).
-
-    Returns:
-        ``(L, H, W, 3)`` uint8 RGB.
-
-    Raises:
-        ClipError: naming the frame that does not decode or whose size differs from the first.
-    """
-    paths = clip.frames if indices is None else [clip.frames[int(i)] for i in indices]
-    if not paths:
-        raise ClipError(f"{clip.clip_dir}: clip has no frames")
-    frames = []
-    for path in paths:
-        image = cv2.cvtColor(decode_image(path), cv2.COLOR_BGR2RGB)
-        if frames and image.shape != frames[0].shape:
-            raise ClipError(f"{path}: frame size {image.shape[:2]} differs from the clip's first frame {frames[0].shape[:2]}")
-        frames.append(image)
-    return np.stack(frames)
+def layout_settings(layout: DFEWLayout) -> dict[str, str]:
+    """What of the layout a cache records in its settings (which frame folder was read)."""
+    return {"frames_dir": layout.frames_dir}

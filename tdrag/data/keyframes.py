@@ -99,6 +99,8 @@ class _Correlator:
         self.means = x.mean(axis=1)
         x -= self.means[:, None]
         norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        #: (U,) grey-level standard deviation of each thumbnail.
+        self.std = norms / np.sqrt(max(1, x.shape[1]))
         self.flat = norms < 1e-9
         self.z = x / np.where(self.flat, 1.0, norms)[:, None]
 
@@ -132,6 +134,7 @@ def redundancy_keyframes(
     *,
     grid: int = 32,
     static_tol: float = 1e-3,
+    flat_tol: float = 2.0,
 ) -> np.ndarray:
     """Choose ``num`` keyframes of a clip by redundancy coefficient.
 
@@ -140,7 +143,9 @@ def redundancy_keyframes(
         num: ``T``, the number of keyframes.
         grid: thumbnail size the coefficient is computed on (about ``grid x grid``).
         static_tol: a clip whose frames all correlate above ``1 - static_tol`` with its
-            first frame is static (uniform fallback).
+            reference frame is static (uniform fallback).
+        flat_tol: a thumbnail whose grey levels vary by less than this standard deviation is
+            *flat* (a black, white or blank frame: a fade, a dropped signal, a lens cap).
 
     Returns:
         ``(T,)`` int64 frame indices, sorted, in ``0..L-1``; deterministic.
@@ -158,8 +163,11 @@ def redundancy_keyframes(
 
     1. Exact duplicates (held frames) are collapsed to their first occurrence; the ``U`` distinct
        frames are the candidates.
-    2. The apex, the frame most changed from the first one (``argmin_i rho(0, i)``, the earliest on
-       ties), and the first frame are protected.
+    2. The apex, the frame most changed from the reference (``argmin_i rho(ref, i)`` over the
+       frames that are not flat, the earliest on ties), and the first frame are protected. The
+       reference is the first frame that is not flat. A flat frame has no expression to show
+       and correlates with nothing, so it would otherwise look "most changed": it is never the
+       apex (unless every frame is flat).
     3. Threshold rule: the threshold is lowered until exactly ``T`` candidates survive. Concretely
        the surviving candidate with the highest redundancy coefficient (the most redundant frame;
        the earliest on ties) is dropped, the coefficient of the frame after it is recomputed
@@ -169,7 +177,7 @@ def redundancy_keyframes(
        changes and thin out where it does not.
 
     Special cases: ``L < T`` gives :func:`uniform_indices` (every frame, some repeated); a clip
-    whose frames are all identical, or all correlate above ``1 - static_tol`` with the first
+    whose frames are all identical, or all correlate above ``1 - static_tol`` with the reference
     frame (so any two correlate above ``1 - 4 static_tol``), falls back to
     uniform sampling (over the distinct frames when there are at least ``T``); when ``U < T``
     all distinct frames are kept and the rest are filled with evenly spaced repeats, so a
@@ -195,11 +203,14 @@ def redundancy_keyframes(
         return _fill_uniform(cand, length, num)
     rho = _Correlator(thumbs[cand])
     positions = np.arange(n_distinct)
-    to_first = rho(0, positions)  # similarity of every candidate to the first frame
-    if to_first.min() >= 1.0 - static_tol:
+    informative = rho.std >= flat_tol
+    ref = int(np.argmax(informative)) if informative.any() else 0
+    to_ref = rho(ref, positions)  # similarity of every candidate to the reference frame
+    if to_ref.min() >= 1.0 - static_tol:
         return cand[uniform_indices(n_distinct, num)]
 
-    apex = int(np.argmin(to_first))  # position in cand; cand[0] is frame 0
+    # position in cand (cand[0] is frame 0); flat frames are no apex while others remain
+    apex = int(np.argmin(np.where(informative, to_ref, np.inf))) if informative.any() else int(np.argmin(to_ref))
     if num == 1:
         return cand[[apex]]
     if n_distinct == num:
@@ -229,7 +240,7 @@ def select_keyframes(frames: np.ndarray, num: int, method: str, **options) -> np
     """Dispatch to :func:`redundancy_keyframes` or :func:`uniform_indices` by ``method``.
 
     ``frames``: ``(L, H, W, 3)`` or ``(L, H, W)`` uint8; uniform sampling only uses ``L``.
-    ``options`` go to the redundancy selector (``grid``, ``static_tol``).
+    ``options`` go to the redundancy selector (``grid``, ``static_tol``, ``flat_tol``).
     """
     if method == "redundancy":
         return redundancy_keyframes(frames, num, **options)

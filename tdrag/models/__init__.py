@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from tdrag.config import ModelConfig
-from tdrag.models.attention import ResidualAttention3d
+from tdrag.models.attention import ResidualAttention3d, upsample_attention
 from tdrag.models.gru_head import GRUHead
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import R3D18
@@ -27,7 +27,8 @@ MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_n
 
 # ModelConfig's option fields (name and num_classes are build_model's own arguments), plus
 # zero_init_residual, a library-only option (default off keeps r3d_18's init).
-_OPTIONS = ("width", "temporal_strides", "attention_stages", "gru_hidden", "gru_layers", "dropout", "zero_init_residual")
+_OPTIONS = ("width", "temporal_strides", "attention_stages", "gru_hidden", "gru_layers", "dropout", "causal_time",
+            "attention_mask", "attention_temperature", "zero_init_residual")
 
 
 def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
@@ -36,8 +37,9 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
     Args:
         name: one of :data:`MODEL_NAMES`.
         num_classes: classifier outputs.
-        **options: width, temporal_strides, attention_stages, gru_hidden, gru_layers, dropout
-            (see ``ModelConfig``), zero_init_residual.
+        **options: width, temporal_strides, attention_stages, gru_hidden, gru_layers, dropout,
+            causal_time, attention_mask, attention_temperature (see ``ModelConfig``),
+            zero_init_residual.
 
     Raises:
         ValueError: unknown name, unknown option, or an option out of range.
@@ -68,11 +70,15 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
         dropout=get("dropout"),
         zero_init_residual=get("zero_init_residual"),
         variant=name,
+        causal_time=get("causal_time"),
+        attention_mask=get("attention_mask"),
+        attention_temperature=get("attention_temperature"),
     )
 
 
 def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
-    """``build_model`` with every field of a ``ModelConfig``."""
+    """``build_model`` with every field of a ``ModelConfig`` (``pretrained`` weights are loaded by
+    ``tdrag.models.pretrained``, which the trainer calls)."""
     return build_model(
         model_cfg.name,
         num_classes=model_cfg.num_classes,
@@ -82,6 +88,9 @@ def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
         gru_hidden=model_cfg.gru_hidden,
         gru_layers=model_cfg.gru_layers,
         dropout=model_cfg.dropout,
+        causal_time=model_cfg.causal_time,
+        attention_mask=model_cfg.attention_mask,
+        attention_temperature=model_cfg.attention_temperature,
     )
 
 
@@ -94,4 +103,5 @@ __all__ = [
     "TDRAG",
     "build_model",
     "build_model_from_config",
+    "upsample_attention",
 ]

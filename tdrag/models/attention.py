@@ -12,12 +12,21 @@ design below is ours, after the residual attention learning of Wang et al. (CVPR
   wider spatial view at half resolution; time is not pooled, so there is one map per time step)
   -> ``3x3x3 conv C/r->C/r + BN + ReLU`` (the 3-frame kernel lets motion shape the mask)
   -> ``1x1x1 conv C/r->1`` (mask logits) -> trilinear upsampling of the one-channel logits back to
-  (T', H', W') (top-down) -> sigmoid. M: (B, 1, T', H', W'), shared by all channels.
+  (T', H', W') (top-down) -> the mask function. M: (B, 1, T', H', W'), shared by all channels.
+* **Mask function** (``ModelConfig.attention_mask``): ``"sigmoid"``, M = sigmoid(logits), each
+  place on its own; or ``"softmax"``, a spatial softmax per time step at temperature ``tau``
+  divided by its peak, M = exp((logits - max_hw logits) / tau), in (0, 1] with the peak at 1:
+  the places compete, so more attention on one place means relatively less on every other.
+* **Causal time** (``causal=True``): the 3x3x3 context conv pads only the past, so the mask at
+  step t depends on no later step (time is never pooled or resampled in the branch).
 * **Residual attention**: ``out = x * (1 + M)`` with M in (0, 1), so a useless mask scales
   features by at most 2 and can never erase them (the paper's "residual" in residual attention).
-* **Init**: the logits conv starts at N(0, 0.01) weights and zero bias, so M starts near 0.5
-  everywhere (a uniform 1.5x gain that BN in the next stage absorbs) and gradients still reach
-  every layer of the branch from the first step.
+* **Init**: the logits conv starts at N(0, 0.01) weights and zero bias, so M starts near uniform
+  (0.5 for the sigmoid, 1 for the softmax: a uniform gain that BN in the next stage absorbs) and
+  gradients still reach every layer of the branch from the first step.
+
+:func:`upsample_attention` brings stage-resolution maps to frame size; it is the one way maps
+are resized for display and scoring (``tdrag predict``'s overlays and the analysis package).
 
 Fast path: only Conv3d, BatchNorm3d, ReLU, max-pool, interpolate, sigmoid and a broadcast
 multiply, with no Python loop over time and no host sync; all of them run in channels_last_3d and
@@ -28,9 +37,32 @@ precision; the multiply goes back to the features' dtype.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tdrag.models.resnet3d import make_conv3d
+
+MASK_KINDS = ("sigmoid", "softmax")
+
+
+def upsample_attention(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Trilinear upsampling of stage maps to frame size: ``(B, 1, T', H', W')`` or ``(B, T', H', W')``
+    -> ``(B, T, H, W)`` float32, still within the maps' range (a convex combination).
+
+    ``size`` is the target ``(T, H, W)``. Time is interpolated too, so a keyframe between two
+    stage steps shows their blend (``align_corners=False``: each stage step covers an equal span).
+    """
+    if maps.dim() == 4:
+        maps = maps.unsqueeze(1)
+    if maps.dim() != 5 or maps.shape[1] != 1:
+        raise ValueError(f"attention maps must be (B, 1, T', H', W'), got {tuple(maps.shape)}")
+    size = tuple(int(s) for s in size)
+    if len(size) != 3:
+        raise ValueError(f"size must be (T, H, W), got {size}")
+    return F.interpolate(maps.float(), size=size, mode="trilinear", align_corners=False)[:, 0]
 
 
 class ResidualAttention3d(nn.Module):
@@ -40,20 +72,31 @@ class ResidualAttention3d(nn.Module):
         channels: C, the stage's output channels.
         reduction: channel reduction r of the mask branch.
         min_channels: floor on the mask branch's channels (small CPU models).
+        mask: "sigmoid" or "softmax" (see the module docstring).
+        temperature: tau of the softmax mask.
+        causal: pad the context conv's time axis only in the past.
 
     ``forward(x: (B, C, T, H, W)) -> (B, C, T, H, W)``; :meth:`forward_with_mask` also returns
     M: (B, 1, T, H, W) float32.
     """
 
-    def __init__(self, channels: int, reduction: int = 4, min_channels: int = 8) -> None:
+    def __init__(self, channels: int, reduction: int = 4, min_channels: int = 8, mask: str = "sigmoid",
+                 temperature: float = 1.0, causal: bool = False) -> None:
         super().__init__()
+        if mask not in MASK_KINDS:
+            raise ValueError(f"model option attention_mask: expected one of {', '.join(MASK_KINDS)}, got {mask!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise ValueError(f"model option attention_temperature: expected a positive number, got {temperature!r}")
+        self.kind = mask
+        self.temperature = float(temperature)
         hidden = max(channels // reduction, min_channels)
         self.reduce = nn.Sequential(
             nn.Conv3d(channels, hidden, kernel_size=1, bias=False), nn.BatchNorm3d(hidden), nn.ReLU(inplace=True)
         )
         self.pool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         self.context = nn.Sequential(
-            nn.Conv3d(hidden, hidden, kernel_size=3, padding=1, bias=False), nn.BatchNorm3d(hidden), nn.ReLU(inplace=True)
+            make_conv3d(hidden, hidden, kernel_size=3, padding=1, causal=causal), nn.BatchNorm3d(hidden),
+            nn.ReLU(inplace=True),
         )
         self.logits = nn.Conv3d(hidden, 1, kernel_size=1, bias=True)
         self.reset_parameters()
@@ -73,8 +116,13 @@ class ResidualAttention3d(nn.Module):
         """M: (B, 1, T, H, W) float32 in (0, 1) for ``x: (B, C, T, H, W)``."""
         m = self.logits(self.context(self.pool(self.reduce(x))))
         # Upsample the one-channel logits, not C/r channels: cheaper, and smooth before the sigmoid.
-        m = F.interpolate(m, size=x.shape[-3:], mode="trilinear", align_corners=False)
-        return torch.sigmoid(m.float())
+        m = F.interpolate(m, size=x.shape[-3:], mode="trilinear", align_corners=False).float()
+        if self.kind == "sigmoid":
+            return torch.sigmoid(m)
+        # Spatial softmax per time step divided by its peak: exp((m - max) / tau), in (0, 1].
+        scaled = m / self.temperature
+        peak = scaled.amax(dim=(-2, -1), keepdim=True)
+        return torch.exp(scaled - peak)
 
     def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.mask(x)

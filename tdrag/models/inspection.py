@@ -18,9 +18,13 @@ class ModelInspection:
             Empty for models without attention.
         hidden_states: (B, T_gru, hidden), the last GRU layer's output after each time step;
             None without a GRU.
-        step_logits: (B, T_gru, C), the classifier applied to each hidden state (what the model
-            would say had the clip ended at that step); ``step_logits[:, -1]`` equals ``logits``.
-            None without a GRU.
+        step_logits: (B, T_gru, C), the classifier applied to each hidden state;
+            ``step_logits[:, -1]`` equals ``logits``. None without a GRU. What a step readout
+            means depends on the model (see ``tdrag.models.tdrag``): with ``causal_time`` step s
+            depends only on the keyframes up to the last one it covers, i.e. it is what the
+            model says having seen the clip up to there (a trained prediction when the run used
+            ``train.step_loss`` "mean" or "linear"); without it every step has already seen the
+            whole clip, so the steps show how the GRU's summary evolves, not the clip so far.
 
     Tensors keep their graph (inspect does not switch off autograd), so attribution code can
     differentiate through them; call :meth:`cpu` for detached copies.

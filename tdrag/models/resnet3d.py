@@ -11,6 +11,12 @@ Layout (Tran et al., "A Closer Look at Spatiotemporal Convolutions", the R3D-18 
 with w = 64 and temporal strides (1, 2, 2, 2) in r3d_18. A BasicBlock is two 3x3x3 convolutions
 with BN, a shortcut (1x1x1 conv + BN when the shape changes) and ReLU after the sum.
 
+Causal time (``causal=True``, TDRAG's ``ModelConfig.causal_time``): every temporal convolution
+pads only the past (:class:`CausalConv3d`), so an output step depends on no later frame: a
+kernel of ``k`` frames with temporal stride ``s`` gets ``k - s`` frames of zero padding before the
+clip and none after, which keeps ``T / s`` output steps and makes step ``j`` see frames up to
+``j * s + s - 1``, the last frame it covers. Weight shapes do not change.
+
 Module and parameter names follow torchvision (``stem.0.weight``, ``layer2.0.conv1.0.weight``,
 ``layer2.0.downsample.1.running_mean``, ``fc.weight``), so a torchvision r3d_18 state dict loads
 into :class:`R3D18` as is, and into the TDRAG variants' backbones with ``strict=False``
@@ -22,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tdrag.models.inspection import ModelInspection
@@ -33,9 +40,41 @@ SPATIAL_STRIDES: tuple[int, int, int, int] = (1, 2, 2, 2)
 BLOCKS_PER_STAGE = 2
 
 
-def conv3x3x3(in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Conv3d:
-    """3x3x3 convolution, padding 1, no bias (a BatchNorm follows)."""
-    return nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+class CausalConv3d(nn.Conv3d):
+    """A Conv3d whose temporal padding is all in the past: ``k_t - s_t`` zero frames before the clip.
+
+    Same arguments and parameters as ``nn.Conv3d`` (so state dicts are interchangeable); only the
+    temporal part of ``padding`` is ignored. ``x: (B, C, T, H, W) -> (B, C', T / s_t, H', W')``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True) -> None:
+        kernel = _triple(kernel_size)
+        strides = _triple(stride)
+        pads = _triple(padding)
+        super().__init__(in_channels, out_channels, kernel, stride=strides, padding=(0, pads[1], pads[2]), bias=bias)
+        self.time_pad = max(0, kernel[0] - strides[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_pad:
+            x = F.pad(x, (0, 0, 0, 0, self.time_pad, 0))
+        return super().forward(x)
+
+
+def _triple(value) -> tuple[int, int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * 3  # type: ignore[return-value]
+
+
+def make_conv3d(in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = False,
+                causal: bool = False) -> nn.Conv3d:
+    """``nn.Conv3d``, or :class:`CausalConv3d` (same parameters) when ``causal``."""
+    cls = CausalConv3d if causal else nn.Conv3d
+    return cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+
+
+def conv3x3x3(in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1),
+              causal: bool = False) -> nn.Conv3d:
+    """3x3x3 convolution, padding 1 (all in the past when ``causal``), no bias (a BatchNorm follows)."""
+    return make_conv3d(in_channels, out_channels, 3, stride=stride, padding=1, causal=causal)
 
 
 class BasicBlock(nn.Module):
@@ -45,12 +84,13 @@ class BasicBlock(nn.Module):
     (1x1x1 conv, BN) or None, as in torchvision, so r3d_18 weights map one to one.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1)) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1),
+                 causal: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(
-            conv3x3x3(in_channels, out_channels, stride), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)
+            conv3x3x3(in_channels, out_channels, stride, causal), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)
         )
-        self.conv2 = nn.Sequential(conv3x3x3(out_channels, out_channels), nn.BatchNorm3d(out_channels))
+        self.conv2 = nn.Sequential(conv3x3x3(out_channels, out_channels, causal=causal), nn.BatchNorm3d(out_channels))
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Sequential | None = None
         if stride != (1, 1, 1) or in_channels != out_channels:
@@ -67,19 +107,20 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-def make_stem(width: int) -> nn.Sequential:
+def make_stem(width: int, causal: bool = False) -> nn.Sequential:
     """r3d_18's stem: ``(B, 3, T, H, W) -> (B, width, T, H/2, W/2)``."""
     return nn.Sequential(
-        nn.Conv3d(3, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+        make_conv3d(3, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), causal=causal),
         nn.BatchNorm3d(width),
         nn.ReLU(inplace=True),
     )
 
 
-def make_stage(in_channels: int, out_channels: int, stride: tuple[int, int, int], blocks: int = BLOCKS_PER_STAGE) -> nn.Sequential:
+def make_stage(in_channels: int, out_channels: int, stride: tuple[int, int, int], blocks: int = BLOCKS_PER_STAGE,
+               causal: bool = False) -> nn.Sequential:
     """``blocks`` BasicBlocks; the first one carries the stride and the channel change."""
-    layers = [BasicBlock(in_channels, out_channels, stride)]
-    layers += [BasicBlock(out_channels, out_channels) for _ in range(blocks - 1)]
+    layers = [BasicBlock(in_channels, out_channels, stride, causal)]
+    layers += [BasicBlock(out_channels, out_channels, causal=causal) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
@@ -100,13 +141,13 @@ def check_temporal_strides(temporal_strides: Sequence[int]) -> tuple[int, int, i
     return strides  # type: ignore[return-value]
 
 
-def make_stages(width: int, temporal_strides: Sequence[int]) -> list[nn.Sequential]:
+def make_stages(width: int, temporal_strides: Sequence[int], causal: bool = False) -> list[nn.Sequential]:
     """The four stages of a 3D ResNet-18 with the given width and temporal strides."""
     channels = stage_channels(width)
     stages = []
     in_channels = width
     for out_channels, t_stride, s_stride in zip(channels, temporal_strides, SPATIAL_STRIDES):
-        stages.append(make_stage(in_channels, out_channels, (t_stride, s_stride, s_stride)))
+        stages.append(make_stage(in_channels, out_channels, (t_stride, s_stride, s_stride), causal=causal))
         in_channels = out_channels
     return stages
 
@@ -173,9 +214,11 @@ class R3D18(nn.Module):
         x = self.layer3(x)
         return self.layer4(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.avgpool(self.features(x)).flatten(1))
+    def forward(self, x: torch.Tensor, return_inspection: bool = False) -> torch.Tensor | ModelInspection:
+        """Logits ``(B, num_classes)``; a ModelInspection (logits only) when ``return_inspection``."""
+        logits = self.fc(self.avgpool(self.features(x)).flatten(1))
+        return ModelInspection(logits=logits) if return_inspection else logits
 
     def inspect(self, x: torch.Tensor) -> ModelInspection:
         """Logits only: r3d18 has neither attention nor a GRU."""
-        return ModelInspection(logits=self(x))
+        return self(x, return_inspection=True)

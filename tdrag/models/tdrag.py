@@ -12,6 +12,15 @@ Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
   ``model.layer4`` (the Grad-CAM layer analysis picks) outputs the attended features.
 * GRU with 256 hidden units, one layer, dropout 0.5 before the classifier; the prediction is the
   classifier on the last step's hidden state.
+* ``causal_time``: off by default, each layer4 step sees the whole clip (centred temporal
+  kernels), so the classifier on step s's hidden state is a readout of a GRU that has read s
+  summaries of the *whole* clip. On, every temporal convolution of the backbone and of the
+  attention branches pads only the past, and step s depends only on the keyframes up to the last
+  one it covers (``(s + 1) * T / T_gru - 1``): its logits are what the model says having seen
+  the clip up to there. Trained with ``TrainConfig.step_loss`` "mean" or "linear", those
+  intermediate readouts are trained predictions, not by-products of the last step's loss.
+* Attention mask function and temperature (``attention_mask``, ``attention_temperature``):
+  see :mod:`tdrag.models.attention`.
 
 Variants (``variant`` attribute): ``tdrag`` (all of it), ``tdrag_no_attention`` (no attention
 modules or parameters at all), ``tdrag_no_gru`` (attention, then global average pool, dropout,
@@ -78,8 +87,11 @@ class TDRAG(nn.Module):
         dropout: dropout before the classifier.
         zero_init_residual: zero the last BN gamma of every BasicBlock (off by default).
         variant: the name reported by ``model.variant``.
+        causal_time: pad every temporal convolution only in the past (see the module docstring).
+        attention_mask, attention_temperature: the attention blocks' mask function.
 
-    ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; :meth:`inspect` for internals.
+    ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; ``forward(x, return_inspection=True)``
+    and :meth:`inspect` return the internals (a :class:`ModelInspection`) from the same pass.
     """
 
     def __init__(
@@ -94,17 +106,24 @@ class TDRAG(nn.Module):
         dropout: float = 0.5,
         zero_init_residual: bool = False,
         variant: str = "tdrag",
+        causal_time: bool = False,
+        attention_mask: str = "sigmoid",
+        attention_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         check_width(width)
         self.temporal_strides = check_temporal_strides(temporal_strides)
         self.attention_stages = _check_options(attention_stages, gru_hidden, gru_layers, dropout, num_classes)
+        if not isinstance(causal_time, bool):
+            raise ValueError(f"model option causal_time: expected true/false, got {causal_time!r}")
         self.variant = variant
+        self.causal_time = causal_time
         channels = stage_channels(width)
-        self.stem = make_stem(width)
-        stages = make_stages(width, self.temporal_strides)
+        self.stem = make_stem(width, causal=causal_time)
+        stages = make_stages(width, self.temporal_strides, causal=causal_time)
         for number in self.attention_stages:
-            stages[number - 1].append(ResidualAttention3d(channels[number - 1]))
+            stages[number - 1].append(ResidualAttention3d(channels[number - 1], mask=attention_mask,
+                                                          temperature=attention_temperature, causal=causal_time))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.head: GRUHead | PoolHead
         if use_gru:
@@ -125,8 +144,21 @@ class TDRAG(nn.Module):
             x = getattr(self, name)(x)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_inspection: bool = False) -> torch.Tensor | ModelInspection:
+        """Logits ``(B, num_classes)``; with ``return_inspection`` the :class:`ModelInspection` of the
+        same pass (training losses that need the step logits or the masks ask for it)."""
+        if return_inspection:
+            return self.inspect(x)
         return self.head(self.features(x))
+
+    @property
+    def step_frames(self) -> int:
+        """Keyframes per GRU step: the product of the temporal strides (step s covers keyframes
+        ``s * step_frames`` .. ``(s + 1) * step_frames - 1``)."""
+        frames = 1
+        for stride in self.temporal_strides:
+            frames *= stride
+        return frames
 
     def inspect(self, x: torch.Tensor) -> ModelInspection:
         """Logits, attention maps per stage, GRU hidden states and per-step logits (see ModelInspection).

@@ -27,6 +27,6 @@ def test_synth_refuses_a_foreign_folder(tmp_path, capsys):
     code = main(["synth", "--out", str(tmp_path), "--clips", "7", "--size", "40", "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "tdrag synth: error:" in err and str(tmp_path) in err and "not empty" in err
+    assert "error:" in err and str(tmp_path) in err and "not empty" in err
     assert (tmp_path / "thesis.tex").read_text() == "do not delete"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]

@@ -14,6 +14,7 @@ import pytest
 
 import tdrag.data.cache as cache_mod
 from tdrag.cli import main as cli_main
+from tdrag.errors import OutputError
 from tdrag.data.cache import CacheError, open_cache, prepare_cache
 from tdrag.data.dfew import ClipError, DFEWError
 from tdrag.data.keyframes import select_keyframes
@@ -75,7 +76,7 @@ def test_manifest_counts_and_folds(dfew_tree, caches):
             expected = {name: sum(tree.labels[v] == c for v in ids) for c, name in enumerate(DFEW_CLASSES)}
             assert counts["per_class"] == expected
     assert sum(m["counts_total"].values()) == 12
-    with pytest.raises(CacheError, match="fold 6 not in this cache"):
+    with pytest.raises(CacheError, match="fold 6 is not in the cache"):
         cache.rows(6, "train")
 
 
@@ -99,8 +100,9 @@ def test_refuses_a_foreign_folder(dfew_tree, caches):
     out = caches / "c"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
-    with pytest.raises(CacheError, match="not a finished tdrag cache"):
-        prepare_cache(tree.root, out, frames=4, size=16, workers=1, progress=False)
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match=r"holds 'mine.txt', which tdrag did not write"):
+            prepare_cache(tree.root, out, frames=4, size=16, workers=1, progress=False, overwrite=overwrite)
     assert (out / "mine.txt").read_text() == "keep me"
 
 
@@ -220,7 +222,8 @@ def test_cli_prepare(dfew_tree, caches, capsys):
             "--keyframes", "uniform", "--workers", "1", "--no-progress"]
     assert cli_main(argv) == 0
     text = capsys.readouterr().out
-    assert "5 clips x 4 frames of 16x16 (uniform keyframes)" in text and "00002" in text and "empty frame file" in text
+    assert "5 clips x 4 frames of 16x16 (uniform keyframes; decoded: keyframes only" in text
+    assert "00002" in text and "empty frame file" in text
     assert cli_main(argv + ["--strict"]) == 1
     assert "which --strict refuses" in capsys.readouterr().err
     assert cli_main(argv + ["--strict", "--overwrite"]) == 1

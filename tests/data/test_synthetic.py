@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tdrag.data import synthetic
+from tdrag.data.synthetic import dataset as synthetic
 from tdrag.data.labels import DFEW_CLASSES, NUM_DFEW_CLASSES
 from tdrag.data.synthetic import (
     SynthError,
@@ -23,8 +23,9 @@ from tdrag.data.synthetic import (
     load_meta,
     render_clip,
 )
-from tdrag.data.synthetic_clips import FACE_ZOOM, PRESETS, apex_vector
-from tdrag.data.synthetic_faces import Look
+from tdrag.data.synthetic.clips import FACE_ZOOM, apex_vector
+from tdrag.data.synthetic.presets import PRESETS
+from tdrag.data.synthetic.faces import Look
 
 C = {name: i for i, name in enumerate(DFEW_CLASSES)}
 SPLITS = {"train": "train(single-labeled)", "test": "test(single-labeled)"}

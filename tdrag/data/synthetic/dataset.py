@@ -38,9 +38,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tdrag import ownership
 from tdrag.atomic import write_json, write_text
+from tdrag.errors import TdragError
 from tdrag.data.labels import DFEW_CLASSES, NUM_DFEW_CLASSES, dfew_label_to_csv
-from tdrag.data.synthetic_clips import PRESETS, RenderedClip, SynthPreset, render
+from tdrag.data.synthetic.clips import RenderedClip, render
+from tdrag.data.synthetic.presets import PRESETS, SynthPreset
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ _LABEL_STREAM = 0  # seed-sequence branches: labels, and clips (one sub-stream p
 _CLIP_STREAM = 1
 
 
-class SynthError(RuntimeError):
+class SynthError(TdragError, RuntimeError):
     """A synthetic data set cannot be written or read (the message names the path)."""
 
 
@@ -189,14 +192,21 @@ def is_synthetic_root(path: str | os.PathLike) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT and data.get("complete") is True
 
 
+#: Top-level entries of a synthetic data set (what a rewrite may replace).
+OWN_ENTRIES = (str(CLIP_DIR.parts[0]), str(SPLIT_DIR), str(SYNTH_DIR))
+
+
 def _check_destination(out: Path) -> None:
+    """Refuse an ``out`` that is not absent, empty, or wholly a previous synthetic data set."""
     if out.exists() and not out.is_dir():
-        raise SynthError(f"{out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not is_synthetic_root(out):
-        raise SynthError(
-            f"{out} is not empty and does not hold a previous synthetic data set "
-            f"(no {SYNTH_DIR / 'meta.json'}); refusing to write into it. Choose an empty or new folder."
-        )
+        raise SynthError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_synthetic_root(out):
+            raise SynthError(
+                f"{out}: not empty and does not hold a previous synthetic data set "
+                f"(no {SYNTH_DIR / 'meta.json'}); refusing to write into it. Choose an empty or new folder."
+            )
+        ownership.refuse_foreign(out, OWN_ENTRIES, "the synthetic data set there")
 
 
 def generate_dataset(

@@ -1,4 +1,4 @@
-"""tdrag.engine: a CPU run end to end, exact resume, NaN stop, validation split, re-evaluation."""
+"""tdrag.trainer: a CPU run end to end, exact resume, NaN stop, validation split, re-evaluation."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from tdrag import engine, metrics
+from tdrag import engine, losses, metrics, trainer
 from tdrag.checkpoints import load_checkpoint, load_model
 from tdrag.config import load_config
 from tdrag.data.cache import open_cache
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.engine import RunExistsError, TrainingDiverged, fit
+from tdrag.trainer import RunExistsError, TrainingDiverged, fit
 from tests.run_fixtures import tiny_config
 
 TIMING_COLUMNS = ("epoch_seconds", "clips_per_second")
@@ -78,7 +78,7 @@ def test_two_epoch_run_writes_a_complete_run_dir(tiny_run, tiny_cache):
     np.testing.assert_array_equal(counts, metrics.confusion_matrix(labels, predicted, 7))
 
     # The saved model reproduces the saved probabilities.
-    model, config = load_model(tiny_run)
+    model, config = load_model(tiny_run, which="best")
     assert config == load_config(tiny_run / "config.yaml")
     clips = torch.from_numpy(np.array(cache.frames[test_rows]))
     again = engine.predict_clips(model, clips, crop=config.data.crop).numpy()
@@ -149,8 +149,8 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tiny_c
         loss = original(logits, labels, **kwargs)
         return loss * float("nan") if calls["n"] > steps_per_epoch else loss
 
-    monkeypatch.setattr(engine.F, "cross_entropy", nan_in_epoch_2)
-    with pytest.raises(TrainingDiverged, match=r"non-finite training loss \(nan\) at epoch 2, step 1/") as info:
+    monkeypatch.setattr(losses.F, "cross_entropy", nan_in_epoch_2)
+    with pytest.raises(TrainingDiverged, match=r"non-finite training loss at epoch 2, step 1/") as info:
         fit(config, progress=False)
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     assert str(last) in str(info.value)
@@ -189,7 +189,7 @@ def test_evaluate_run_rewrites_the_report(tiny_run, tmp_path):
     before = json.loads((run / "report" / "metrics.json").read_text())
     shutil.rmtree(run / "report")
     (run / "predictions.csv").unlink()
-    after = engine.evaluate_run(run, device="cpu", progress=False)
+    after = trainer.evaluate_run(run, device="cpu", progress=False)
     assert (run / "predictions.csv").is_file() and (run / "report" / "per_class_recall.md").is_file()
     for name in ("last", "best"):
         assert after[name]["epoch"] == before[name]["epoch"]
@@ -201,10 +201,10 @@ def test_cache_that_does_not_match_the_config_is_refused(tiny_cache, tmp_path):
     from tdrag.config import replace
 
     config = replace(tiny_config(tiny_cache, tmp_path / "run"), data={"keyframes": "uniform"})
-    with pytest.raises(ValueError, match="keyframes='redundancy'"):
+    with pytest.raises(ValueError, match="data.keyframes: 'uniform'.*keyframes='redundancy'"):
         fit(config, progress=False)
     config = replace(tiny_config(tiny_cache, tmp_path / "run"), data={"frames": 16})
-    with pytest.raises(ValueError, match="T=8"):
+    with pytest.raises(ValueError, match="data.frames: 16.*T=8"):
         fit(config, progress=False)
 
 
@@ -215,5 +215,5 @@ def test_cuda_run_with_bf16_autocast_and_channels_last(tiny_cache, tmp_path):
     assert np.isfinite(result.history[0]["train_loss"]) and result.history[0]["test_war"] is not None
     model, _ = load_model(tmp_path / "run", device="cuda")
     assert next(model.parameters()).device.type == "cuda"
-    again = engine.evaluate_run(tmp_path / "run", device="cuda", progress=False)
+    again = trainer.evaluate_run(tmp_path / "run", device="cuda", progress=False)
     assert again["last"]["test"]["num_clips"] == result.metrics["last"]["test"]["num_clips"]

@@ -2,7 +2,7 @@
 
 A face is drawn in a canonical frontal pose on a square canvas (coordinates below are fractions
 of the canvas side); pose, lighting, noise and blur are applied afterwards by
-``tdrag.data.synthetic_clips``. Images are BGR (OpenCV's order) while drawing.
+``tdrag.data.synthetic.clips``. Images are BGR (OpenCV's order) while drawing.
 
 The expression is a vector over ``EXPRESSION_PARAMS`` (0 = neutral), loosely modelled on facial
 action units: brow raise (AU1+2), inner brow raise (AU1), brow lowering (AU4), eye opening

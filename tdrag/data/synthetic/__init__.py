@@ -1,0 +1,44 @@
+"""Synthetic DFEW-format data: faces drawn with OpenCV, with ground-truth signal masks.
+
+Modules, from the bottom up:
+
+- ``faces``: one face on a canvas (identity, expression parameters, part masks).
+- ``presets``: the difficulty ladder (``SynthPreset``, ``PRESETS``).
+- ``clips``: one clip (class dynamics from onset to apex, pose, light, occluders, held runs).
+- ``dataset``: a whole data set written in DFEW's layout, and its readers (meta, masks).
+
+The names below are the public API; ``from tdrag.data.synthetic import generate_dataset``.
+"""
+
+from tdrag.data.synthetic.dataset import (
+    FORMAT,
+    SynthClip,
+    SynthError,
+    assign_labels_and_folds,
+    clip_rng,
+    generate_dataset,
+    get_preset,
+    is_synthetic_root,
+    load_clip_masks,
+    load_meta,
+    render_clip,
+    video_id,
+)
+from tdrag.data.synthetic.presets import PRESETS, SynthPreset
+
+__all__ = [
+    "FORMAT",
+    "PRESETS",
+    "SynthClip",
+    "SynthError",
+    "SynthPreset",
+    "assign_labels_and_folds",
+    "clip_rng",
+    "generate_dataset",
+    "get_preset",
+    "is_synthetic_root",
+    "load_clip_masks",
+    "load_meta",
+    "render_clip",
+    "video_id",
+]

@@ -1,0 +1,114 @@
+"""Difficulty presets of the synthetic data set: which nuisances, how strong, how boldly drawn.
+
+A ``SynthPreset`` holds every knob of ``tdrag.data.synthetic.clips`` (clip length, held runs,
+pose, lighting, noise, blur, occluders, expression timing) and of the face drawing
+(``tdrag.data.synthetic.faces.Look``). ``PRESETS`` names the ladder ``tdrag synth --preset``
+offers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tdrag.data.synthetic.faces import Look
+
+
+@dataclass(frozen=True)
+class SynthPreset:
+    """Nuisance and difficulty settings of a synthetic data set."""
+
+    name: str
+    length: tuple[int, int] = (24, 96)  # clip length range (frames), inclusive
+    hold_prob: float = 0.1  # chance that a held run (repeated identical frames) starts at a frame
+    hold_run: int = 3  # longest held run, in extra frames
+    shift: float = 0.03  # largest face shift, fraction of the frame side
+    rotation: float = 5.0  # largest in-plane rotation, degrees
+    scale: tuple[float, float] = (0.95, 1.05)
+    pose_drift: float = 0.3  # how far (fraction of the ranges above) the pose wanders over a clip
+    light: float = 0.1  # lighting gradient: gain runs over 1 +- light across the frame
+    flicker: float = 0.0  # per-frame brightness jitter (std of the gain)
+    noise: tuple[float, float] = (1.0, 3.0)  # pixel noise std range, grey levels
+    blur_prob: float = 0.1  # chance a clip is blurred
+    blur_sigma: tuple[float, float] = (0.4, 0.8)
+    occlusion_prob: float = 0.1  # chance a clip has occluder runs
+    occlusion_events: int = 1  # occluder runs per occluded clip (at most)
+    occlusion_frames: tuple[float, float] = (0.1, 0.2)  # fraction of the frames each run covers
+    occlude_signal: bool = False  # whether occluders may sit over the parts that carry the class
+    intensity: tuple[float, float] = (0.85, 1.0)  # apex strength
+    onset: tuple[float, float] = (0.08, 0.2)  # when the expression starts, fraction of the clip
+    phase: tuple[float, float] = (0.55, 0.65)  # how long the expression takes, fraction of the clip
+    timing_jitter: float = 0.03  # random shift of each part's start, fraction of the phase
+    offset_prob: float = 0.0  # chance that the expression relaxes towards the end
+    blink_prob: float = 0.0  # chance a clip has blinks
+    shared_apex: bool = False  # Fear/Surprise and Disgust/Angry share apex faces (dynamics only)
+    # How boldly the face is drawn and how much its appearance varies (see ``Look``).
+    zoom: float = 1.12  # face size in the frame (the canonical face is drawn small, with room for hair)
+    motion_scale: float = 1.0  # drawn movement per unit of expression
+    eye_scale: float = 1.0  # eye size
+    line_scale: float = 1.0  # stroke widths relative to the fine look
+    min_line: int = 1  # thinnest stroke, pixels
+    bold: bool = False  # high-contrast brows, lips, mouth and teeth; frown lines; pressed lips as a dark bar
+    skin_range: tuple[float, float] = (0.0, 1.0)  # part of the dark..light skin tone range
+    background_range: tuple[float, float] = (30.0, 230.0)  # background colour channel range
+    background_ramp: float = 1.0  # background gradient strength (0: one plain colour)
+
+    @property
+    def look(self) -> Look:
+        """The drawing settings of this preset."""
+        return Look(self.motion_scale, self.eye_scale, self.line_scale, self.min_line, self.bold, self.skin_range,
+                    self.background_range, self.background_ramp)
+
+
+PRESETS: dict[str, SynthPreset] = {
+    # A tiny model must learn `easy` on a CPU in minutes from 48-64 pixel frames: the features are
+    # drawn large, thick and dark and move far; the faces vary little in pose, tone and background.
+    "easy": SynthPreset(
+        name="easy",
+        shift=0.02,
+        rotation=0.0,
+        scale=(0.97, 1.03),
+        pose_drift=0.1,
+        light=0.05,
+        noise=(1.0, 2.0),
+        blur_prob=0.0,
+        occlusion_prob=0.05,
+        intensity=(0.9, 1.0),
+        # Early, quick expressions: most keyframes show the apex face (the timing still differs).
+        onset=(0.05, 0.12),
+        phase=(0.4, 0.5),
+        zoom=1.25,
+        motion_scale=1.6,
+        eye_scale=1.3,
+        line_scale=1.3,
+        min_line=2,
+        bold=True,
+        skin_range=(0.45, 0.8),
+        background_range=(90.0, 170.0),
+        background_ramp=0.2,
+    ),
+    "hard": SynthPreset(
+        name="hard",
+        hold_prob=0.25,
+        hold_run=6,
+        shift=0.08,
+        rotation=15.0,
+        scale=(0.85, 1.12),
+        pose_drift=0.6,
+        light=0.3,
+        flicker=0.04,
+        noise=(3.0, 8.0),
+        blur_prob=0.35,
+        blur_sigma=(0.5, 1.4),
+        occlusion_prob=0.5,
+        occlusion_events=2,
+        occlusion_frames=(0.15, 0.35),
+        occlude_signal=True,
+        intensity=(0.45, 1.0),
+        onset=(0.05, 0.3),
+        phase=(0.45, 0.65),
+        timing_jitter=0.06,
+        offset_prob=0.4,
+        blink_prob=0.5,
+        shared_apex=True,
+    ),
+}

@@ -1,0 +1,540 @@
+"""Runs: ``fit(config)`` trains one model on one fold into a run directory; ``evaluate_run`` re-scores it.
+
+``fit`` leaves a complete run directory (see ``tdrag.runs``) and is resumable:
+``checkpoints/last.pt`` is written atomically after every epoch with the model, optimiser and
+scheduler states, the epoch, the best-so-far record, the log rows, every rank's RNG states and
+the fingerprint of the cache it trained on, so ``fit(config, resume=True)`` continues a run killed
+at any point and, on a CPU, ends with exactly the weights an uninterrupted run would have. A run
+is not resumed on a cache rebuilt from other sources since (the fingerprints differ).
+
+Order of work: the config, the device, the cache (keyframes, T, crop, classes, fold) and the model
+are checked first; only then is the run directory touched, and of it only tdrag's own files
+(``tdrag.runs.RUN_FILES``) are ever replaced.
+
+Under ``torchrun`` each process trains on its shard with DistributedDataParallel: the model is
+wrapped in DDP first and compiled after (``torch.compile(DDP(model))``, so the compiled graph
+keeps DDP's bucketed all-reduce overlapping the backward pass); evaluation runs on the bare model
+(compiled too when ``train.compile``), since ranks hold different numbers of evaluation batches
+and DDP's forward would wait for collectives that never come. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from tdrag import distributed, ownership, runs
+from tdrag.checkpoints import (
+    CheckpointError,
+    checkpoint_config,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from tdrag.config import Config, ConfigError, config_to_dict, save_config
+from tdrag.engine import TrainingDiverged, evaluate, seed_everything, train_one_epoch
+from tdrag.errors import TdragError
+from tdrag.runs import Predictions
+from tdrag.runtime import resolve_device
+from tdrag.schedule import WarmupSchedule, build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunExistsError", "RunResult", "TrainingDiverged", "evaluate_run", "fit", "load_run_data", "wrap_model"]
+
+
+class RunExistsError(TdragError, RuntimeError):
+    """The run directory already holds a run and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class RunResult:
+    """What ``fit`` returns.
+
+    Attributes:
+        run_dir: the run directory.
+        history: one dict per epoch (the rows of log.csv).
+        metrics: report/metrics.json's content (last and best checkpoints, labelled).
+        best_epoch: epoch of checkpoints/best.pt (None when no epoch was evaluated).
+    """
+
+    run_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class RunData:
+    """The cache and the rows of one run: training, test and (when held out) validation rows."""
+
+    cache: Any
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    val_rows: np.ndarray | None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.cache.class_names)
+
+
+def check_cache(cache, config: Config) -> None:
+    """Refuse a cache that does not fit the config: keyframes, T, crop, classes, fold."""
+    method = cache.manifest.get("keyframes")
+    if method is not None and method != config.data.keyframes:
+        raise ConfigError(
+            f"data.keyframes: {config.data.keyframes!r}, but the cache {cache.path} was prepared with "
+            f"keyframes={method!r}; point data.cache at a matching cache"
+        )
+    if cache.num_frames != config.data.frames:
+        raise ConfigError(f"data.frames: {config.data.frames}, but the cache {cache.path} holds T={cache.num_frames} "
+                          "frames per clip")
+    if config.data.crop > cache.size:
+        raise ConfigError(f"data.crop: {config.data.crop} exceeds the cached frame size {cache.size} of {cache.path}")
+    classes = cache.class_names
+    if config.model.num_classes != len(classes):
+        raise ConfigError(f"model.num_classes: {config.model.num_classes}, but the cache {cache.path} holds "
+                          f"{len(classes)} classes ({cache.dataset}: {', '.join(classes)})")
+    cache.check_fold(config.data.fold)
+
+
+def load_run_data(config: Config) -> RunData:
+    """Open ``config.data.cache``, check it against the config, split off the validation rows."""
+    from tdrag.data.cache import open_cache
+
+    if not config.data.cache:
+        raise ConfigError("data.cache: empty; prepare a frame cache (`tdrag prepare`) and set data.cache=PATH")
+    cache = open_cache(config.data.cache)
+    check_cache(cache, config)
+    train_rows = cache.rows(config.data.fold, "train")
+    test_rows = cache.rows(config.data.fold, "test")
+    val_rows = None
+    if config.data.val_fraction > 0:
+        from tdrag.data.loader import split_train_val
+
+        train_rows, val_rows = split_train_val(cache.labels[train_rows], train_rows, config.data.val_fraction,
+                                               seed=config.train.seed)
+    if len(train_rows) == 0 or len(test_rows) == 0:
+        raise ConfigError(f"data.fold: fold {config.data.fold} of {cache.path} has {len(train_rows)} training and "
+                          f"{len(test_rows)} test clips; both must be non-empty")
+    return RunData(cache, train_rows, test_rows, val_rows)
+
+
+def _eval_loaders(data: RunData, config: Config, info: distributed.DistInfo) -> dict[str, Any]:
+    """Loaders over this rank's shard of the test (and val) rows: built once per run, no padding."""
+    from tdrag.data.loader import make_loader
+
+    splits = {"test": data.test_rows}
+    if data.val_rows is not None:
+        splits["val"] = data.val_rows
+    return {
+        name: make_loader(data.cache, distributed.shard_rows(rows, info), batch_size=config.train.batch_size,
+                          shuffle=False, num_workers=config.data.num_workers, seed=config.train.seed)
+        for name, rows in splits.items()
+    }
+
+
+def _evaluate_splits(model, loaders: dict[str, Any], data: RunData, config: Config, device, info,
+                     progress) -> dict[str, Predictions]:
+    return {
+        name: evaluate(model, loader, device, crop=config.data.crop, amp=config.train.amp,
+                       channels_last=config.train.channels_last, video_ids=data.cache.video_ids, info=info,
+                       progress=progress, desc=f"eval {name}")
+        for name, loader in loaders.items()
+    }
+
+
+# ----------------------------------------------------------------------------- run directory
+
+
+def _run_files_except_config(run_dir: Path) -> list[str]:
+    return [f for f in runs.own_run_files(run_dir) if f != "config.yaml"]
+
+
+def plan_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> tuple[Path | None, list[str]]:
+    """Decide, without touching anything, what a run in ``run_dir`` resumes from and what it replaces.
+
+    Returns:
+        ``(checkpoint to resume from or None, tdrag files to remove before starting)``.
+
+    Raises:
+        RunExistsError: the folder holds an earlier run and neither ``resume`` (with a
+            ``last.pt`` to resume from) nor ``overwrite`` allows going on.
+    """
+    last = run_dir / "checkpoints" / "last.pt"
+    earlier = _run_files_except_config(run_dir)
+    if resume and last.is_file():
+        return last, []
+    if earlier and not overwrite:
+        shown = ", ".join(earlier[:4]) + (" ..." if len(earlier) > 4 else "")
+        if resume:
+            raise RunExistsError(f"{run_dir}: --resume: no checkpoints/last.pt to resume from, but the folder holds "
+                                 f"an earlier run's files ({shown}); pass --overwrite to replace them, or choose "
+                                 "another train.run_dir")
+        raise RunExistsError(f"{run_dir}: already holds a run ({shown}); pass --resume to continue it, --overwrite "
+                             "to replace it, or choose another train.run_dir")
+    if resume:
+        log.info("%s: no checkpoints/last.pt to resume from; starting a fresh run", run_dir)
+    return None, runs.own_run_files(run_dir)
+
+
+# ----------------------------------------------------------------------------- model wrapping
+
+
+def wrap_model(net: nn.Module, compile: bool, info: distributed.DistInfo,
+               device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """``(model to train, model to evaluate)`` around the bare ``net``.
+
+    Under DDP the training model is ``torch.compile(DDP(net))`` (DDP first: the compiled graph is
+    split at DDP's gradient buckets, so their all-reduce overlaps the backward pass) and the
+    evaluation model is ``torch.compile(net)`` (no DDP: see the module docstring). Without DDP
+    both are the same ``torch.compile(net)``, or ``net`` itself when ``compile`` is off.
+    """
+    trained: nn.Module = net
+    if info.enabled:
+        trained = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if not compile:
+        return trained, net
+    compiled_train = torch.compile(trained)
+    compiled_eval = compiled_train if trained is net else torch.compile(net)
+    return compiled_train, compiled_eval
+
+
+def _gather_rng_states(info: distributed.DistInfo) -> list[dict[str, Any]] | None:
+    """Every rank's RNG states, in rank order, on rank 0 (None elsewhere); a collective."""
+    state = rng_state()
+    if not info.enabled:
+        return [state]
+    gathered: list[Any] = [None] * info.world_size if info.is_main else None  # type: ignore[assignment]
+    torch.distributed.gather_object(state, gathered, dst=0)
+    return gathered if info.is_main else None
+
+
+def _restore_rng(state: dict[str, Any], info: distributed.DistInfo, path: Path) -> None:
+    per_rank = state.get("rng_per_rank")
+    if per_rank and len(per_rank) == info.world_size:
+        set_rng_state(per_rank[info.rank])
+        return
+    if per_rank and info.is_main:
+        log.warning("%s: saved by %d process(es), resumed by %d: each rank restores rank 0's RNG states",
+                    path, len(per_rank), info.world_size)
+    set_rng_state(per_rank[0] if per_rank else state["rng"])
+
+
+# --------------------------------------------------------------------------------- training
+
+
+def _config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for key in keys:
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} -> {vb!r}")
+    return out
+
+
+def fit(
+    config: Config,
+    callback=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train ``config.model`` on fold ``config.data.fold`` of ``config.data.cache``.
+
+    Args:
+        config: the run's configuration; ``train.run_dir`` receives every file.
+        callback: called on rank 0 with each epoch's log row (a dict), after the epoch's
+            checkpoint is written, e.g. to draw live curves in a notebook.
+        resume: continue from ``run_dir/checkpoints/last.pt`` when it exists.
+        overwrite: replace an existing run in ``run_dir`` (tdrag's files only) instead of refusing.
+        progress: show tqdm progress bars.
+
+    Returns:
+        RunResult with the run dir, the per-epoch history and the report's metrics.
+
+    Raises:
+        RunExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
+        ConfigError, CacheError, CheckpointError, OutputError: bad settings, cache or run folder,
+            found before the run directory is touched.
+    """
+    had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
+    kind = resolve_device(config.train.device).type
+    info = distributed.setup(kind) if not had_group else distributed.current()
+    # cuDNN autotuning is global state: give the caller (a notebook kernel) back its setting.
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        return _fit(config, callback, resume, overwrite, progress, info)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        if not had_group:
+            distributed.cleanup()
+
+
+def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool, info) -> RunResult:
+    from tdrag.data.loader import make_loader
+    from tdrag.models import build_model_from_config
+
+    t = config.train
+    device = resolve_device(t.device, info.local_rank if info.enabled else None)
+    run_dir = Path(t.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+
+    # Inputs first: nothing in the run directory is touched until these pass.
+    data = load_run_data(config)
+    ownership.check_not_input(run_dir, [data.cache.path, config.data.root or None], "train.run_dir")
+    class_names = data.class_names
+    seed_everything(t.seed)
+    net = build_model_from_config(config.model)
+    if config.model.pretrained:
+        from tdrag.models.pretrained import load_pretrained
+
+        summary = load_pretrained(net, config.model.pretrained)
+        if info.is_main:
+            log.info("model.pretrained: %s", summary.describe())
+
+    # Rank 0 inspects the run dir; every rank learns the outcome (or the refusal, so that no rank
+    # is left waiting in a collective for one that raised).
+    outcome: tuple[str | None, list[str], str | None] = (None, [], None)
+    if info.is_main:
+        try:
+            found, stale = plan_run_dir(run_dir, resume, overwrite)
+            outcome = (str(found) if found else None, stale, None)
+        except RunExistsError as exc:
+            outcome = (None, [], str(exc))
+    resume_from, stale, refusal = distributed.broadcast_object(outcome)
+    if refusal:
+        raise RunExistsError(refusal)
+
+    net = net.to(device)
+    if t.channels_last and device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last_3d)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    sampler = DistributedSampler(np.arange(len(data.train_rows)), num_replicas=info.world_size, rank=info.rank,
+                                 shuffle=True, seed=t.seed, drop_last=False)
+    train_loader = make_loader(data.cache, data.train_rows, batch_size=t.batch_size, shuffle=False,
+                               num_workers=config.data.num_workers, seed=t.seed, drop_last=False,
+                               sampler=sampler)
+    optimizer = build_optimizer(net, t)
+    scheduler = build_scheduler(optimizer, len(train_loader), t)
+
+    start_epoch, history = 0, []
+    best: dict[str, Any] = {"epoch": None, "metric": "val_war" if data.val_rows is not None else "test_war",
+                            "value": -math.inf}
+    if resume_from:
+        state = load_checkpoint(resume_from, map_location=device)
+        _check_same_cache(state, data.cache, Path(resume_from))
+        differences = _config_differences(state["config"], config_to_dict(config))
+        if differences:
+            log.warning("resuming %s with a changed config: %s", resume_from, "; ".join(differences))
+        try:
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            # The stored schedule settings came from the old config; follow the current one (the
+            # same unless e.g. train.epochs was raised to extend a finished run).
+            scheduler.lr_lambdas = [WarmupSchedule(len(train_loader), t) for _ in scheduler.lr_lambdas]
+            start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{resume_from}: cannot resume from it: {exc}") from None
+        _restore_rng(state, info, Path(resume_from))
+        log.info("resuming %s after epoch %d", run_dir, start_epoch)
+    elif info.is_main and stale:
+        ownership.remove_files(run_dir, stale)
+    if info.is_main:
+        save_config(config, run_dir / "config.yaml")
+
+    model, eval_model = wrap_model(net, t.compile, info, device)
+    eval_loaders = _eval_loaders(data, config, info)
+
+    last_epoch_preds: dict[str, Predictions] | None = None
+    best_preds: dict[str, Predictions] | None = None
+    for epoch in range(start_epoch + 1, t.epochs + 1):
+        epoch_started = time.perf_counter()
+        sampler.set_epoch(epoch)
+        last_good = str(last_path) if last_path.is_file() else "none (no epoch finished)"
+        stats = train_one_epoch(model, train_loader, optimizer, scheduler, config, device, epoch, info,
+                                progress, last_good)
+        distributed.sync_buffers(net)
+        if not _params_finite(net):
+            raise TrainingDiverged(f"weights became non-finite during epoch {epoch}: run stopped; the last good "
+                                   f"checkpoint is {last_good}. Lower train.lr or set train.grad_clip.")
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
+                               "test_war": None, "test_uar": None}
+        if data.val_rows is not None:
+            row.update(val_war=None, val_uar=None)
+        evaluated = epoch % max(1, t.eval_every) == 0 or epoch == t.epochs
+        if evaluated:
+            preds = _evaluate_splits(eval_model, eval_loaders, data, config, device, info, progress)
+            for split, p in preds.items():
+                report = p.report(class_names)
+                row[f"{split}_war"], row[f"{split}_uar"] = report["war"], report["uar"]
+            last_epoch_preds = preds
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["epoch_seconds"] = time.perf_counter() - epoch_started
+        row["clips_per_second"] = stats["clips"] / max(stats["seconds"], 1e-9)
+        history.append(row)
+
+        improved = evaluated and row[best["metric"]] is not None and row[best["metric"]] > best["value"]
+        if improved:
+            best = {"epoch": epoch, "metric": best["metric"], "value": float(row[best["metric"]])}
+            best_preds = last_epoch_preds
+        rng_states = _gather_rng_states(info)
+        if info.is_main:
+            model_state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+            common = {"config": config_to_dict(config), "model": model_state, "epoch": epoch, "best": best,
+                      "history": history, "cache_fingerprint": data.cache.fingerprint,
+                      "class_names": list(class_names)}
+            # best.pt before last.pt: a kill in between leaves last.pt at the previous epoch, whose
+            # re-run rewrites best.pt the same way.
+            if improved:
+                save_checkpoint(best_path, common)
+            save_checkpoint(last_path, {**common, "optimizer": optimizer.state_dict(),
+                                        "scheduler": scheduler.state_dict(), "rng": rng_states[0],
+                                        "rng_per_rank": rng_states})
+            runs.write_log(run_dir / "log.csv", history, data.val_rows is not None)
+            log.info("epoch %d/%d: loss %.4f acc %.3f test WAR %s UAR %s (%.1fs, %.1f clips/s)", epoch, t.epochs,
+                     row["train_loss"], row["train_acc"], _fmt(row["test_war"]), _fmt(row["test_uar"]),
+                     row["epoch_seconds"], row["clips_per_second"])
+            if callback is not None:
+                callback(dict(row))
+
+    # Final report: the last epoch's predictions are at hand; the best epoch's are re-computed
+    # from best.pt when they are not (e.g. after a resume).
+    distributed.barrier()
+    if last_epoch_preds is None:
+        last_epoch_preds = _evaluate_splits(eval_model, eval_loaders, data, config, device, info, progress)
+    if best["epoch"] is not None and best_preds is None:
+        best_preds = _evaluate_checkpoint(best_path, config, data, eval_loaders, device, info, progress)
+    metrics = {}
+    if info.is_main:
+        metrics = _write_run_report(run_dir, config, class_names, history[-1]["epoch"] if history else t.epochs,
+                                    last_epoch_preds, best["epoch"], best_preds, data)
+    distributed.barrier()
+    return RunResult(run_dir=run_dir, history=history, metrics=metrics, best_epoch=best["epoch"])
+
+
+def _check_same_cache(state: dict[str, Any], cache, path: Path) -> None:
+    """Refuse to resume on a cache rebuilt from other sources than the run started on."""
+    before, now = state.get("cache_fingerprint"), cache.fingerprint
+    if before and now and before != now:
+        raise CheckpointError(
+            f"{path}: this run trained on the cache {cache.path} as it was built before (fingerprint {before}); it "
+            f"has been rebuilt from changed sources since (fingerprint {now}). Resuming would continue on other "
+            "data: pass --overwrite to start the run again, or point data.cache at the original cache"
+        )
+
+
+def _params_finite(model: nn.Module) -> bool:
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _load_weights(model: nn.Module, state: dict[str, Any], path: Path, config: Config) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit model '{config.model.name}' built from its config "
+                              f"({detail})") from None
+
+
+def _evaluate_checkpoint(path: Path, config: Config, data: RunData, loaders, device, info,
+                         progress) -> dict[str, Predictions]:
+    from tdrag.models import build_model_from_config
+
+    state = load_checkpoint(path, map_location="cpu")
+    model = build_model_from_config(config.model)
+    _load_weights(model, state, path, config)
+    model = model.to(device)
+    if config.train.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last_3d)
+    return _evaluate_splits(model, loaders, data, config, device, info, progress)
+
+
+def _write_run_report(run_dir, config, class_names, last_epoch, last_preds, best_epoch, best_preds, data):
+    selection = "val" if data.val_rows is not None else "test"
+    extra = {"model": config.model.name, "dataset": data.cache.dataset, "fold": config.data.fold,
+             "cache": config.data.cache, "keyframes": config.data.keyframes,
+             "num_train_clips": int(len(data.train_rows)),
+             "num_val_clips": int(len(data.val_rows)) if data.val_rows is not None else 0,
+             "causal_time": bool(config.model.causal_time), "step_loss": config.train.step_loss}
+    return runs.write_report(
+        run_dir, class_names,
+        last=(last_epoch, last_preds["test"]),
+        best=(best_epoch, best_preds["test"]) if best_epoch is not None else None,
+        selection_split=selection,
+        last_val=last_preds.get("val"),
+        best_val=best_preds.get("val") if best_preds else None,
+        extra=extra,
+    )
+
+
+def evaluate_run(run_dir: str | Path, device: str = "auto", cache: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Re-evaluate a run's ``last.pt`` and ``best.pt`` on its test (and val) split; rewrite the report.
+
+    Args:
+        run_dir: a run directory written by ``fit``.
+        device: "auto", "cpu", "cuda", ...
+        cache: use this frame cache instead of the one in the run's config (e.g. moved disks).
+        progress: show progress bars.
+
+    Returns:
+        report/metrics.json's new content.
+    """
+    run_dir = Path(run_dir)
+    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    source = last_path if last_path.is_file() else best_path
+    if not source.is_file():
+        raise CheckpointError(f"{run_dir}: no checkpoints/last.pt or checkpoints/best.pt to evaluate")
+    state = load_checkpoint(source)
+    config = checkpoint_config(state, source)
+    if cache:
+        from tdrag.config import replace
+
+        config = replace(config, data={"cache": str(cache)})
+    dev = resolve_device(device, key="--device")
+    data = load_run_data(config)
+    before = state.get("cache_fingerprint")
+    if before and data.cache.fingerprint and before != data.cache.fingerprint:
+        log.warning("%s: the cache %s was rebuilt from changed sources since this run trained on it; the "
+                    "figures are for the cache as it is now", run_dir, data.cache.path)
+    info = distributed.DistInfo()
+    loaders = _eval_loaders(data, config, info)
+    results = {}
+    for name, path in (("last", last_path), ("best", best_path)):
+        if path.is_file():
+            epoch = int(load_checkpoint(path)["epoch"])
+            results[name] = (epoch, _evaluate_checkpoint(path, config, data, loaders, dev, info, progress))
+    if "last" not in results:
+        # Only best.pt survives (e.g. a pruned run): report it as both.
+        results["last"] = results["best"]
+    best_epoch, best_preds = results.get("best", (None, None))
+    return _write_run_report(run_dir, config, data.class_names, results["last"][0], results["last"][1],
+                             best_epoch, best_preds, data)
+
