@@ -1,20 +1,14 @@
 """One synthetic expression clip: class dynamics from neutral onset to apex, plus nuisances.
 
-Each class moves the face parts of ``tdrag.data.synthetic.faces`` from neutral to a
-class-specific apex face along its own schedule: every part (brows, eyes, cheeks, nose, mouth)
-starts at its own time and takes its own time to get there. Two pairs differ partly in timing:
+Each class moves the face parts of ``tdrag.data.synthetic.faces`` from neutral to its apex face
+along its own schedule (``tdrag.data.synthetic.expressions``, looked up by class name). Under
+``SynthPreset.shared_apex`` Fear wears Surprise's apex face and Disgust wears Angry's: those pairs
+then differ only in their dynamics, so a model must use time.
 
-- Surprise: every part moves at once and fast (apex within ~15 % of the expression phase).
-  Fear: slow; the eyes open first, the brows follow, the mouth stretches last.
-- Angry: brows lower fast and first, the mouth presses later.
-  Disgust: nose wrinkle and upper lip first, brows lower last and slowly.
-
-In the ``hard`` preset Fear wears Surprise's apex face and Disgust wears Angry's
-(``shared_apex``): those pairs then differ only in their dynamics, so a model must use time.
-
-Nuisances (``tdrag.data.synthetic.presets.SynthPreset``): identity, pose (shift, rotation, scale, drifting over the clip),
-a lighting gradient with flicker, pixel noise, blur, occluders (a hand or an object) over face
-parts in runs of frames, blinks, clip length, and held runs in which a frame repeats exactly.
+Nuisances (``tdrag.data.synthetic.presets.SynthPreset``): identity, pose (shift, rotation, scale,
+drifting over the clip), a lighting gradient with flicker, pixel noise, blur, occluders (a hand
+or an object) over face parts in runs of frames, blinks, clip length, and held runs in which a
+frame repeats exactly.
 """
 
 from __future__ import annotations
@@ -25,6 +19,14 @@ import cv2
 import numpy as np
 
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.data.synthetic.expressions import (
+    NEUTRAL,
+    NEUTRAL_GROUPS,
+    TIMING,
+    apex_vector,
+    expression_name,
+    group_progress,
+)
 from tdrag.data.synthetic.presets import SynthPreset
 from tdrag.data.synthetic.faces import (
     EXPRESSION_PARAMS,
@@ -37,57 +39,6 @@ from tdrag.data.synthetic.faces import (
     make_style,
     random_identity,
 )
-
-
-C = {name: i for i, name in enumerate(DFEW_CLASSES)}
-
-#: Apex face per class: expression parameter -> value (unlisted parameters stay 0).
-APEX: dict[int, dict[str, float]] = {
-    C["Happy"]: {"cheek": 1.0, "eye_open": -0.45, "mouth_curve": 1.0, "mouth_width": 0.45, "mouth_open": 0.35},
-    C["Sad"]: {"brow_inner_up": 1.2, "eye_open": -0.5, "mouth_curve": -1.2, "mouth_width": -0.15},
-    C["Neutral"]: {},
-    C["Angry"]: {"brow_lower": 1.0, "eye_open": -0.45, "lip_press": 1.0, "mouth_width": -0.25, "mouth_curve": -0.25},
-    C["Surprise"]: {"brow_raise": 1.0, "eye_open": 1.0, "mouth_open": 1.0, "mouth_width": -0.35},
-    C["Disgust"]: {"nose_wrinkle": 1.0, "upper_lip": 1.0, "brow_lower": 0.45, "eye_open": -0.6, "mouth_curve": -0.5},
-    C["Fear"]: {"brow_raise": 0.55, "brow_inner_up": 0.7, "eye_open": 0.9, "mouth_width": 1.0, "mouth_open": 0.35},
-}
-
-#: Schedule per class: face part -> (start, duration), fractions of the expression phase.
-TIMING: dict[int, dict[str, tuple[float, float]]] = {
-    C["Happy"]: {"mouth": (0.0, 0.45), "cheeks": (0.15, 0.45), "eyes": (0.2, 0.45)},
-    C["Sad"]: {"brows": (0.0, 0.8), "eyes": (0.1, 0.8), "mouth": (0.2, 0.8)},
-    C["Neutral"]: {},
-    C["Angry"]: {"brows": (0.0, 0.2), "eyes": (0.05, 0.25), "mouth": (0.55, 0.35), "nose": (0.55, 0.35)},
-    C["Surprise"]: {"brows": (0.0, 0.15), "eyes": (0.0, 0.15), "mouth": (0.0, 0.15)},
-    C["Disgust"]: {"nose": (0.0, 0.3), "mouth": (0.0, 0.3), "eyes": (0.35, 0.3), "brows": (0.6, 0.4)},
-    C["Fear"]: {"eyes": (0.0, 0.5), "brows": (0.2, 0.5), "mouth": (0.55, 0.45)},
-}
-
-#: Parts that make up the Neutral class's signal: a face at rest, so the expressive parts.
-NEUTRAL_GROUPS: tuple[str, ...] = ("brows", "eyes", "mouth")
-
-
-def apex_vector(label: int, preset: SynthPreset) -> np.ndarray:
-    """``(len(EXPRESSION_PARAMS),)`` apex face of class ``label`` under ``preset``."""
-    if preset.shared_apex and label == C["Fear"]:
-        label = C["Surprise"]
-    elif preset.shared_apex and label == C["Disgust"]:
-        label = C["Angry"]
-    vec = np.zeros(len(EXPRESSION_PARAMS))
-    for name, value in APEX[label].items():
-        vec[EXPRESSION_PARAMS.index(name)] = value
-    return vec
-
-
-def group_progress(label: int, x: np.ndarray, starts: np.ndarray, durations: np.ndarray) -> np.ndarray:
-    """Progress 0..1 of each face part: ``x (N,)`` phase times -> ``(N, len(GROUPS))``.
-
-    A smoothstep from ``start`` to ``start + duration``; parts the class does not move stay 0.
-    """
-    u = np.clip((x[:, None] - starts[None]) / durations[None], 0.0, 1.0)
-    prog = u * u * (3 - 2 * u)
-    moving = np.array([g in TIMING[label] for g in GROUPS])
-    return prog * moving[None]
 
 
 @dataclass
@@ -121,8 +72,10 @@ def _held_runs(rng: np.random.Generator, length: int, preset: SynthPreset) -> np
     return frame_step
 
 
-def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: int) -> ClipPlan:
-    """Draw length, held runs, timing, intensities and poses of one clip of class ``label``."""
+def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
+              classes: tuple[str, ...] = DFEW_CLASSES) -> ClipPlan:
+    """Draw length, held runs, timing, intensities and poses of one clip of class ``classes[label]``."""
+    name = expression_name(classes[label])
     length = int(rng.integers(preset.length[0], preset.length[1] + 1))
     frame_step = _held_runs(rng, length, preset)
     num_steps = int(frame_step[-1]) + 1
@@ -134,23 +87,23 @@ def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: i
     phase = rng.uniform(*preset.phase)
     starts = np.zeros(len(GROUPS))
     durations = np.ones(len(GROUPS))
-    for g, (start, dur) in TIMING[label].items():
+    for g, (start, dur) in TIMING[name].items():
         k = GROUPS.index(g)
         starts[k] = max(0.0, start + rng.uniform(-preset.timing_jitter, preset.timing_jitter))
         durations[k] = dur * rng.uniform(0.9, 1.1)
-    progress = group_progress(label, (tau - onset) / phase, starts, durations)  # (D, G)
+    progress = group_progress(name, (tau - onset) / phase, starts, durations)  # (D, G)
     strength = rng.uniform(*preset.intensity)
     relax = np.ones(num_steps)
     if rng.random() < preset.offset_prob:
         t_off = onset + phase * float(np.max(starts + durations)) + rng.uniform(0.02, 0.1)
         relax = 1.0 - 0.4 * np.clip((tau - t_off) / max(1e-6, 1.0 - t_off), 0.0, 1.0)
-    apex_face = apex_vector(label, preset)
+    apex_face = apex_vector(name, preset.shared_apex)
     expression = apex_face[None] * strength * progress[:, PARAM_GROUP_INDEX] * relax[:, None]  # (D, P)
 
     denom = np.abs(apex_face).sum() * strength
     step_intensity = np.abs(expression).sum(axis=1) / denom if denom > 0 else np.zeros(num_steps)
     intensity = step_intensity[frame_step]
-    if label == C["Neutral"]:
+    if name == NEUTRAL:
         apex, first = length // 2, None
         active = np.zeros((num_steps, len(GROUPS)), dtype=bool)
         active[:, [GROUPS.index(g) for g in NEUTRAL_GROUPS]] = True
@@ -267,11 +220,12 @@ class RenderedClip:
     intensity: np.ndarray  # (L,)
 
 
-def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int) -> RenderedClip:
-    """Plan and draw one clip of class ``label`` (0-based, DFEW order) at ``size x size``."""
-    if not 0 <= label < len(DFEW_CLASSES):
-        raise ValueError(f"label {label} is outside 0..{len(DFEW_CLASSES) - 1}")
-    plan = plan_clip(rng, label, preset, size)
+def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
+           classes: tuple[str, ...] = DFEW_CLASSES) -> RenderedClip:
+    """Plan and draw one clip of class ``classes[label]`` (0-based; DFEW's list by default) at ``size x size``."""
+    if not 0 <= label < len(classes):
+        raise ValueError(f"label {label} is outside 0..{len(classes) - 1}")
+    plan = plan_clip(rng, label, preset, size, classes)
     look = preset.look
     identity = random_identity(rng, look)
     occluders = _occluders(rng, plan, preset, identity.skin)

@@ -1,0 +1,93 @@
+"""The expressions the synthetic faces make: each class's apex face and its timing, by class name.
+
+An expression moves the face parts of ``tdrag.data.synthetic.faces`` from neutral to its apex
+face (values of ``EXPRESSION_PARAMS``, loosely facial action units) along its own schedule: every
+part starts at its own time and takes its own time to get there (fractions of the expression
+phase). Classes are looked up by name (:func:`expression_name`), so a dataset layout with its own
+class list and order (DFEW, FERV39k, MAFW) draws the same face for the same emotion.
+
+Two pairs differ partly in timing, and only in timing under ``SynthPreset.shared_apex``:
+
+- Surprise: every part moves at once and fast (apex within ~15 % of the expression phase).
+  Fear: slow; the eyes open first, the brows follow, the mouth stretches last.
+- Angry: brows lower fast and first, the mouth presses later.
+  Disgust: nose wrinkle and upper lip first, brows lower last and slowly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdrag.data.synthetic.faces import EXPRESSION_PARAMS, GROUPS
+
+#: Apex face per class: expression parameter -> value (unlisted parameters stay 0).
+APEX: dict[str, dict[str, float]] = {
+    "Happy": {"cheek": 1.0, "eye_open": -0.45, "mouth_curve": 1.0, "mouth_width": 0.45, "mouth_open": 0.35},
+    "Sad": {"brow_inner_up": 1.2, "eye_open": -0.5, "mouth_curve": -1.2, "mouth_width": -0.15},
+    "Neutral": {},
+    "Angry": {"brow_lower": 1.0, "eye_open": -0.45, "lip_press": 1.0, "mouth_width": -0.25, "mouth_curve": -0.25},
+    "Surprise": {"brow_raise": 1.0, "eye_open": 1.0, "mouth_open": 1.0, "mouth_width": -0.35},
+    "Disgust": {"nose_wrinkle": 1.0, "upper_lip": 1.0, "brow_lower": 0.45, "eye_open": -0.6, "mouth_curve": -0.5},
+    "Fear": {"brow_raise": 0.55, "brow_inner_up": 0.7, "eye_open": 0.9, "mouth_width": 1.0, "mouth_open": 0.35},
+}
+
+#: Schedule per class: face part -> (start, duration), fractions of the expression phase.
+TIMING: dict[str, dict[str, tuple[float, float]]] = {
+    "Happy": {"mouth": (0.0, 0.45), "cheeks": (0.15, 0.45), "eyes": (0.2, 0.45)},
+    "Sad": {"brows": (0.0, 0.8), "eyes": (0.1, 0.8), "mouth": (0.2, 0.8)},
+    "Neutral": {},
+    "Angry": {"brows": (0.0, 0.2), "eyes": (0.05, 0.25), "mouth": (0.55, 0.35), "nose": (0.55, 0.35)},
+    "Surprise": {"brows": (0.0, 0.15), "eyes": (0.0, 0.15), "mouth": (0.0, 0.15)},
+    "Disgust": {"nose": (0.0, 0.3), "mouth": (0.0, 0.3), "eyes": (0.35, 0.3), "brows": (0.6, 0.4)},
+    "Fear": {"eyes": (0.0, 0.5), "brows": (0.2, 0.5), "mouth": (0.55, 0.45)},
+}
+
+#: Under ``shared_apex`` these classes wear another class's apex face: only the dynamics differ.
+SHARED_APEX: dict[str, str] = {"Fear": "Surprise", "Disgust": "Angry"}
+
+#: The class whose face stays at rest; its signal regions are the expressive parts.
+NEUTRAL = "Neutral"
+NEUTRAL_GROUPS: tuple[str, ...] = ("brows", "eyes", "mouth")
+
+#: Other datasets' names for the classes above (lower case).
+ALIASES: dict[str, str] = {}
+
+
+def expression_name(class_name: str) -> str:
+    """The expression drawn for a dataset's class name (``"Happy"``, ``"happiness"``, ...).
+
+    Raises:
+        ValueError: no expression is defined for ``class_name``.
+    """
+    if class_name in APEX:
+        return class_name
+    key = str(class_name).strip().lower()
+    for name in APEX:
+        if name.lower() == key:
+            return name
+    if key in ALIASES:
+        return ALIASES[key]
+    raise ValueError(f"no synthetic expression for class {class_name!r} (known: {', '.join(APEX)})")
+
+
+def apex_vector(class_name: str, shared_apex: bool = False) -> np.ndarray:
+    """``(len(EXPRESSION_PARAMS),)`` apex face of ``class_name`` (another class's under ``shared_apex``)."""
+    name = expression_name(class_name)
+    if shared_apex:
+        name = SHARED_APEX.get(name, name)
+    vec = np.zeros(len(EXPRESSION_PARAMS))
+    for param, value in APEX[name].items():
+        vec[EXPRESSION_PARAMS.index(param)] = value
+    return vec
+
+
+def group_progress(class_name: str, x: np.ndarray, starts: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """Progress 0..1 of each face part: ``x (N,)`` phase times -> ``(N, len(GROUPS))``.
+
+    A smoothstep from ``start`` to ``start + duration``; parts the class does not move stay 0.
+    """
+    timing = TIMING[expression_name(class_name)]
+    u = np.clip((x[:, None] - starts[None]) / durations[None], 0.0, 1.0)
+    prog = u * u * (3 - 2 * u)
+    moving = np.array([g in timing for g in GROUPS])
+    return prog * moving[None]
