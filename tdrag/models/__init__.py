@@ -21,7 +21,7 @@ from tdrag.models.attention import ResidualAttention3d, upsample_attention
 from tdrag.models.gru_head import GRUHead
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import R3D18
-from tdrag.models.tdrag import TDRAG
+from tdrag.models.tdrag import TDRAG, step_readout_meaning
 
 MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru")
 
@@ -103,5 +103,6 @@ __all__ = [
     "TDRAG",
     "build_model",
     "build_model_from_config",
+    "step_readout_meaning",
     "upsample_attention",
 ]

@@ -178,3 +178,22 @@ class TDRAG(nn.Module):
             hidden, step_logits = self.head.forward_steps(x)
             return ModelInspection(logits=step_logits[:, -1], attention=attention, hidden_states=hidden, step_logits=step_logits)
         return ModelInspection(logits=self.head(x), attention=attention)
+
+
+def step_readout_meaning(model: nn.Module, step_loss: str = "last") -> str:
+    """One sentence saying what the GRU step readouts (``inspect(x).step_logits``) of ``model`` mean.
+
+    Args:
+        model: a tdrag model (any variant).
+        step_loss: the run's ``train.step_loss`` ("last", "mean" or "linear").
+    """
+    if not isinstance(model, TDRAG) or not isinstance(model.head, GRUHead):
+        return "This model has no GRU: it gives one prediction per clip and no step readouts."
+    span = model.step_frames
+    trained = ("trained predictions (the loss covered every step)" if step_loss in ("mean", "linear") else
+               "by-products: only the last step was trained to predict, earlier steps' logits were never supervised")
+    if model.causal_time:
+        return (f"Causal time: step s depends only on keyframes 0..{span}(s+1)-1, so its logits are what the model "
+                f"says having seen the clip up to there; they are {trained}.")
+    return ("Not causal: every step of layer4 already sees the whole clip (centred temporal kernels), so step s is the "
+            f"GRU's state after s+1 summaries of the whole clip, not the clip so far; the step logits are {trained}.")
