@@ -310,6 +310,10 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
         summary = load_pretrained(net, config.model.pretrained)
         if info.is_main:
             log.info("model.pretrained: %s", summary.describe())
+    if info.enabled and info.rank > 0:
+        # The initial weights are rank 0's (DDP broadcasts them); dropout draws from a stream of
+        # each rank's own (rank 0's is the single-process one), which checkpoints keep per rank.
+        torch.manual_seed(t.seed + 1_000_003 * info.rank)
 
     # Rank 0 inspects the run dir; every rank learns the outcome (or the refusal, so that no rank
     # is left waiting in a collective for one that raised).

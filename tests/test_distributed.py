@@ -105,3 +105,62 @@ def test_torchrun_two_gloo_processes_train_and_evaluate_every_clip_once(tiny_cac
         for key in row:
             if key.startswith("prob_"):
                 assert float(row[key]) == pytest.approx(float(other[key]), abs=1e-4)
+
+
+class _Compiled(torch.nn.Module):
+    """Stands in for torch.compile's wrapper: records what was compiled."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args, **kwargs):
+        return self.inner(*args, **kwargs)
+
+
+def _wrap_and_rng_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    from tdrag import trainer
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        info = distributed.current()
+        net = torch.nn.Linear(3, 2)
+        torch.compile = _Compiled  # the order of wrapping is what is tested, not the compiler
+        train, evaluate = trainer.wrap_model(net, True, info, torch.device("cpu"))
+        # DDP first, compiled after: the compiled graph keeps DDP's bucketed all-reduce.
+        assert isinstance(train, _Compiled) and isinstance(train.inner, torch.nn.parallel.DistributedDataParallel)
+        assert train.inner.module is net
+        # Evaluation: the compiled bare model (no DDP: ranks hold different numbers of batches).
+        assert isinstance(evaluate, _Compiled) and evaluate.inner is net
+        plain_train, plain_eval = trainer.wrap_model(net, False, info, torch.device("cpu"))
+        assert isinstance(plain_train, torch.nn.parallel.DistributedDataParallel) and plain_eval is net
+
+        # Every rank's RNG states reach the checkpoint, and each rank gets its own back.
+        torch.manual_seed(100 + rank)
+        states = trainer._gather_rng_states(info)
+        if rank == 0:
+            assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
+        states = distributed.broadcast_object(states)
+        torch.manual_seed(7)
+        trainer._restore_rng({"rng": states[0], "rng_per_rank": states}, info, "ckpt")
+        expected = torch.Generator().manual_seed(100 + rank).get_state()
+        assert torch.equal(torch.get_rng_state(), expected)
+        (torch.rand(1) + 0).numpy().tofile(os.path.join(out_dir, f"draw{rank}.bin"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_compile_wraps_ddp_and_each_rank_restores_its_own_rng(tmp_path):
+    mp.spawn(_wrap_and_rng_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    draws = [np.fromfile(tmp_path / f"draw{r}.bin", dtype=np.float32) for r in (0, 1)]
+    assert draws[0] != draws[1]  # the ranks' dropout streams stay distinct after a resume
+
+
+def test_single_process_wrap_compiles_once(monkeypatch):
+    from tdrag import trainer
+
+    net = torch.nn.Linear(3, 2)
+    monkeypatch.setattr(torch, "compile", _Compiled)
+    train, evaluate = trainer.wrap_model(net, True, distributed.DistInfo(), torch.device("cpu"))
+    assert train is evaluate and train.inner is net
+    assert trainer.wrap_model(net, False, distributed.DistInfo(), torch.device("cpu")) == (net, net)

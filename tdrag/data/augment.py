@@ -186,25 +186,26 @@ class _CpuOutputPool:
     def __init__(self, per_shape: int = 3, max_shapes: int = 4) -> None:
         self.per_shape = per_shape
         self.max_shapes = max_shapes
-        self._pools: OrderedDict[tuple[int, ...], list[tuple[np.ndarray, weakref.ref]]] = OrderedDict()
+        self._pools: OrderedDict[tuple, list[tuple[np.ndarray, weakref.ref]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def empty(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """An uninitialised float32 CPU tensor of ``shape`` (contiguous)."""
+    def empty(self, shape: tuple[int, ...], dtype=np.float32) -> torch.Tensor:
+        """An uninitialised CPU tensor of ``shape`` and ``dtype`` (float32 by default; contiguous)."""
         shape = tuple(int(v) for v in shape)
+        key = (shape, np.dtype(dtype).str)
         with self._lock:
-            entries = self._pools.get(shape)
+            entries = self._pools.get(key)
             if entries is None:
                 if len(self._pools) >= self.max_shapes:
                     self._pools.popitem(last=False)  # the least recently used shape
-                entries = self._pools[shape] = []
-            self._pools.move_to_end(shape)
+                entries = self._pools[key] = []
+            self._pools.move_to_end(key)
             for k, (base, in_use) in enumerate(entries):
                 if in_use() is None:
                     view = base.view()
                     entries[k] = (base, weakref.ref(view))
                     return torch.from_numpy(view)
-            base = np.empty(shape, dtype=np.float32)
+            base = np.empty(shape, dtype=dtype)
             if len(entries) >= self.per_shape:
                 return torch.from_numpy(base)
             view = base.view()

@@ -86,3 +86,31 @@ def test_no_python_loop_over_time_the_mask_mixes_neighbouring_frames():
         mx, my = block.mask(x), block.mask(y)
     assert not torch.allclose(mx[:, :, 1], my[:, :, 1])
     torch.testing.assert_close(mx[:, :, 3], my[:, :, 3])
+
+
+def test_softmax_mask_is_a_spatial_softmax_divided_by_its_peak():
+    torch.manual_seed(1)
+    block = ResidualAttention3d(16, mask="softmax", temperature=0.5).eval()
+    with torch.no_grad():
+        block.logits.weight.normal_(0, 1.0)
+        x = torch.randn(2, 16, 3, 6, 6).relu()
+        m = block.mask(x)
+        logits = torch.nn.functional.interpolate(block.logits(block.context(block.pool(block.reduce(x)))),
+                                                 size=x.shape[-3:], mode="trilinear", align_corners=False)
+    assert m.shape == (2, 1, 3, 6, 6) and m.dtype == torch.float32
+    assert torch.all((m > 0) & (m <= 1))
+    torch.testing.assert_close(m.amax(dim=(-2, -1)), torch.ones(2, 1, 3))  # peak 1 in every frame
+    expected = torch.softmax((logits / 0.5).flatten(3), dim=-1).view_as(logits)
+    torch.testing.assert_close(m, expected / expected.amax(dim=(-2, -1), keepdim=True))
+    # A lower temperature makes the same logits more peaked.
+    sharp = ResidualAttention3d(16, mask="softmax", temperature=0.1).eval()
+    sharp.load_state_dict(block.state_dict())
+    with torch.no_grad():
+        assert sharp.mask(x).mean() < m.mean()
+
+
+def test_mask_options_are_checked():
+    with pytest.raises(ValueError, match="attention_mask"):
+        ResidualAttention3d(16, mask="relu")
+    with pytest.raises(ValueError, match="attention_temperature"):
+        ResidualAttention3d(16, mask="softmax", temperature=0)

@@ -96,7 +96,8 @@ def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: i
     relax = np.ones(num_steps)
     if rng.random() < preset.offset_prob:
         t_off = onset + phase * float(np.max(starts + durations)) + rng.uniform(0.02, 0.1)
-        relax = 1.0 - 0.4 * np.clip((tau - t_off) / max(1e-6, 1.0 - t_off), 0.0, 1.0)
+        span = preset.offset_time if preset.offset_time > 0 else max(1e-6, 1.0 - t_off)
+        relax = 1.0 - preset.offset_depth * np.clip((tau - t_off) / span, 0.0, 1.0)
     apex_face = apex_vector(name, preset.shared_apex)
     expression = apex_face[None] * strength * progress[:, PARAM_GROUP_INDEX] * relax[:, None]  # (D, P)
 
@@ -208,6 +209,57 @@ def _draw_occluder(img: np.ndarray, mask: np.ndarray, occ: _Occluder, step: int)
 
 
 @dataclass
+class _Distractor:
+    """Something moving away from the face's signal regions: another person's mouth or hand in the
+    background, talking or gesturing with timing of its own (DFEW's clips come from films and TV,
+    where people behind or beside the subject move and speak)."""
+
+    centre: np.ndarray  # (2,) frame fraction at the clip's start
+    drift: np.ndarray  # (2,) displacement over the clip
+    axes: tuple[float, float]  # half-axes at full opening, frame fraction
+    onset: float  # when it starts opening, clip fraction
+    speed: float  # how long the opening takes, clip fraction
+    cycles: float  # open-close cycles after the onset (0: opens once and stays open)
+    color: tuple[float, float, float]
+
+
+# Anchors for distractors in frame coordinates, away from the face parts: left and right
+# background, above the head and below the chin.
+_DISTRACTOR_ANCHORS = np.array([[0.09, 0.25], [0.91, 0.25], [0.09, 0.75], [0.91, 0.75], [0.5, 0.05], [0.5, 0.97]])
+
+
+def _distractors(rng: np.random.Generator, preset: SynthPreset) -> list[_Distractor]:
+    if preset.distractor_prob <= 0 or rng.random() >= preset.distractor_prob:
+        return []
+    count = int(rng.integers(1, max(1, preset.distractors) + 1))
+    anchors = rng.choice(len(_DISTRACTOR_ANCHORS), size=min(count, len(_DISTRACTOR_ANCHORS)), replace=False)
+    out = []
+    for a in anchors:
+        out.append(_Distractor(
+            centre=_DISTRACTOR_ANCHORS[a] + rng.normal(0, 0.02, 2),
+            drift=rng.normal(0, 0.04, 2),
+            axes=(float(rng.uniform(0.05, 0.09)), float(rng.uniform(0.03, 0.07))),
+            onset=float(rng.uniform(0.0, 0.6)),
+            speed=float(rng.uniform(0.05, 0.5)),
+            cycles=float(rng.choice([0.0, 1.0, 2.0, 3.0])),
+            color=tuple(float(v) for v in rng.uniform(10, 90, 3)),
+        ))
+    return out
+
+
+def _draw_distractor(img: np.ndarray, d: _Distractor, t: float) -> None:
+    """Draw ``d`` at clip time ``t`` (0..1) onto the frame ``img`` in place."""
+    size = img.shape[0]
+    u = np.clip((t - d.onset) / d.speed, 0.0, None)
+    opening = float(np.clip(u, 0.0, 1.0)) if d.cycles == 0 else float(0.5 - 0.5 * np.cos(np.pi * min(u, 2 * d.cycles)))
+    if opening < 0.05:
+        return
+    cx, cy = (d.centre + d.drift * t) * size
+    axes = (max(1, int(round(d.axes[0] * size))), max(1, int(round(d.axes[1] * size * opening))))
+    cv2.ellipse(img, (int(round(cx)), int(round(cy))), axes, 0, 0, 360, d.color, -1, cv2.LINE_AA)
+
+
+@dataclass
 class RenderedClip:
     """A drawn clip, stored once per render step: ``frames[frame_step]`` is the full clip."""
 
@@ -229,6 +281,7 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
     look = preset.look
     identity = random_identity(rng, look)
     occluders = _occluders(rng, plan, preset, identity.skin)
+    distractors = _distractors(rng, preset)
     static = draw_static(identity, size, look)
 
     # Lighting is fixed in the world (not on the face): a gain plane across the frame.
@@ -266,6 +319,8 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
         m = plan.poses[s]
         img = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.warpAffine(mask, m, (size, size), dst=masks[s], flags=cv2.INTER_NEAREST, borderValue=0)
+        for d in distractors:
+            _draw_distractor(img, d, float(plan.step_frame[s]) / max(1, plan.length - 1))
         if blur > 0:
             img = cv2.GaussianBlur(img, (0, 0), blur)
         k, oy, ox = windows[s].tolist()

@@ -38,9 +38,13 @@ class SynthPreset:
     onset: tuple[float, float] = (0.08, 0.2)  # when the expression starts, fraction of the clip
     phase: tuple[float, float] = (0.55, 0.65)  # how long the expression takes, fraction of the clip
     timing_jitter: float = 0.03  # random shift of each part's start, fraction of the phase
-    offset_prob: float = 0.0  # chance that the expression relaxes towards the end
+    offset_prob: float = 0.0  # chance that the expression relaxes after its apex
+    offset_depth: float = 0.4  # how far it relaxes (fraction of the apex strength lost)
+    offset_time: float = 0.0  # how fast, fraction of the clip (0: gradually until the clip's end)
     blink_prob: float = 0.0  # chance a clip has blinks
     shared_apex: bool = False  # Fear/Surprise and Disgust/Angry share apex faces (dynamics only)
+    distractor_prob: float = 0.0  # chance a clip has moving distractors away from the face's signal
+    distractors: int = 0  # distractors per such clip (at most)
     # How boldly the face is drawn and how much its appearance varies (see ``Look``).
     zoom: float = 1.12  # face size in the frame (the canonical face is drawn small, with room for hair)
     motion_scale: float = 1.0  # drawn movement per unit of expression
@@ -85,6 +89,58 @@ PRESETS: dict[str, SynthPreset] = {
         skin_range=(0.45, 0.8),
         background_range=(90.0, 170.0),
         background_ramp=0.2,
+    ),
+    # The CPU benchmark (configs/synthetic_medium.yaml, benchmarks/bench_ablation.py): drawn as
+    # boldly as `easy` so a small model can learn it from 64 px frames, with one nuisance per part
+    # of TDRAG, each one DFEW's clips have:
+    # - spatial attention: people moving and talking beside or behind the subject
+    #   (distractors), hands and objects passing over the face (occluders, also over the
+    #   signal), head pose changing during the clip;
+    # - the GRU: Fear/Surprise and Disgust/Angry share their apex face (shared_apex), so only
+    #   onset order and speed tell them apart;
+    # - redundancy keyframes: long held runs (frozen or duplicated frames of re-encoded video)
+    #   and a brief apex that relaxes soon after (micro-expression-like peaks), which uniform
+    #   sampling tends to miss.
+    # Difficulty was set once, by r3d18's test WAR at the benchmark recipe (aim 0.45-0.70,
+    # benchmarks/RESULTS.md), never by TDRAG's.
+    "medium": SynthPreset(
+        name="medium",
+        length=(32, 96),
+        hold_prob=0.2,
+        hold_run=10,
+        shift=0.06,
+        rotation=12.0,
+        scale=(0.9, 1.1),
+        pose_drift=0.5,
+        light=0.2,
+        flicker=0.03,
+        noise=(4.0, 9.0),
+        blur_prob=0.3,
+        blur_sigma=(0.5, 1.1),
+        occlusion_prob=0.6,
+        occlusion_events=2,
+        occlusion_frames=(0.15, 0.35),
+        occlude_signal=True,
+        intensity=(0.3, 0.8),
+        onset=(0.05, 0.5),
+        phase=(0.2, 0.4),
+        timing_jitter=0.06,
+        offset_prob=0.7,
+        offset_depth=0.7,
+        offset_time=0.1,
+        blink_prob=0.4,
+        shared_apex=True,
+        distractor_prob=0.8,
+        distractors=3,
+        zoom=1.15,
+        motion_scale=1.0,
+        eye_scale=1.2,
+        line_scale=1.1,
+        min_line=2,
+        bold=True,
+        skin_range=(0.2, 1.0),
+        background_range=(40.0, 220.0),
+        background_ramp=0.7,
     ),
     "hard": SynthPreset(
         name="hard",
