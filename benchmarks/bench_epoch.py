@@ -67,15 +67,14 @@ def _sync(device: torch.device) -> None:
 def model_only(model, optimizer, x: torch.Tensor, y: torch.Tensor, steps: int, config: Config,
                device: torch.device) -> float:
     """Seconds for ``steps`` training steps on one fixed batch (same step as the engine's)."""
-    from tdrag.engine import _autocast
+    from tdrag.runtime import autocast
 
     _sync(device)
     started = time.perf_counter()
     for _ in range(steps):
-        with _autocast(device, config.train.amp):
+        with autocast(device, config.train.amp):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
-        bool(torch.isfinite(loss))  # the engine's per-step check (one device sync)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -99,12 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels-last", type=_bool, default=True)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--data", default=None, help="keep the synthetic set and cache here (default: a temp folder)")
+    parser.add_argument("--test-clips", type=int, default=0,
+                        help="also time evaluation over this many clips and project the 5-fold x 100-epoch "
+                             "protocol (DFEW: --clips 9356 --test-clips 3000)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
     parser.add_argument("--out", default=None, help="also write the Markdown line to this file")
     args = parser.parse_args(argv)
 
     from tdrag.data.loader import make_loader, train_transform
-    from tdrag.engine import resolve_device, seed_everything, train_one_epoch
+    from tdrag.engine import evaluate, seed_everything, train_one_epoch
+    from tdrag.runtime import resolve_device, to_memory_format
     from tdrag.models import build_model_from_config
     from tdrag.schedule import build_optimizer, build_scheduler
 
@@ -141,14 +144,25 @@ def main(argv: list[str] | None = None) -> int:
 
     clips, labels, _ = next(iter(loader))
     x = train_transform(clips.to(device), crop=args.crop, scale=tuple(config.data.crop_scale))
-    if args.channels_last and device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x = to_memory_format(x, args.channels_last)
     y = labels.to(device)
     model_only(model, optimizer, x, y, 3, config, device)  # warm-up for this fixed shape
     steps = len(loader)
     seconds = model_only(model, optimizer, x, y, steps, config, device)
     model_clips_s = steps * args.batch / seconds
     ratio = loader_clips_s / model_clips_s
+    eval_clips_s = projected_hours = None
+    if args.test_clips:
+        eval_rows = np.arange(min(args.test_clips, len(cache)))
+        eval_loader = make_loader(cache, eval_rows, batch_size=args.batch, shuffle=False, num_workers=args.workers)
+        evaluate(model, eval_loader, device, crop=args.crop, amp=args.amp, channels_last=args.channels_last)  # warm-up
+        _sync(device)
+        started = time.perf_counter()
+        evaluate(model, eval_loader, device, crop=args.crop, amp=args.amp, channels_last=args.channels_last)
+        _sync(device)
+        eval_clips_s = len(eval_rows) / (time.perf_counter() - started)
+        epoch_s = len(cache) / loader_clips_s + args.test_clips / eval_clips_s
+        projected_hours = 5 * 100 * epoch_s / 3600
 
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
     mode = ("bf16" if args.amp and device.type == "cuda" else "fp32") + ("_cl" if args.channels_last and device.type == "cuda" else "") + ("_compile" if args.compile else "")
@@ -158,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "frames": args.frames, "crop": args.crop, "batch": args.batch, "workers": args.workers,
         "loader_clips_per_s": round(loader_clips_s, 2), "model_only_clips_per_s": round(model_clips_s, 2),
         "ratio": round(ratio, 3), "goal_met": ratio >= 0.9,
+        "eval_clips_per_s": None if eval_clips_s is None else round(eval_clips_s, 2),
+        "projected_5x100_hours": None if projected_hours is None else round(projected_hours, 2),
         "command": "python benchmarks/bench_epoch.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     line = (f"| {result['date']} | {card} | {args.model} w{args.width} | {mode} | T={args.frames} {args.crop}x{args.crop} "
@@ -166,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---:|---:|---:|---:|")
     print(line)
     print(f"goal ratio >= 0.9: {'met' if result['goal_met'] else 'NOT met'}")
+    if projected_hours is not None:
+        print(f"evaluation: {eval_clips_s:.1f} clips/s; projected 5-fold x 100-epoch protocol "
+              f"({len(cache)} training + {args.test_clips} test clips per epoch): {projected_hours:.2f} h")
     if args.json:
         write_text(args.json, json.dumps(result, indent=2) + "\n")
     if args.out:

@@ -1,4 +1,4 @@
-"""``tdrag prepare``: decode a DFEW-format tree once into a uint8 frame cache."""
+"""``tdrag prepare``: decode a dataset tree (DFEW, FERV39k, MAFW) once into a uint8 frame cache."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ DESCRIPTION = """\
 Decode every clip of a dataset tree once, choose T keyframes, resize them to SxS and store them
 as one uint8 memory-mapped array with an index and a manifest (classes, folds, counts, skipped
 clips, a fingerprint of the sources). --root is the dataset's folder as distributed (DFEW: the
-folder holding Clip/ and EmoLabel_DataSplit/). A second run with the same settings and unchanged
+folder holding Clip/ and EmoLabel_DataSplit/; FERV39k: 2_ClipsforFaceCrop/ and 4_setups/; MAFW:
+data/frames/ and 'Train & Test Set/'); --dataset names its layout. A second run with the same settings and unchanged
 sources does nothing; changed sources (an edited split file, replaced frames) are named and
 refused until --overwrite rebuilds. --overwrite only ever replaces a tdrag cache (or an empty
 folder). A run that is killed leaves no complete-looking cache behind.
@@ -36,9 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--frames-dir",
         default="auto",
-        choices=["auto", "clip_224x224", "clip_224x224_16f"],
-        help="DFEW: which frame folder to read (default: auto = the full clips when present)",
+        help="DFEW: which frame folder to read, auto | clip_224x224 | clip_224x224_16f (default: auto = the full "
+             "clips when present); FERV39k / MAFW: the frames folder if renamed (under --root, or absolute)",
     )
+    parser.add_argument("--split-dir", default="auto",
+                        help="FERV39k / MAFW: the split folder if renamed (FERV39k: the one holding the setups, "
+                             "4_setups/; MAFW: 'Train & Test Set/' or a folder holding set_<k>/)")
+    parser.add_argument("--setup", default="All_scenes",
+                        help="FERV39k: which setup of 4_setups/ to read (default: All_scenes, the benchmark)")
     parser.add_argument("--verify", action="store_true",
                         help="decode every frame of every clip (uniform keyframes otherwise decode only the chosen ones)")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: all CPUs)")
@@ -53,7 +59,17 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from tdrag.data.cache import MANIFEST_FILE, prepare_cache
+    from tdrag.data.clips import DatasetError
 
+    layout_options: dict[str, str] = {}
+    if args.dataset == "dfew":
+        if args.frames_dir not in ("auto", "clip_224x224", "clip_224x224_16f"):
+            raise DatasetError(f"--frames-dir: {args.frames_dir!r} is not a DFEW frame folder "
+                               "(auto, clip_224x224 or clip_224x224_16f)")
+    else:
+        layout_options = {"frames_dir": args.frames_dir, "split_dir": args.split_dir}
+        if args.dataset == "ferv39k":
+            layout_options["setup"] = args.setup
     out = prepare_cache(
         args.root,
         args.out,
@@ -67,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         verify=args.verify,
+        layout_options=layout_options or None,
     )
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     print(f"cache: {out}")

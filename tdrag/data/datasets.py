@@ -25,6 +25,8 @@ from tdrag.data.clips import DatasetError
 #: Reader module of each dataset name.
 READERS: dict[str, str] = {
     "dfew": "tdrag.data.dfew",
+    "ferv39k": "tdrag.data.ferv39k",
+    "mafw": "tdrag.data.mafw",
 }
 
 

@@ -190,7 +190,7 @@ def test_interrupted_run_leaves_nothing_complete_looking(tmp_path, monkeypatch):
 
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="preset"):
-        generate_dataset(tmp_path / "x", clips=2, preset="medium")
+        generate_dataset(tmp_path / "x", clips=2, preset="impossible")
     with pytest.raises(ValueError, match="clips"):
         generate_dataset(tmp_path / "x", clips=0)
     with pytest.raises(ValueError, match="size"):

@@ -1,17 +1,21 @@
-"""Synthetic DFEW-format data set: faces drawn with OpenCV, written in DFEW's own layout.
+"""Synthetic data set: faces drawn with OpenCV, written in DFEW's, FERV39k's or MAFW's own layout.
 
-DFEW cannot ship, so tests, the demo and the notebooks use this. ``generate_dataset`` writes::
+DFEW cannot ship, so tests, the demo and the notebooks use this. ``generate_dataset`` writes, in
+DFEW's layout (the default; ``layout="ferv39k" | "mafw"`` writes those datasets' folders and
+split files instead, with their class lists: see ``tdrag.data.synthetic.layouts``)::
 
     DIR/Clip/clip_224x224/<5-digit id>/1.jpg ... <L>.jpg     (named as in DFEW whatever the size)
     DIR/EmoLabel_DataSplit/train(single-labeled)/set_<k>.csv  (k = 1..5; header video_name,label;
     DIR/EmoLabel_DataSplit/test(single-labeled)/set_<k>.csv    labels 1..7 in DFEW order)
     DIR/synthetic/masks/<id>.npz   masks (L, S, S) uint8 0/1: where the class signal is, per frame
                                    apex: the frame of strongest expression, 0-based
-    DIR/synthetic/meta.json        preset, seed, size and per clip: label (0-based), label_name,
-                                   length, apex, onset, fold (the fold whose test set holds it)
+    DIR/synthetic/meta.json        preset, seed, size, classes, layout (absent: dfew) and per
+                                   clip: video_id, label (0-based), label_name, length, apex,
+                                   onset, fold (the fold whose test set holds it)
 
-Labels are balanced: class ``c`` gets ``N // 7`` or one more clips, shuffled over ids by the
-seed; sorted by (class, id) the clips are dealt to folds 1..5 in turn, so every fold's test set
+Masks are keyed by video id in every layout (a FERV39k id ``Action/Happy/0003`` has its masks at
+``synthetic/masks/Action/Happy/0003.npz``). Labels are balanced: class ``c`` gets ``N // C`` or
+one more clips (C = the layout's class count), shuffled over ids by the seed; sorted by (class, id) the clips are dealt to folds 1..5 in turn, so every fold's test set
 has (nearly) the same count of each class, and each clip is in exactly one test set (its fold)
 and in the training sets of the other four.
 
@@ -22,7 +26,6 @@ JPEG quality is fixed and the npz archives carry no timestamps.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -39,10 +42,11 @@ import cv2
 import numpy as np
 
 from tdrag import ownership
-from tdrag.atomic import write_json, write_text
+from tdrag.atomic import write_json
 from tdrag.errors import TdragError
-from tdrag.data.labels import DFEW_CLASSES, NUM_DFEW_CLASSES, dfew_label_to_csv
+from tdrag.data.labels import NUM_DFEW_CLASSES
 from tdrag.data.synthetic.clips import RenderedClip, render
+from tdrag.data.synthetic.layouts import LAYOUTS, NUM_FOLDS, get_layout
 from tdrag.data.synthetic.presets import PRESETS, SynthPreset
 
 log = logging.getLogger(__name__)
@@ -50,8 +54,7 @@ log = logging.getLogger(__name__)
 FORMAT = "tdrag-synthetic"
 FORMAT_VERSION = 1
 JPEG_QUALITY = 90
-NUM_FOLDS = 5
-CLIP_DIR = Path("Clip") / "clip_224x224"
+CLIP_DIR = LAYOUTS["dfew"].clip_dir
 SPLIT_DIR = Path("EmoLabel_DataSplit")
 SYNTH_DIR = Path("synthetic")
 _LABEL_STREAM = 0  # seed-sequence branches: labels, and clips (one sub-stream per clip)
@@ -93,17 +96,20 @@ def clip_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), _CLIP_STREAM, int(index)])
 
 
-def render_clip(seed: int, index: int, label: int, preset: str | SynthPreset = "easy", size: int = 112) -> SynthClip:
-    """Draw clip ``index`` of class ``label`` (0-based) exactly as ``generate_dataset`` would."""
-    clip = render(clip_rng(seed, index), int(label), get_preset(preset), int(size))
+def render_clip(seed: int, index: int, label: int, preset: str | SynthPreset = "easy", size: int = 112,
+                layout: str = "dfew") -> SynthClip:
+    """Draw clip ``index`` of class ``label`` (0-based in ``layout``'s class list) exactly as
+    ``generate_dataset`` would."""
+    clip = render(clip_rng(seed, index), int(label), get_preset(preset), int(size), get_layout(layout).classes)
     rgb = np.stack([cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in clip.steps_bgr])
     return SynthClip(clip.label, rgb[clip.frame_step], clip.step_masks[clip.frame_step], clip.apex, clip.onset,
                      clip.intensity)
 
 
-def assign_labels_and_folds(num_clips: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Balanced labels (0-based) and test folds (1..5) for ``num_clips`` clips: two ``(N,)`` arrays."""
-    labels = np.arange(num_clips) % NUM_DFEW_CLASSES
+def assign_labels_and_folds(num_clips: int, seed: int, num_classes: int = NUM_DFEW_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced labels (0-based, ``num_classes`` classes) and test folds (1..5) for ``num_clips``
+    clips: two ``(N,)`` arrays."""
+    labels = np.arange(num_clips) % int(num_classes)
     np.random.default_rng([int(seed), _LABEL_STREAM]).shuffle(labels)
     order = np.lexsort((np.arange(num_clips), labels))  # by class, then by id
     folds = np.empty(num_clips, dtype=np.int64)
@@ -132,11 +138,13 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPreset, size: int) -> dict:
+def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPreset, size: int,
+                layout: str = "dfew", vid: str | None = None) -> dict:
     """Render clip ``index`` and write its frames and masks under ``root``; return its meta row."""
-    clip: RenderedClip = render(clip_rng(seed, index), label, preset, size)
-    vid = video_id(index)
-    folder = root / CLIP_DIR / vid
+    spec = get_layout(layout)
+    clip: RenderedClip = render(clip_rng(seed, index), label, preset, size, spec.classes)
+    vid = video_id(index) if vid is None else vid
+    folder = root / spec.clip_dir / vid
     folder.mkdir(parents=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     encoded = []
@@ -148,11 +156,13 @@ def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPres
     for n, step in enumerate(clip.frame_step, start=1):
         (folder / f"{n}.jpg").write_bytes(encoded[step])
     masks = clip.step_masks[clip.frame_step]
-    (root / SYNTH_DIR / "masks" / f"{vid}.npz").write_bytes(_npz_bytes(masks=masks, apex=np.int64(clip.apex)))
+    mask_path = root / SYNTH_DIR / "masks" / f"{vid}.npz"
+    mask_path.parent.mkdir(parents=True, exist_ok=True)  # FERV39k ids are relative paths
+    mask_path.write_bytes(_npz_bytes(masks=masks, apex=np.int64(clip.apex)))
     return {
         "video_id": vid,
         "label": int(label),
-        "label_name": DFEW_CLASSES[label],
+        "label_name": spec.classes[label],
         "length": int(len(clip.frame_step)),
         "apex": int(clip.apex),
         "onset": None if clip.onset is None else int(clip.onset),
@@ -168,20 +178,6 @@ def _write_clip_task(task: tuple) -> dict:
     return _write_clip(*task)
 
 
-def _write_splits(root: Path, ids: list[str], labels: np.ndarray, folds: np.ndarray) -> None:
-    for split in ("train", "test"):
-        folder = root / SPLIT_DIR / f"{split}(single-labeled)"
-        folder.mkdir(parents=True, exist_ok=True)
-        for k in range(1, NUM_FOLDS + 1):
-            buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="\n")
-            writer.writerow(["video_name", "label"])
-            for vid, label, fold in zip(ids, labels, folds):
-                if (fold == k) == (split == "test"):
-                    writer.writerow([vid, dfew_label_to_csv(int(label))])
-            write_text(folder / f"set_{k}.csv", buf.getvalue())
-
-
 def is_synthetic_root(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds a complete data set written by ``generate_dataset``."""
     meta = Path(path) / SYNTH_DIR / "meta.json"
@@ -192,8 +188,18 @@ def is_synthetic_root(path: str | os.PathLike) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT and data.get("complete") is True
 
 
-#: Top-level entries of a synthetic data set (what a rewrite may replace).
+#: Top-level entries of a synthetic data set in DFEW's layout (what a rewrite may replace).
 OWN_ENTRIES = (str(CLIP_DIR.parts[0]), str(SPLIT_DIR), str(SYNTH_DIR))
+
+
+def _own_entries(out: Path) -> tuple[str, ...]:
+    """Top-level entries the synthetic data set at ``out`` wrote (by the layout its meta names)."""
+    try:
+        name = json.loads((out / SYNTH_DIR / "meta.json").read_text()).get("layout", "dfew")
+    except (OSError, ValueError, AttributeError):
+        name = "dfew"
+    spec = LAYOUTS.get(name, LAYOUTS["dfew"])
+    return (*spec.own_entries, str(SYNTH_DIR))
 
 
 def _check_destination(out: Path) -> None:
@@ -206,7 +212,7 @@ def _check_destination(out: Path) -> None:
                 f"{out}: not empty and does not hold a previous synthetic data set "
                 f"(no {SYNTH_DIR / 'meta.json'}); refusing to write into it. Choose an empty or new folder."
             )
-        ownership.refuse_foreign(out, OWN_ENTRIES, "the synthetic data set there")
+        ownership.refuse_foreign(out, _own_entries(out), "the synthetic data set there")
 
 
 def generate_dataset(
@@ -217,8 +223,12 @@ def generate_dataset(
     size: int = 112,
     workers: int = 1,
     progress: bool = False,
+    layout: str = "dfew",
 ) -> Path:
-    """Write a synthetic data set of ``clips`` clips in DFEW's layout to ``out``; return ``out``.
+    """Write a synthetic data set of ``clips`` clips in ``layout``'s layout to ``out``; return ``out``.
+
+    ``layout`` is "dfew" (the default), "ferv39k" or "mafw": the folders, split files and class
+    list of that dataset (``tdrag.data.synthetic.layouts``).
 
     ``out`` must be absent, empty or a previous synthetic data set (which is replaced). The tree
     is built in a hidden temporary sibling folder and renamed into place at the end, so an
@@ -228,6 +238,7 @@ def generate_dataset(
     written do not depend on it.
     """
     out = Path(out).absolute()
+    spec = get_layout(layout)
     preset_obj = get_preset(preset)
     clips, size, seed = int(clips), int(size), int(seed)
     if not 1 <= clips <= 99999:
@@ -236,26 +247,29 @@ def generate_dataset(
         raise ValueError(f"size must be at least 32 pixels, got {size}")
     _check_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    labels, folds = assign_labels_and_folds(clips, seed)
-    ids = [video_id(i) for i in range(clips)]
+    labels, folds = assign_labels_and_folds(clips, seed, len(spec.classes))
+    ids = spec.video_ids(labels)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     try:
-        (tmp / CLIP_DIR).mkdir(parents=True)
+        (tmp / spec.clip_dir).mkdir(parents=True)
         (tmp / SYNTH_DIR / "masks").mkdir(parents=True)
-        tasks = [(tmp, i, int(labels[i]), seed, preset_obj, size) for i in range(clips)]
+        tasks = [(tmp, i, int(labels[i]), seed, preset_obj, size, spec.name, ids[i]) for i in range(clips)]
         rows = _run_tasks(tasks, workers, progress)
         for row, fold in zip(rows, folds):
             row["fold"] = int(fold)
-        _write_splits(tmp, ids, labels, folds)
+        spec.write_splits(tmp, ids, labels, folds)
+        # DFEW's meta has no "layout" key (readers take its absence as dfew): its bytes stay
+        # those of sets written before other layouts existed.
         meta = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
+            **({} if spec.name == "dfew" else {"layout": spec.name}),
             "preset": preset_obj.name,
             "preset_settings": asdict(preset_obj),
             "seed": seed,
             "size": size,
             "num_clips": clips,
-            "classes": list(DFEW_CLASSES),
+            "classes": list(spec.classes),
             "jpeg_quality": JPEG_QUALITY,
             "clips": rows,
             "complete": True,  # written last: its presence marks a finished tree
@@ -265,7 +279,8 @@ def generate_dataset(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("wrote %d synthetic clips (%s, seed %d, %dx%d) to %s", clips, preset_obj.name, seed, size, size, out)
+    log.info("wrote %d synthetic clips (%s layout, %s, seed %d, %dx%d) to %s", clips, spec.name, preset_obj.name, seed,
+             size, size, out)
     return out
 
 
@@ -327,11 +342,15 @@ def load_meta(root: str | os.PathLike) -> dict:
 def load_clip_masks(root: str | os.PathLike, video_id: str) -> tuple[np.ndarray, int]:
     """Signal masks and apex of one clip: ``((L, S, S) uint8 0/1, apex frame index 0-based)``.
 
-    ``video_id`` is the folder name ("00012"); an unpadded id ("12") is accepted too.
+    ``video_id`` is the clip's id in its layout: a folder name ("00012"; an unpadded "12" is
+    accepted too) or, for FERV39k, a relative path ("Action/Happy/0003").
     """
-    vid = str(video_id).strip()
+    vid = str(video_id).strip().replace("\\", "/")
     if vid.isdigit():
         vid = f"{int(vid):05d}"
+    parts = vid.split("/")
+    if not vid or vid.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise SynthError(f"{video_id!r}: not a synthetic clip id (a folder name or a relative path)")
     path = Path(root) / SYNTH_DIR / "masks" / f"{vid}.npz"
     try:
         with np.load(path) as data:

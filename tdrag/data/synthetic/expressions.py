@@ -6,6 +6,9 @@ part starts at its own time and takes its own time to get there (fractions of th
 phase). Classes are looked up by name (:func:`expression_name`), so a dataset layout with its own
 class list and order (DFEW, FERV39k, MAFW) draws the same face for the same emotion.
 
+The seven basic classes serve DFEW and FERV39k; MAFW adds Contempt, Anxiety, Helplessness and
+Disappointment (its ``happiness``, ``sadness`` and ``anger`` are ``ALIASES`` of Happy, Sad, Angry).
+
 Two pairs differ partly in timing, and only in timing under ``SynthPreset.shared_apex``:
 
 - Surprise: every part moves at once and fast (apex within ~15 % of the expression phase).
@@ -29,6 +32,17 @@ APEX: dict[str, dict[str, float]] = {
     "Surprise": {"brow_raise": 1.0, "eye_open": 1.0, "mouth_open": 1.0, "mouth_width": -0.35},
     "Disgust": {"nose_wrinkle": 1.0, "upper_lip": 1.0, "brow_lower": 0.45, "eye_open": -0.6, "mouth_curve": -0.5},
     "Fear": {"brow_raise": 0.55, "brow_inner_up": 0.7, "eye_open": 0.9, "mouth_width": 1.0, "mouth_open": 0.35},
+    # MAFW's four classes beyond the basic seven. Each has its own apex face (no two share the
+    # same set of moving parameters) and its own schedule.
+    # Contempt: a tight, closed half smile with a raised upper lip, no cheek raise, lifted brows.
+    "Contempt": {"upper_lip": 0.6, "mouth_curve": 0.45, "lip_press": 0.5, "eye_open": -0.25, "brow_raise": 0.3},
+    # Anxiety: worried brows (inner up and drawn together), pressed, stretched lips, wide eyes.
+    "Anxiety": {"brow_inner_up": 0.9, "brow_lower": 0.4, "lip_press": 0.7, "mouth_width": 0.35, "eye_open": 0.3},
+    # Helplessness: brows raised high in the middle, a slack, slightly open, down-turned mouth.
+    "Helplessness": {"brow_inner_up": 1.0, "brow_raise": 0.5, "mouth_open": 0.3, "mouth_curve": -0.6, "eye_open": -0.2},
+    # Disappointment: drooping lids and pressed, down-turned, narrowed lips.
+    "Disappointment": {"brow_inner_up": 0.5, "eye_open": -0.7, "mouth_curve": -0.7, "lip_press": 0.6,
+                       "mouth_width": -0.3},
 }
 
 #: Schedule per class: face part -> (start, duration), fractions of the expression phase.
@@ -40,6 +54,14 @@ TIMING: dict[str, dict[str, tuple[float, float]]] = {
     "Surprise": {"brows": (0.0, 0.15), "eyes": (0.0, 0.15), "mouth": (0.0, 0.15)},
     "Disgust": {"nose": (0.0, 0.3), "mouth": (0.0, 0.3), "eyes": (0.35, 0.3), "brows": (0.6, 0.4)},
     "Fear": {"eyes": (0.0, 0.5), "brows": (0.2, 0.5), "mouth": (0.55, 0.45)},
+    # Contempt: the mouth sets fast, the eyes and brows follow late.
+    "Contempt": {"mouth": (0.0, 0.25), "eyes": (0.5, 0.3), "brows": (0.6, 0.3)},
+    # Anxiety: slow and all together, the brows leading a little.
+    "Anxiety": {"brows": (0.0, 0.9), "eyes": (0.05, 0.9), "mouth": (0.1, 0.9)},
+    # Helplessness: the brows rise first, the mouth goes slack late and slowly.
+    "Helplessness": {"brows": (0.0, 0.35), "eyes": (0.3, 0.4), "mouth": (0.45, 0.55)},
+    # Disappointment: the mouth drops first, the lids droop last.
+    "Disappointment": {"mouth": (0.0, 0.4), "brows": (0.3, 0.4), "eyes": (0.6, 0.4)},
 }
 
 #: Under ``shared_apex`` these classes wear another class's apex face: only the dynamics differ.
@@ -49,8 +71,8 @@ SHARED_APEX: dict[str, str] = {"Fear": "Surprise", "Disgust": "Angry"}
 NEUTRAL = "Neutral"
 NEUTRAL_GROUPS: tuple[str, ...] = ("brows", "eyes", "mouth")
 
-#: Other datasets' names for the classes above (lower case).
-ALIASES: dict[str, str] = {}
+#: Other datasets' names for the classes above (lower case): MAFW's nouns.
+ALIASES: dict[str, str] = {"happiness": "Happy", "sadness": "Sad", "anger": "Angry"}
 
 
 def expression_name(class_name: str) -> str:

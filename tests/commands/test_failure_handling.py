@@ -1,0 +1,300 @@
+"""Nothing lost, no tracebacks: every command that writes refuses what is not its own, and every
+failure a user can cause ends in one ``error: <path or key>: <problem>`` line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tdrag.checkpoints import load_checkpoint
+from tdrag.cli import main
+from tdrag.config import save_config
+from tests.data.conftest import write_dfew_tree
+from tests.run_fixtures import tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _one_error_line(err: str, *fragments: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines, "nothing on stderr"
+    assert "Traceback" not in err, err
+    last = lines[-1]
+    assert last.startswith("error: "), last
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    return last
+
+
+def _tree_snapshot(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------------------------------- prepare
+
+
+@pytest.mark.parametrize("where", ["root", "parent"])
+def test_prepare_overwrite_never_deletes_the_dataset_or_a_folder_holding_it(tmp_path, capsys, where):
+    tree = write_dfew_tree(tmp_path / "home" / "DFEW", num_clips=5, lengths=4, size=16)
+    (tmp_path / "home" / "thesis.tex").write_text("years of work")
+    before = _tree_snapshot(tmp_path / "home")
+    out = tree.root if where == "root" else tree.root.parent
+    code = main(["prepare", "--root", str(tree.root), "--out", str(out), "--frames", "4", "--size", "16",
+                 "--workers", "1", "--overwrite", "--no-progress"])
+    assert code == 1
+    _one_error_line(capsys.readouterr().err, str(out), "the input")
+    assert _tree_snapshot(tmp_path / "home") == before
+
+
+def test_prepare_overwrite_refuses_a_folder_with_foreign_files(tmp_path, capsys):
+    tree = write_dfew_tree(tmp_path / "DFEW", num_clips=5, lengths=4, size=16)
+    out = tmp_path / "cache"
+    args = ["prepare", "--root", str(tree.root), "--out", str(out), "--frames", "4", "--size", "16",
+            "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(args + ["--size", "8", "--overwrite"]) == 1
+    _one_error_line(capsys.readouterr().err, str(out), "notes.txt")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "frames.u8").is_file()
+
+
+def test_prepare_names_a_changed_label_and_rebuilds_only_when_asked(tmp_path, capsys):
+    tree = write_dfew_tree(tmp_path / "DFEW", num_clips=10, lengths=4, size=16)
+    out = tmp_path / "cache"
+    args = ["prepare", "--root", str(tree.root), "--out", str(out), "--frames", "4", "--size", "16",
+            "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    # Relabel clip 00003 (CSV label 3 -> 5) everywhere it is listed.
+    for path in tree.root.glob("EmoLabel_DataSplit/*/set_*.csv"):
+        path.write_text(path.read_text().replace("00003,3", "00003,5"))
+    assert main(args) == 1
+    line = _one_error_line(capsys.readouterr().err, str(out), "sources changed")
+    assert "label changed (00003)" in line and "set_" in line and "--overwrite" in line
+    index = json.loads((out / "index.json").read_text())
+    assert next(r for r in index if r["video_id"] == "00003")["label"] == 2  # untouched so far
+    assert main(args + ["--overwrite"]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert next(r for r in index if r["video_id"] == "00003")["label"] == 4
+    # Replaced frames are a change of sources too.
+    frame = tree.clip_root / "00007" / "2.jpg"
+    shutil.copy(tree.clip_root / "00007" / "1.jpg", frame)
+    os.utime(frame, ns=(time.time_ns(), time.time_ns() + 10**9))
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "frame files changed (00007)" in _one_error_line(capsys.readouterr().err)
+
+
+def test_prepare_on_a_full_disk_fails_cleanly_with_workers(tmp_path):
+    """A file-size limit stands in for a full disk: the frames file cannot be allocated."""
+    tree = write_dfew_tree(tmp_path / "DFEW", num_clips=10, lengths=4, size=32)
+    out = tmp_path / "cache"
+
+    def limit():  # 20 kB: the CSVs fit, the cache (10 x 4 x 32 x 32 x 3 = 123 kB) does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    for workers in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "tdrag", "prepare", "--root", str(tree.root), "--out", str(out), "--frames", "4",
+             "--size", "32", "--workers", workers, "--no-progress"],
+            capture_output=True, text=True, timeout=120, preexec_fn=limit, cwd=REPO)
+        assert done.returncode == 1, done.stderr
+        _one_error_line(done.stderr, "frames.u8")
+        assert not out.exists()
+        assert not list(tmp_path.glob(".cache.tmp-*")), "working folder left behind"
+
+
+def test_prepare_verify_decodes_every_frame_and_says_so(tmp_path):
+    from tdrag.data.cache import prepare_cache
+
+    tree = write_dfew_tree(tmp_path / "DFEW", num_clips=6, lengths=9, size=16)
+    (tree.clip_root / "00002" / "3.jpg").write_bytes(b"not a jpeg")  # uniform 4 of 9 reads files 2, 4, 6, 8
+    quick = json.loads((prepare_cache(tree.root, tmp_path / "quick", frames=4, size=16, keyframes="uniform",
+                                      workers=1, progress=False) / "manifest.json").read_text())
+    assert quick["skipped"] == [] and quick["decoded"].startswith("keyframes only")
+    full = json.loads((prepare_cache(tree.root, tmp_path / "full", frames=4, size=16, keyframes="uniform",
+                                     workers=1, progress=False, verify=True) / "manifest.json").read_text())
+    assert full["decoded"] == "all frames"
+    assert [s["video_id"] for s in full["skipped"]] == ["00002"] and "3.jpg" in full["skipped"][0]["reason"]
+
+
+def test_sidecars_and_cover_images_are_not_frames(tmp_path):
+    from tdrag.data.cache import prepare_cache
+
+    tree = write_dfew_tree(tmp_path / "DFEW", num_clips=6, lengths=5, size=16)
+    folder = tree.clip_root / "00004"
+    (folder / "._1.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS resource fork sidecar
+    (folder / ".DS_Store").write_bytes(b"\x00")
+    shutil.copy(folder / "1.jpg", folder / "cover.jpg")
+    manifest = json.loads((prepare_cache(tree.root, tmp_path / "c", frames=4, size=16, workers=1, progress=False)
+                           / "manifest.json").read_text())
+    assert manifest["skipped"] == []  # the sidecar did not sink the clip
+    assert manifest["ignored_files"] == [{"video_id": "00004", "files": ["cover.jpg"]}]
+    index = json.loads((tmp_path / "c" / "index.json").read_text())
+    assert next(r for r in index if r["video_id"] == "00004")["num_source_frames"] == 5
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+def test_train_without_last_pt_deletes_nothing_before_checking_its_inputs(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "report" / "my_notes.md").write_text("keep")
+    (run / "plots.png").write_bytes(b"mine")
+    before = _tree_snapshot(run)
+    config = tiny_config_for(run, tmp_path)
+    for extra in ([], ["--resume"]):
+        assert main(["train", "--config", str(config), "--no-progress", *extra]) == 1
+        _one_error_line(capsys.readouterr().err, str(run))
+        assert _tree_snapshot(run) == before
+    # A bad cache with --overwrite: still nothing removed, the cache is named.
+    assert main(["train", "--config", str(config), "--no-progress", "--overwrite",
+                 f"data.cache={tmp_path / 'no_cache'}"]) == 1
+    _one_error_line(capsys.readouterr().err, "no_cache")
+    assert _tree_snapshot(run) == before
+
+
+def tiny_config_for(run: Path, tmp_path: Path) -> Path:
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    from tdrag.config import config_from_dict, replace
+
+    config = replace(config_from_dict(state["config"]), train={"run_dir": str(run), "epochs": 1})
+    path = tmp_path / "config.yaml"
+    save_config(config, path)
+    return path
+
+
+def test_overwrite_replaces_only_tdrags_files(tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(tiny_cache, run, epochs=1), config)
+    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    (run / "report" / "my_notes.md").write_text("keep")
+    (run / "notes.txt").write_text("keep")
+    assert main(["train", "--config", str(config), "--no-progress", "--overwrite"]) == 0
+    assert (run / "report" / "my_notes.md").read_text() == "keep" and (run / "notes.txt").read_text() == "keep"
+    assert (run / "checkpoints" / "last.pt").is_file()
+
+
+def test_run_dir_may_not_hold_the_cache(tiny_cache, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(tiny_cache, tiny_cache.cache.parent, epochs=1), config)
+    assert main(["train", "--config", str(config), "--no-progress", "--overwrite"]) == 1
+    _one_error_line(capsys.readouterr().err, "train.run_dir", "the input")
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_run, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(tiny_cache, run), config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tdrag", "train", "--config", str(config), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    # Kill it hard once epoch 1 is written (its checkpoint exists), i.e. during epoch 2.
+    deadline = time.time() + 240
+    while not (run / "checkpoints" / "last.pt").is_file():
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    if load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] >= 2:
+        pytest.skip("the run finished before it could be killed (machine too fast for the probe)")
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours, reference = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (run, tiny_run))
+    for key, value in reference["model"].items():
+        assert torch.equal(ours["model"][key], value), key
+
+    def rows(path):
+        with open(path, newline="") as handle:
+            return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "clips_per_second")}
+                    for r in csv.DictReader(handle)]
+
+    assert rows(run / "log.csv") == rows(tiny_run / "log.csv")
+    assert (run / "predictions.csv").read_text() == (tiny_run / "predictions.csv").read_text()
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_resume_on_a_rebuilt_cache_is_refused(tiny_cache, tmp_path, capsys):
+    from tests.run_fixtures import make_tiny_data
+
+    data = make_tiny_data(tmp_path / "own")
+    run = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(data, run, epochs=1), config)
+    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    # Relabel one clip and rebuild the cache in place.
+    path = next(data.root.glob("EmoLabel_DataSplit/train*/set_2.csv"))
+    lines = path.read_text().splitlines()
+    vid, label = lines[1].split(",")
+    lines[1] = f"{vid},{int(label) % 7 + 1}"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["prepare", "--root", str(data.root), "--out", str(data.cache), "--frames", "8", "--size", "32",
+                 "--workers", "1", "--overwrite", "--no-progress"]) == 0
+    assert main(["train", "--config", str(run / "config.yaml"), "train.epochs=2", "--resume", "--no-progress"]) == 1
+    _one_error_line(capsys.readouterr().err, "rebuilt from changed sources")
+
+
+# ----------------------------------------------------------------------------------- config, cv, eval
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("train.device=tpu", ("train.device", "'tpu'")),
+    ("data.crop=0", ("data.crop", "at least 1")),
+    ("train.lr=-1", ("train.lr", "> 0")),
+    ("data.crop=200", ("data.crop", "exceeds data.size")),
+    ("model.dropout=1.5", ("model.dropout",)),
+])
+def test_bad_config_values_are_refused_before_any_work(tiny_cache, tmp_path, capsys, override, fragments):
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(tiny_cache, tmp_path / "run"), config)
+    assert main(["train", "--config", str(config), "--no-progress", override]) == 2
+    _one_error_line(capsys.readouterr().err, *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_yaml_1_2_numbers_and_unreadable_config_files(tiny_cache, tmp_path, capsys):
+    from tdrag.config import load_config
+
+    assert load_config(None, ["train.lr=1e-3"]).train.lr == pytest.approx(0.001)
+    (tmp_path / "f.yaml").write_text("train:\n  lr: 5e-4\n  weight_decay: 1E-5\n")
+    assert load_config(tmp_path / "f.yaml").train.lr == pytest.approx(5e-4)
+    binary = tmp_path / "weights.pt"
+    torch.save({"a": torch.zeros(3)}, binary)
+    for path, fragment in ((tmp_path, "is a folder"), (binary, "not a text file"),
+                           (tmp_path / "missing.yaml", "not found")):
+        assert main(["train", "--config", str(path), "--no-progress"]) == 2
+        _one_error_line(capsys.readouterr().err, str(path), fragment)
+
+
+def test_cv_checks_every_fold_before_training_any(tiny_cache, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(tiny_cache, tmp_path / "cv"), config)
+    assert main(["cv", "--config", str(config), "--folds", "1,9", "--no-progress"]) == 1
+    _one_error_line(capsys.readouterr().err, "--folds", "9", "nothing was trained")
+    assert not (tmp_path / "cv").exists()
+
+
+def test_eval_on_a_checkpoint_of_another_architecture(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for name in ("last.pt", "best.pt"):
+        state = load_checkpoint(run / "checkpoints" / name)
+        state["config"]["model"]["width"] = 16  # the weights are width 8
+        torch.save(state, run / "checkpoints" / name)
+    assert main(["eval", str(run), "--device", "cpu", "--no-progress"]) == 1
+    _one_error_line(capsys.readouterr().err, "weights do not fit")
