@@ -149,10 +149,44 @@ def test_deterministic_and_input_untouched():
     assert np.array_equal(clip, before)
 
 
-def test_grey_input_matches_rgb_selection_shape():
-    clip = _moving_square_clip([float(i) for i in range(30)])
-    grey = clip.mean(axis=-1).astype(np.uint8)
-    _check_contract(redundancy_keyframes(grey, 8), 30, 8)
+def test_grey_input_selects_exactly_what_the_rgb_clip_selects():
+    import cv2
+
+    rng = np.random.default_rng(11)
+    for trial in range(4):
+        positions = list(rng.uniform(0, 30, 40))
+        positions[int(rng.integers(5, 35))] = 36.0  # an apex
+        clip = _moving_square_clip(positions, seed=trial)
+        noise = rng.integers(-3, 4, clip.shape)
+        clip = np.clip(clip.astype(int) + noise, 0, 255).astype(np.uint8)
+        # The selector converts RGB with BT.601 weights (cv2.COLOR_RGB2GRAY): the same grey clip
+        # given directly must give the same keyframes, for every T.
+        grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip])
+        for num in (1, 4, 8, 16):
+            rgb_idx, grey_idx = redundancy_keyframes(clip, num), redundancy_keyframes(grey, num)
+            _check_contract(grey_idx, 40, num)
+            assert rgb_idx.tolist() == grey_idx.tolist(), (trial, num)
+
+
+@pytest.mark.parametrize("flat_value", [0, 255, 128])
+def test_a_flat_or_black_frame_is_never_the_apex(flat_value):
+    # A small, real expression change at frame 30 and a blank frame (a fade, a dropped signal) at 12.
+    positions = [0.0] * 40
+    positions[30] = 6.0
+    clip = _moving_square_clip(positions)
+    clip[12] = flat_value
+    idx = redundancy_keyframes(clip, 1)
+    assert idx.tolist() == [30], idx
+    # With more keyframes the real apex stays in; the blank frame may be kept as content, not as apex.
+    assert 30 in redundancy_keyframes(clip, 4).tolist()
+
+
+def test_a_fade_in_uses_the_first_informative_frame_as_reference():
+    positions = [0.0] * 30
+    positions[20] = 8.0
+    clip = _moving_square_clip(positions)
+    clip[:3] = 0  # three black frames before the picture appears
+    assert redundancy_keyframes(clip, 1).tolist() == [20]
 
 
 def test_bad_inputs_raise_clear_errors():
