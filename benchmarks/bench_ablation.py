@@ -117,14 +117,55 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return last.is_file() and int(load_checkpoint(last)["epoch"]) >= epochs
 
 
-def score_attention(results: list[dict], max_clips: int | None = None) -> None:
-    """Add mass-in-mask ratio and pointing game per attention stage to each result (in place)."""
-    from analysis.attention_scores import attention_agreement  # noqa: PLC0415
+def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[str, float]]:
+    """Attention against the synthetic ground truth on a run's test split, per stage.
 
+    ``mass``: mean share of the map's mass inside the signal masks; ``chance``: the masks' mean
+    area fraction (what a uniform map gets); ``ratio`` = mass / chance; ``pointing_game``: share
+    of frames (with a non-empty mask) whose attention maximum lies inside the mask. The model is
+    the run's default analysis checkpoint (held-out selection, never the test fold).
+    """
+    import torch
+
+    from analysis.attribution.faithfulness import pointing_game
+    from analysis.internals.ground_truth import ground_truth_masks, mass_in_mask
+    from tdrag.checkpoints import load_model
+    from tdrag.data.augment import eval_transform
+    from tdrag.data.cache import open_cache
+    from tdrag.models import upsample_attention
+
+    model, config = load_model(run_dir)
+    cache = open_cache(config.data.cache)
+    rows = cache.rows(config.data.fold, "test")
+    scores: dict[str, dict[str, list]] = {}
+    chance = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch):
+            part = rows[start:start + batch]
+            x = eval_transform(torch.from_numpy(np.array(cache.frames[part])), crop=config.data.crop)
+            seen = model.inspect(x)
+            masks = ground_truth_masks(cache, part, config.data.root, config.data.crop)
+            chance.append(masks.flatten(1).float().mean(1))
+            for stage, m in seen.attention.items():
+                maps = upsample_attention(m, masks.shape[1:])
+                entry = scores.setdefault(stage, {"mass": [], "pointing_game": []})
+                entry["mass"].append(mass_in_mask(maps, masks))
+                entry["pointing_game"].append(pointing_game(maps, masks))
+    area = float(torch.cat(chance).mean())
+    out = {}
+    for stage, entry in scores.items():
+        mass = float(torch.nanmean(torch.cat(entry["mass"]).double()))
+        out[stage] = {"mass": mass, "chance": area, "ratio": mass / area,
+                      "pointing_game": float(torch.nanmean(torch.cat(entry["pointing_game"]).double()))}
+    return out
+
+
+def score_attention(results: list[dict]) -> None:
+    """Add the attention agreement of each variant with attention to its result (in place)."""
     for r in results:
         if "no_attention" in r["variant"] or r["variant"].startswith("r3d18"):
             continue
-        r["attention"] = attention_agreement(r["run_dir"], max_clips=max_clips)
+        r["attention"] = attention_agreement(r["run_dir"])
 
 
 def summarise(results: list[dict], reference: str = "r3d18", full: str = "tdrag") -> dict:

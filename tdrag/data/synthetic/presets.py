@@ -142,6 +142,9 @@ PRESETS: dict[str, SynthPreset] = {
         background_range=(40.0, 220.0),
         background_ramp=0.7,
     ),
+    # GPU scale (about 10k clips at 112 px): medium's nuisances, stronger, on the fine look (thin
+    # strokes, the full range of skin tones and backgrounds). What a GPU run should reach is not
+    # measured yet (benchmarks/RESULTS.md).
     "hard": SynthPreset(
         name="hard",
         hold_prob=0.25,
@@ -166,5 +169,9 @@ PRESETS: dict[str, SynthPreset] = {
         offset_prob=0.4,
         blink_prob=0.5,
         shared_apex=True,
+        distractor_prob=0.8,
+        distractors=3,
+        offset_depth=0.7,
+        offset_time=0.1,
     ),
 }
