@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-slow test-browser figures install clean
+.PHONY: demo test test-slow test-browser figures dossier install clean
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ test-browser: $(STAMP)
 # README figures (docs/figures/) from the demo run; run `make demo` first.
 figures: $(STAMP)
 	$(BIN)/python docs/make_figures.py $(DEMO_OUT)/run
+
+# Per-class HTML dossier of the demo run (runs/demo/dossier/index.html); makes the demo first if missing.
+DOSSIER_OUT ?= $(DEMO_OUT)/dossier
+dossier: $(STAMP)
+	test -f $(DEMO_OUT)/run/checkpoints/last.pt || $(BIN)/tdrag demo --out $(DEMO_OUT)
+	$(BIN)/python -m analysis dossier $(DEMO_OUT)/run --out $(DOSSIER_OUT)
 
 clean:
 	rm -rf $(VENV) runs

@@ -78,3 +78,11 @@ def make_demo_face_video(
     """
     video = pan_zoom_frames(astronaut_image(), _ASTRONAUT_FACE_CENTRE, frames=frames, size=size)
     return write_video(path, video, fps)
+
+
+def demo_video(video: str | os.PathLike, demo_path: str | os.PathLike, frames: int = 200) -> Path:
+    """``video`` when given; otherwise the astronaut demo clip written to ``demo_path`` (made once)."""
+    if video:
+        return Path(video)
+    demo_path = Path(demo_path)
+    return demo_path if demo_path.is_file() else make_demo_face_video(demo_path, frames=frames)

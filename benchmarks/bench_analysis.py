@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.attention import attention_maps
-from analysis.attributions import METHOD_NAMES, attribute
-from analysis.faithfulness import (
+from analysis.internals.attention import attention_maps
+from analysis.attribution.attribute import METHOD_NAMES, attribute
+from analysis.attribution.faithfulness import (
     completeness_gap,
     faithfulness_scores,
     pointing_game,
@@ -44,8 +44,8 @@ from analysis.faithfulness import (
     randomisation_check,
     relevance_mass,
 )
-from analysis.ground_truth import ground_truth_masks
-from analysis.tables import to_markdown
+from analysis.internals.ground_truth import ground_truth_masks
+from analysis.report.tables import to_markdown
 from tdrag.atomic import write_text
 from tdrag.checkpoints import load_model
 from tdrag.data.cache import open_cache

@@ -15,32 +15,19 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.image import imread
 
-from analysis import reports
-from analysis.attention import attention_maps, plot_keyframe_strip
-from analysis.attributions import attribute
-from analysis.clip_views import plot_attribution_strip
-from analysis.inspect_split import inspect_split
-from analysis.notebook_setup import open_run
-from analysis.plots import new_figure, save_figure
-from analysis.trajectories import fit_pca, plot_trajectories
-from analysis.widgets import ClassExplorer
+from analysis.attribution.attribute import attribute_clips
+from analysis.attribution.views import plot_attribution_strip
+from analysis.internals.attention import plot_keyframe_strip
+from analysis.internals.run import open_run
+from analysis.internals.trajectories import fit_pca, plot_trajectories
+from analysis.notebook.widgets import ClassExplorer
+from analysis.plotting import class_index, new_figure, save_figure
+from analysis.report import reports
 
 log = logging.getLogger("make_figures")
-
-
-def pick_clip(run, result, label: int) -> int:
-    """Index (in ``result``) of the most confidently correct clip of class ``label``, else its first."""
-    probs = result.logits.softmax(1)
-    idx = np.flatnonzero(result.labels == label)
-    if idx.size == 0:
-        raise ValueError(f"no test clip of class {run.class_names[label]} in {run.run_dir}")
-    correct = idx[result.predictions[idx] == label]
-    pool = correct if correct.size else idx
-    return int(pool[np.argmax(probs[pool, label].numpy())])
 
 
 def explorer_snapshot(explorer: ClassExplorer):
@@ -65,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
-    run = open_run(args.run_dir, device="cpu")
-    label = [n.lower() for n in run.class_names].index(args.class_name.lower())
-    result = inspect_split(run.model, run.cache, run.rows, crop=run.crop, device=run.device, progress=False)
-    i = pick_clip(run, result, label)
-    row, vid = int(result.rows[i]), result.video_ids[i]
-    x = run.clips([row])
-    pred = int(result.predictions[i])
+    run = open_run(args.run_dir, device="cpu", progress=False)
+    log.info("%s", run.checkpoint.reason)
+    label = class_index(args.class_name, run.class_names)
+    confident = run.most_confident(label, correct=True, count=1)
+    i = int(confident[0]) if len(confident) else int(run.positions_of_class(label)[0])
+    vid, pred = run.video_ids[i], int(run.predictions[i])
+    frames = run.frames([i])[0]
     written = []
 
     def save(fig, name):
@@ -79,22 +66,21 @@ def main(argv: list[str] | None = None) -> int:
 
     save(reports.plot_training_curves(reports.load_log(run.run_dir), title=f"{run.config.model.name} on the synthetic demo"),
          "notebook_01_training_curves.png")
-    maps = attention_maps(run.model, x)
-    save(plot_keyframe_strip(x[0], {k: v[0] for k, v in maps.items()},
+    maps = run.attention_maps([i])
+    save(plot_keyframe_strip(frames, {k: v[0] for k, v in maps.items()},
                              title=f"clip {vid}: true {run.class_names[label]}, predicted {run.class_names[pred]}"),
          "notebook_02_attention.png")
-    pca = fit_pca(result.hidden_states, k=2)
-    save(plot_trajectories(pca.transform(result.hidden_states), result.labels, run.class_names, pca=pca),
+    pca = fit_pca(run.hidden_states, k=2)
+    save(plot_trajectories(pca.transform(run.hidden_states), run.labels, run.class_names, pca=pca),
          "notebook_03_trajectories.png")
-    side = {m: attribute(run.model, x, pred, m, **opts)[0].cpu()
-            for m, opts in (("gradcam", {"layer": "layer4"}), ("integrated_gradients", {"n_steps": 32}), ("saliency", {}))}
-    save(plot_attribution_strip(x[0].cpu(), side, title=f"clip {vid}: attributions of '{run.class_names[pred]}'"),
+    side = {m: attribute_clips(run, [i], m)[0] for m in ("gradcam", "integrated_gradients", "saliency")}
+    save(plot_attribution_strip(frames, side, title=f"clip {vid}: attributions of '{run.class_names[pred]}'"),
          "notebook_04_attributions.png")
     preds = reports.load_predictions(run.run_dir)
     names = reports.class_names_from_predictions(preds)
     save(reports.plot_confusion_matrix(reports.confusion_from_predictions(preds, names), names, normalize=True),
          "notebook_05_confusion_matrix.png")
-    explorer = ClassExplorer.from_run(run, inspection=result, methods=["attention", "gradcam"], dpi=args.dpi)
+    explorer = ClassExplorer(run, methods=["attention", "gradcam"], dpi=args.dpi)
     explorer.class_select.value = label
     explorer.clip_select.value = i
     save(explorer_snapshot(explorer), "notebook_06_explorer.png")

@@ -10,9 +10,10 @@ For one video (``predict_video``):
    nothing like them. ``window=None`` (or a window longer than the video) makes one window.
 3. In each window, T keyframes (``DataConfig.frames``) are chosen with the checkpoint's method
    (``DataConfig.keyframes``: redundancy or uniform), centre-cropped to ``DataConfig.crop`` and
-   normalised exactly as in evaluation (``tdrag.data.loader.eval_transform``).
+   normalised exactly as in evaluation (``tdrag.data.augment.eval_transform``).
 4. ``model.inspect`` gives each window's class probabilities (softmax of the logits) and, for
-   models with attention, the spatial attention maps. **The video's probabilities are the mean of
+   models with attention, the spatial attention maps, upsampled to the keyframes by
+   ``tdrag.models.upsample_attention`` (as the analysis notebooks do). **The video's probabilities are the mean of
    its windows' probabilities** (windows are of equal length, so this weighs every second alike).
 
 ``write_prediction`` then writes, atomically, ``<stem>.json`` (probabilities by class name, top
@@ -39,10 +40,12 @@ from torch import nn
 
 from tdrag.atomic import write_json
 from tdrag.config import Config
+from tdrag.data.augment import center_crop_box, eval_transform
 from tdrag.data.keyframes import select_keyframes
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.data.loader import eval_transform
 from tdrag.data.video import FaceClip, extract_face_clip, write_video
+from tdrag.models import upsample_attention
+from tdrag.runtime import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -120,22 +123,17 @@ def window_bounds(num_frames: int, fps: float, window: float | None) -> list[tup
 
 
 def _centre_crop(frames: np.ndarray, crop: int) -> np.ndarray:
-    """``frames: (..., S, S, 3)`` -> the centre ``(..., crop, crop, 3)``, as eval_transform crops."""
-    size = frames.shape[-2]
-    top = (size - crop) // 2
-    return frames[..., top : top + crop, top : top + crop, :]
+    """``frames: (..., S, S, 3)`` -> the centre ``(..., crop, crop, 3)``: the box eval_transform
+    crops (``tdrag.data.augment.center_crop_box``, the one centre crop)."""
+    top, left = center_crop_box(frames.shape[-2], crop)
+    return frames[..., top : top + crop, left : left + crop, :]
 
 
-def _attention_per_keyframe(maps: torch.Tensor, frames: int, crop: int) -> np.ndarray:
-    """``maps: (B, 1, T', H', W')`` -> ``(B, T, crop, crop)`` float32: keyframe t shows the map of
-    step ``t * T' // T`` (strided stages cover several keyframes), bilinearly upsampled."""
-    maps = maps.detach().float().cpu().numpy()[:, 0]
-    steps = maps.shape[1]
-    out = np.empty((maps.shape[0], frames, crop, crop), np.float32)
-    for b in range(maps.shape[0]):
-        for t in range(frames):
-            out[b, t] = cv2.resize(maps[b, t * steps // frames], (crop, crop), interpolation=cv2.INTER_LINEAR)
-    return out
+def attention_per_keyframe(maps: torch.Tensor, frames: int, crop: int) -> np.ndarray:
+    """``maps: (B, 1, T', H', W')`` -> ``(B, T, crop, crop)`` float32 in the maps' range: the stage
+    maps upsampled to the keyframes by ``tdrag.models.upsample_attention`` (trilinear in time and
+    space), the same maps the analysis notebooks draw for the same clip."""
+    return upsample_attention(maps.detach().float().cpu(), (frames, crop, crop)).numpy()
 
 
 @torch.no_grad()
@@ -170,14 +168,15 @@ def predict_face_clip(
     for first in range(0, len(clips), batch_size):
         batch = torch.from_numpy(clips[first : first + batch_size]).to(device)
         x = eval_transform(batch, crop=data.crop)
-        seen = model.inspect(x)
+        with eval_mode(model):
+            seen = model.inspect(x)
         probabilities.append(torch.softmax(seen.logits.float(), dim=1).cpu().numpy().astype(np.float64))
         if seen.attention:
             if stage is None:
                 stage = attention_stage or list(seen.attention)[-1]
                 if stage not in seen.attention:
                     raise ValueError(f"model has no attention at {stage!r} (has {', '.join(seen.attention)})")
-            attention.append(_attention_per_keyframe(seen.attention[stage], data.frames, data.crop))
+            attention.append(attention_per_keyframe(seen.attention[stage], data.frames, data.crop))
     probabilities = np.concatenate(probabilities)
     windows = [
         WindowPrediction(

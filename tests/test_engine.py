@@ -114,12 +114,14 @@ def test_evaluate_moves_only_the_clips_to_the_device(tiny_cache):
 
 
 def test_step_loss_and_attention_penalty_need_the_inspection_pass():
-    train = Config().train
-    assert not losses.needs_inspection(train)
-    assert losses.needs_inspection(replace(Config(), train={"step_loss": "mean"}).train)
-    assert losses.needs_inspection(replace(Config(), train={"attention_penalty": "l1",
-                                                            "attention_penalty_weight": 0.1}).train)
-    assert not losses.needs_inspection(replace(Config(), train={"attention_penalty": "l1"}).train)  # weight 0
+    plain = replace(Config(), train={"attention_penalty": "none"})
+    assert not losses.needs_inspection(plain.train)
+    assert losses.needs_inspection(replace(plain, train={"step_loss": "mean"}).train)
+    assert losses.needs_inspection(replace(plain, train={"attention_penalty": "l1",
+                                                         "attention_penalty_weight": 0.1}).train)
+    assert not losses.needs_inspection(replace(plain, train={"attention_penalty": "l1",
+                                                             "attention_penalty_weight": 0.0}).train)
+    assert losses.needs_inspection(Config().train)  # the default l1 penalty needs the masks
 
 
 def test_a_training_step_with_per_step_supervision_runs(tiny_cache, monkeypatch):

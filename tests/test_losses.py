@@ -58,6 +58,6 @@ def test_penalty_is_added_with_its_weight():
     labels = torch.tensor([0, 1])
     masks = {"layer4": torch.full((2, 1, 2, 3, 3), 0.25)}
     out = ModelInspection(logits=logits, attention=masks)
-    plain = training_loss(out, labels, _train())
+    plain = training_loss(out, labels, _train(attention_penalty="none"))
     penalised = training_loss(out, labels, _train(attention_penalty="l1", attention_penalty_weight=2.0))
     assert (penalised - plain).item() == pytest.approx(2.0 * 0.25)

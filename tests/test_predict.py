@@ -167,3 +167,25 @@ def test_cuda_matches_cpu(media, face):
     on_cuda = predict_face_clip(cuda_model, config, face, window=0.8, device="cuda")
     np.testing.assert_allclose(on_cuda.probabilities, on_cpu.probabilities, atol=1e-4)
     np.testing.assert_allclose(on_cuda.attention, on_cpu.attention, atol=1e-3)
+
+
+def test_attention_is_upsampled_by_the_shared_function(media, face):
+    """The overlay's maps are tdrag.models.upsample_attention of the window's stage maps (trilinear
+    in time and space), and the crops are center_crop_box's box: no second implementation."""
+    from tdrag.data.augment import center_crop_box
+    from tdrag.models import upsample_attention
+
+    model, config = load_model(media["tdrag"])
+    prediction = predict_face_clip(model, config, face, window=0.8)
+    crop, frames = config.data.crop, config.data.frames
+    top, left = center_crop_box(config.data.size, crop)
+    for w, window in enumerate(prediction.windows):
+        clip = torch.from_numpy(face.frames[window.keyframes][None])
+        with torch.no_grad():
+            stage_maps = model.inspect(eval_transform(clip, crop=crop)).attention[prediction.attention_stage]
+        expected = upsample_attention(stage_maps, (frames, crop, crop))[0].numpy()
+        np.testing.assert_allclose(prediction.attention[w], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(prediction.keyframe_crops[w],
+                                      face.frames[window.keyframes][:, top : top + crop, left : left + crop])
+    # Strided stages have fewer steps than keyframes: time is interpolated, not repeated.
+    assert stage_maps.shape[2] < frames or stage_maps.shape[2] == frames

@@ -77,7 +77,7 @@ def _quiet_video_backends() -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from tdrag.checkpoints import CheckpointError, load_model, resolve_checkpoint
+    from tdrag.checkpoints import CheckpointError, load_model, select_checkpoint
     from tdrag.data.video import VideoError
     from tdrag.runtime import resolve_device
     from tdrag.predict import predict_video, write_prediction
@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --device {args.device}: {exc}", file=sys.stderr)
         return 2
     try:
-        checkpoint = resolve_checkpoint(args.checkpoint)
+        choice = select_checkpoint(args.checkpoint)
+        checkpoint = choice.path
         model, config = load_model(checkpoint, device=device)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.checkpoint}: cannot load checkpoint ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 2
 
+    # Say which checkpoint is used and why (a run dir's best.pt only when chosen on held-out clips).
+    print(f"checkpoint: {choice.reason}", file=sys.stderr)
     videos = [Path(v) for v in args.videos]
     stems = _unique_stems(videos)
     out = Path(args.out)

@@ -633,7 +633,9 @@ def _decode_in_pool(jobs, workers: int, initargs, handle) -> None:
     memory) ends the run with a CacheError instead of leaving the pool waiting for it."""
     chunksize = max(1, min(16, len(jobs) // (workers * 8)))
     chunks = [jobs[i : i + chunksize] for i in range(0, len(jobs), chunksize)]
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=_init_worker,
+    # "spawn", not "fork": a forked child inherits OpenCV's (and torch's) thread pools with their
+    # locks held by threads that do not exist in it, and can hang on its first OpenCV call.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                initargs=initargs)
     try:
         pending = {pool.submit(_work_chunk, chunk) for chunk in chunks}

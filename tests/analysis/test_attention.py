@@ -1,4 +1,4 @@
-"""analysis.attention: upsampling shapes, mass-in-mask on hand-made maps, class means, figures."""
+"""analysis.internals.attention: upsampling shapes, mass-in-mask on hand-made maps, class means, figures."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from analysis import attention as att
-from tdrag.models import build_model
+from analysis.internals import attention as att
+from analysis.internals.ground_truth import mass_in_mask
+from tdrag.models import build_model, upsample_attention
 
 
 def tiny_model() -> torch.nn.Module:
@@ -18,20 +19,20 @@ def tiny_model() -> torch.nn.Module:
 
 def test_upsample_shapes_range_and_constant_maps():
     maps = torch.rand(2, 1, 4, 8, 8)
-    up = att.upsample_attention(maps, (8, 32, 32))
+    up = upsample_attention(maps, (8, 32, 32))
     assert up.shape == (2, 8, 32, 32)
     assert up.min() >= maps.min() - 1e-6 and up.max() <= maps.max() + 1e-6
     # A constant map stays constant; a 4-D input (B, T', H', W') is accepted too.
-    const = att.upsample_attention(torch.full((1, 2, 3, 3), 0.7), (4, 12, 12))
+    const = upsample_attention(torch.full((1, 2, 3, 3), 0.7), (4, 12, 12))
     torch.testing.assert_close(const, torch.full((1, 4, 12, 12), 0.7))
     with pytest.raises(ValueError, match="B, 1"):
-        att.upsample_attention(torch.rand(2, 3, 4, 8, 8), (8, 32, 32))
+        upsample_attention(torch.rand(2, 3, 4, 8, 8), (8, 32, 32))
 
 
 def test_upsampling_keeps_a_blob_where_it_was():
     maps = torch.zeros(1, 1, 2, 4, 4)
     maps[0, 0, :, 0, 3] = 1.0  # top-right cell
-    up = att.upsample_attention(maps, (4, 16, 16))[0]
+    up = upsample_attention(maps, (4, 16, 16))[0]
     peak = np.unravel_index(int(up[0].argmax()), (16, 16))
     assert peak[0] < 4 and peak[1] >= 12
 
@@ -50,10 +51,24 @@ def test_mass_in_mask_on_hand_made_maps():
     maps[2] = 0.0
     maps[2, :, 6:, 6:] = 1.0
     masks[2, :, :2, :2] = True
-    share = att.attention_mass_in_mask(maps, masks)
+    share = mass_in_mask(maps, masks)
     torch.testing.assert_close(share, torch.tensor([1.0, 0.25, 0.0]))
     with pytest.raises(ValueError, match="differ in shape"):
-        att.attention_mass_in_mask(maps, masks[:, :1])
+        mass_in_mask(maps, masks[:, :1])
+    # No ground truth, or no mass: undefined, not 0.
+    assert torch.isnan(mass_in_mask(maps[:1], torch.zeros_like(masks[:1]))).all()
+    assert torch.isnan(mass_in_mask(torch.zeros(1, 2, 8, 8), masks[:1])).all()
+
+
+def test_attention_and_attribution_share_one_mass_in_mask():
+    from analysis.attribution.faithfulness import relevance_mass
+
+    torch.manual_seed(0)
+    maps = torch.randn(4, 2, 6, 6)
+    masks = torch.rand(4, 2, 6, 6) > 0.6
+    torch.testing.assert_close(relevance_mass(maps, masks), mass_in_mask(maps, masks))
+    expected = (maps.clamp(min=0) * masks).flatten(1).sum(1) / maps.clamp(min=0).flatten(1).sum(1)
+    torch.testing.assert_close(mass_in_mask(maps, masks), expected)
 
 
 def test_mass_in_mask_table_per_class_with_chance_level():
@@ -117,6 +132,17 @@ def test_keyframe_strip_and_class_mean_figures():
     assert "Happy (n=2)" in titles and "Sad (n=0)" in titles
 
 
+def test_display_images_shows_uint8_frames_as_they_are():
+    frames = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    images = att.display_images(frames)
+    np.testing.assert_allclose(images, frames / 255.0, rtol=0, atol=1e-7)
+    fig = att.plot_keyframe_strip(frames, {"layer3": torch.rand(8, 32, 32)}, frames=[0, 7])
+    shown = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(np.asarray(shown), frames[0] / 255.0, atol=1e-7)
+    with pytest.raises(ValueError, match="T, H, W, 3"):
+        att.display_images(frames[..., :2])
+
+
 def test_select_keyframes_to_show():
     assert att.select_keyframes_to_show(5, 8) == [0, 1, 2, 3, 4]
     shown = att.select_keyframes_to_show(16, 4)
@@ -136,8 +162,8 @@ def synthetic_cache(tmp_path_factory):
 
 
 def test_attention_in_ground_truth_scores_oracle_uniform_and_real_maps(synthetic_cache):
-    from analysis.ground_truth import ground_truth_masks
-    from analysis.inspect_split import SplitInspection, inspect_split
+    from analysis.internals.ground_truth import ground_truth_masks
+    from analysis.internals.run import SplitInspection, inspect_split
 
     data, cache = synthetic_cache
     crop = 32

@@ -1,13 +1,13 @@
-"""analysis.attributions / analysis.attribution_methods: shapes, locality, completeness, modes."""
+"""analysis.attribution.attribute / analysis.attribution.methods: shapes, locality, completeness, modes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from analysis._contexts import cudnn_off_for_rnns
-from analysis.attributions import METHOD_NAMES, attribute, attribute_dataset
-from analysis.faithfulness import completeness_gap
+from analysis.attribution.contexts import cudnn_off_for_rnns
+from analysis.attribution.attribute import METHOD_NAMES, NonFiniteAttribution, attribute, attribute_dataset
+from analysis.attribution.faithfulness import completeness_gap
 from tdrag.models import build_model
 from tests.analysis.attribution_models import (
     FRAME,
@@ -207,15 +207,117 @@ def test_attribute_dataset_over_a_tensor_and_a_loader():
     assert torch.allclose(res2.maps, res.maps)
 
 
-def test_attribute_dataset_skips_a_failing_batch_and_reports_it():
+class NaNForBrightClips(torch.nn.Module):
+    """Three logits of a clip's mean; a clip whose first voxel is > 100 gets NaN logits and maps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        poison = torch.where(x[:, 0, 0, 0, 0] > 100, torch.tensor(float("nan")), torch.tensor(1.0))
+        return self.fc(x.mean((1, 2, 3, 4))[:, None] * poison[:, None])
+
+
+def test_attribute_dataset_skips_only_clips_with_non_finite_maps():
+    model = NaNForBrightClips()
+    x = torch.randn(5, 3, T, H, W)
+    x[1, 0, 0, 0, 0] = 1000.0  # clip 1's map is NaN; its batch neighbours are kept
+    res = attribute_dataset(model, x, "saliency", targets="prediction", batch_size=2, progress=False)
+    assert res.rows.tolist() == [0, 2, 3, 4]
+    assert res.skipped == [{"rows": [1], "reason": "NonFiniteAttribution: non-finite saliency values for row 1"}]
+    assert torch.isfinite(res.maps).all() and res.maps.shape == (4, T, H, W)
+    with pytest.raises(NonFiniteAttribution, match="row 1"):
+        attribute_dataset(model, x, "saliency", targets="prediction", batch_size=2, progress=False, strict=True)
+
+
+class Failing(torch.nn.Module):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+        self.fc = torch.nn.Linear(1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("cudnn RNN backward can only be called in training mode"),
+], ids=["cuda_oom", "cudnn_rnn"])
+def test_attribute_dataset_lets_pass_wide_errors_propagate(error):
+    x = torch.randn(2, 3, T, H, W)
+    with pytest.raises(type(error), match=str(error).split(".")[0]):
+        attribute_dataset(Failing(error), x, "saliency", targets="prediction", progress=False)
+
+
+def test_attribute_dataset_a_bad_target_is_an_error_not_a_skip():
     model = tiny_conv_gru()
     x = torch.randn(3, 3, T, H, W)
-    labels = torch.tensor([0, 1, 7])  # class 7 does not exist: the second batch fails
-    res = attribute_dataset(model, x, "saliency", labels=labels, batch_size=2, progress=False)
-    assert res.rows.tolist() == [0, 1]
-    assert len(res.skipped) == 1 and res.skipped[0]["rows"] == [2]
-    with pytest.raises(IndexError):
-        attribute_dataset(model, x, "saliency", labels=labels, batch_size=2, progress=False, strict=True)
+    with pytest.raises((IndexError, RuntimeError, AssertionError)):
+        attribute_dataset(model, x, "saliency", labels=torch.tensor([0, 1, 7]), batch_size=2, progress=False)
+
+
+def _captum_direct(method: str, model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The same Captum class called directly, with the options ``attribute`` is given below."""
+    import captum.attr as ca
+    import torch.nn.functional as F
+
+    if method == "integrated_gradients":
+        return ca.IntegratedGradients(model).attribute(x, baselines=0.0, target=target, n_steps=8, method="gausslegendre",
+                                                       internal_batch_size=16).sum(1)
+    if method == "saliency":
+        return ca.Saliency(model).attribute(x, target=target, abs=True).sum(1)
+    if method == "smoothgrad":
+        torch.manual_seed(3)
+        return ca.NoiseTunnel(ca.Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=4, nt_samples_batch_size=2,
+                                                           stdevs=0.3, target=target, abs=True).sum(1)
+    if method == "occlusion":
+        return ca.Occlusion(model).attribute(x, sliding_window_shapes=(3, 2, 4, 4), strides=(3, 1, 2, 2), baselines=0.0,
+                                             target=target, perturbations_per_eval=3).mean(1)
+    if method == "gradcam":
+        cam = ca.LayerGradCam(model, model.layer3).attribute(x, target=target, relu_attributions=False)
+        return F.interpolate(cam, size=tuple(x.shape[2:]), mode="trilinear", align_corners=False)[:, 0]
+    if method == "guided_gradcam":
+        for m in model.modules():
+            if isinstance(m, torch.nn.ReLU):
+                m.inplace = False
+        return ca.GuidedGradCam(model, model.layer4).attribute(x, target=target, interpolate_mode="trilinear").abs().sum(1)
+    if method == "frame_ablation":
+        mask = torch.arange(x.shape[2]).view(1, 1, -1, 1, 1)
+        return ca.FeatureAblation(model).attribute(x, baselines=0.0, target=target, feature_mask=mask,
+                                                   perturbations_per_eval=2)[:, 0, :, 0, 0]
+    raise AssertionError(method)
+
+
+SAME_AS_CAPTUM = {
+    "integrated_gradients": {"n_steps": 8, "internal_batch_size": 16},
+    "saliency": {},
+    "smoothgrad": {"nt_samples": 4, "nt_samples_batch_size": 2, "stdevs": 0.3, "seed": 3},
+    "occlusion": {"window": (2, 4, 4), "strides": (1, 2, 2), "perturbations_per_eval": 3},
+    "gradcam": {"layer": "layer3", "relu": False},
+    "guided_gradcam": {"layer": "layer4"},  # this random model's ReLU'd Grad-CAM is 0 at layer3
+    "frame_ablation": {"perturbations_per_eval": 2},
+}
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_each_method_equals_its_captum_class_called_directly(method):
+    """Same model (random, non-trivial BatchNorm statistics, eval mode), same inputs and targets."""
+    import copy
+
+    assert set(SAME_AS_CAPTUM) == set(METHOD_NAMES)
+    model = tiny_conv_gru()
+    x = torch.randn(2, 3, T, H, W)
+    target = torch.tensor([2, 0])
+    ours = attribute(model, x, target, method, **SAME_AS_CAPTUM[method])
+    reference = copy.deepcopy(model).eval()
+    expected = _captum_direct(method, reference, x.clone().requires_grad_(True), target).detach()
+    assert ours.shape == expected.shape
+    scale = expected.abs().max()
+    assert scale > 0, "a reference that is all zeros would compare nothing"
+    # Relative to the map's own scale (guided backprop's values are ~1e-9 here).
+    torch.testing.assert_close(ours / scale, expected.float() / scale, rtol=1e-5, atol=1e-5)
 
 
 def test_attribute_dataset_on_uint8_cache_batches():

@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.clip_views import (
-    figure_png,
-    message_figure,
-    overlay_scale,
-    plot_attribution_strip,
-    plot_clip_trajectory,
-    plot_frame_importance,
-    plot_step_probabilities,
-)
-from analysis.live_training import LiveCurves
+from analysis.attribution.views import overlay_scale, plot_attribution_strip, plot_frame_importance
+from analysis.internals.clip_views import plot_clip_trajectory, plot_step_probabilities
+from analysis.plotting import figure_png, message_figure
+from analysis.notebook.live import LiveCurves
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

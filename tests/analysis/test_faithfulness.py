@@ -1,4 +1,4 @@
-"""analysis.faithfulness and analysis.ground_truth."""
+"""analysis.attribution.faithfulness and analysis.internals.ground_truth."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.attributions import attribute
-from analysis.faithfulness import (
+from analysis.attribution.attribute import attribute
+from analysis.attribution.faithfulness import (
     blur_clips,
     completeness_gap,
     deletion_curve,
@@ -25,7 +25,7 @@ from analysis.faithfulness import (
     relevance_mass,
     spearman,
 )
-from analysis.ground_truth import ground_truth_masks
+from analysis.internals.ground_truth import ground_truth_masks
 from tdrag.data import cache as cache_module
 from tests.analysis.attribution_models import FRAME, H, T, W, RegionModel, region_clips, region_mask, tiny_conv_gru
 

@@ -7,6 +7,7 @@ import sys
 from importlib.metadata import entry_points
 
 import numpy as np
+import pytest
 
 from analysis.__main__ import main
 from tdrag import runs
@@ -38,6 +39,31 @@ def test_sub_command_may_be_left_out_and_errors_name_the_file(tmp_path, capsys):
     assert main([str(tmp_path / "untrained")]) == 1
     err = capsys.readouterr().err
     assert "no predictions.csv" in err and "tdrag eval" in err and str(tmp_path / "untrained") in err
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("short", ":3: 2 cells where the header has 10 (a cut-off or malformed row)"),
+    ("cut", ":3: 4 cells where the header has 10 (a cut-off or malformed row)"),
+    ("abc", ":2 (label): label 'abc' is not a class index or one of Happy, Sad, Neutral, Angry, Surprise, Disgust, Fear"),
+])
+def test_bad_predictions_end_in_one_error_line_and_status_1(tmp_path, problem, expected):
+    make_run(tmp_path / "run")
+    path = tmp_path / "run" / "predictions.csv"
+    lines = path.read_text().splitlines()
+    if problem == "short":
+        lines[2] = ",".join(lines[2].split(",")[:2])
+    elif problem == "cut":
+        lines = lines[:2] + [lines[2][: len(",".join(lines[2].split(",")[:4]))]]
+    else:
+        cells = lines[1].split(",")
+        cells[1] = "abc"
+        lines[1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    done = subprocess.run([sys.executable, "-m", "analysis", "report", str(tmp_path / "run")], capture_output=True,
+                          text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"error: {path}{expected}"], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 def test_module_answers_help_and_console_script_points_at_main():

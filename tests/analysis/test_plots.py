@@ -1,10 +1,10 @@
-"""analysis.plots: class colours and atomic figure saving."""
+"""analysis.plotting: class colours and atomic figure saving."""
 
 from __future__ import annotations
 
 import pytest
 
-from analysis.plots import class_colors, new_figure, save_figure
+from analysis.plotting import class_colors, new_figure, save_figure
 from tdrag.data.labels import DFEW_CLASSES
 
 

@@ -1,4 +1,4 @@
-"""analysis.reports on tiny run and cross-validation directories built here."""
+"""analysis.report.reports on tiny run and cross-validation directories built here."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from analysis import reports
-from analysis.tables import to_latex, to_markdown
+from analysis.report import reports
+from analysis.report.tables import to_latex, to_markdown
 from tdrag import crossval, metrics, runs
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.runs import PredictionsError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -89,11 +90,20 @@ def test_missing_and_bad_files_are_named(tmp_path):
     with pytest.raises(reports.ReportError, match="no such run directory"):
         reports.write_report(tmp_path / "nowhere")
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "predictions.csv").write_text("video_id,label\n00001,3\n")
-    with pytest.raises(reports.ReportError, match=r"predictions.csv: missing column\(s\) \['prediction'\]"):
+    bad = tmp_path / "bad" / "predictions.csv"
+    bad.write_text("video_id,label\n00001,3\n")
+    with pytest.raises(PredictionsError, match=r"predictions.csv:1: not a tdrag predictions CSV \(no column prediction\)"):
         reports.load_predictions(tmp_path / "bad")
-    (tmp_path / "bad" / "predictions.csv").write_text("video_id,label,prediction\n00001,3,9\n")
-    with pytest.raises(reports.ReportError, match="0..6"):
+    header = "video_id,label,prediction," + ",".join(f"prob_{c}" for c in DFEW_CLASSES)
+    probs = ",".join(["0.1"] * 7)
+    bad.write_text(f"{header}\n00001,3,1,{probs}\n00002,3,9,{probs}\n")
+    with pytest.raises(PredictionsError, match=rf"{bad}:3 \(prediction\): label 9 is outside 0\.\.6"):
+        reports.load_predictions(tmp_path / "bad")
+    bad.write_text(f"{header}\n00001,abc,1,{probs}\n")
+    with pytest.raises(PredictionsError, match=rf"{bad}:2 \(label\): label 'abc' is not a class index"):
+        reports.load_predictions(tmp_path / "bad")
+    bad.write_text(f"{header}\n00001,3,1,{probs}\n00002,3")
+    with pytest.raises(PredictionsError, match=rf"{bad}:3: 2 cells where the header has 10"):
         reports.load_predictions(tmp_path / "bad")
     with pytest.raises(reports.ReportError, match="summary.json"):
         reports.load_summary(tmp_path / "bad")
@@ -104,11 +114,19 @@ def test_per_class_recall_and_war_uar_match_tdrag_metrics():
     labels = rng.integers(0, 7, 200)
     preds = np.where(rng.random(200) < 0.5, labels, rng.integers(0, 7, 200))
     confusion = metrics.confusion_matrix(labels, preds, 7)
-    table = reports.per_class_recall(confusion, DFEW_CLASSES)
-    np.testing.assert_allclose(table["recall"], metrics.per_class(labels, preds, 7)["recall"])
-    war, uar = reports.war_uar(confusion)
-    assert war == pytest.approx(metrics.war(labels, preds, 7))
-    assert uar == pytest.approx(metrics.uar(labels, preds, 7))
+    figures = metrics.per_class(labels, preds, 7)
+    for table in (reports.per_class_table(labels, preds, DFEW_CLASSES),
+                  reports.per_class_from_confusion(confusion, DFEW_CLASSES)):
+        for column in ("precision", "recall", "f1", "support"):
+            np.testing.assert_allclose(table[column], figures[column])
+        assert table.attrs["war"] == pytest.approx(metrics.war(labels, preds, 7))
+        assert table.attrs["uar"] == pytest.approx(metrics.uar(labels, preds, 7))
+    # A pooled confusion matrix is scored as the clips it counts.
+    y, p = reports.pairs_from_confusion(confusion)
+    np.testing.assert_array_equal(metrics.confusion_matrix(y, p, 7), confusion)
+    # A class without clips: recall n/a (NaN) in the table, left out of UAR.
+    table = reports.per_class_table([0, 0, 1], [0, 1, 1], ["a", "b", "c"])
+    assert np.isnan(table.loc["c", "recall"]) and table.attrs["uar"] == pytest.approx(0.75)
 
 
 def test_confusion_figure_shows_names_and_cells():

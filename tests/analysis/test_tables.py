@@ -1,10 +1,10 @@
-"""analysis.tables: the Markdown and LaTeX writers."""
+"""analysis.report.tables: the Markdown and LaTeX writers."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from analysis.tables import latex_escape, to_latex, to_markdown
+from analysis.report.tables import latex_escape, to_latex, to_markdown
 
 
 def test_markdown_aligns_columns():

@@ -1,4 +1,4 @@
-"""analysis.trajectories: PCA on constructed data, class means, decision steps, accuracy per step."""
+"""analysis.internals.trajectories: PCA on constructed data, class means, decision steps, accuracy per step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from analysis import trajectories as tr
+from analysis.internals import trajectories as tr
 
 
 def test_pca_recovers_the_dominant_axis_and_variance_share():

@@ -1,4 +1,4 @@
-"""analysis.video_report and analysis.demo_media: the figures of notebook 07 and the demo clip."""
+"""analysis.notebook.video and analysis.demo_media: the figures of notebook 07 and the demo clip."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.demo_media import pan_zoom_frames
-from analysis.video_report import checkpoint_for, plot_face_track, plot_video_prediction
+from analysis.notebook.video import checkpoint_for, plot_face_track, plot_video_prediction
 from tdrag.checkpoints import CheckpointError, load_model
 from tdrag.data.video import extract_face_clip
 from tdrag.predict import predict_face_clip
@@ -40,10 +40,11 @@ def test_figures(tmp_path):
 
 def test_checkpoint_for(tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
-    assert checkpoint_for(checkpoint) == checkpoint
+    assert checkpoint_for(checkpoint).path == checkpoint
     run = tmp_path / "mine"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.pt").write_bytes(checkpoint.read_bytes())
-    assert checkpoint_for(run) == run / "checkpoints" / "last.pt"
+    choice = checkpoint_for(run)
+    assert choice.path == run / "checkpoints" / "last.pt" and "last epoch" in choice.reason
     with pytest.raises(CheckpointError, match="nothing_here"):
         checkpoint_for(tmp_path / "nothing_here")

@@ -1,7 +1,8 @@
 """The class explorer's logic: setting a dropdown changes the options and the images it should.
 
-A tiny synthetic cache (14 clips, 4 keyframes of 32 px) and untrained tiny models: the widget
-wiring is under test, not the model, so nothing is trained.
+A tiny synthetic cache (14 clips, 4 keyframes of 32 px) and tiny models with randomised weights
+(attention mask branches included, so the maps are not the flat ~0.5 of an init): the widget wiring
+is under test, not the model, so nothing is trained.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.widgets import INPUT_STAGE, ClassExplorer
+from analysis.internals.run import Run
+from analysis.notebook.widgets import INPUT_STAGE, ClassExplorer
+from tdrag.checkpoints import CheckpointChoice
+from tdrag.config import Config, DataConfig, ModelConfig
 from tdrag.data.cache import open_cache, prepare_cache
 from tdrag.data.synthetic import generate_dataset
-from tdrag.models import build_model
+from tdrag.models import ResidualAttention3d, build_model, upsample_attention
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SMALL_OPTIONS = {"integrated_gradients": {"n_steps": 2}}
@@ -29,14 +33,33 @@ def cache(tmp_path_factory):
 
 def tiny(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(name, num_classes=7, width=4, gru_hidden=8).eval()
+    model = build_model(name, num_classes=7, width=4, gru_hidden=8)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, ResidualAttention3d):
+                module.logits.weight.normal_(0.0, 1.0)  # spatially varying maps, not the init's ~0.5
+    return model.eval()
+
+
+def make_run(model, cache, rows) -> Run:
+    """An opened run over cache ``rows`` (built directly: no run directory needed)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    config = Config(data=DataConfig(frames=4, size=32, crop=32), model=ModelConfig(name="tdrag", width=4, gru_hidden=8))
+    choice = CheckpointChoice(path=None, name="last", epoch=2, selection="last", reason="checkpoints/last.pt (epoch 2, the last epoch)")
+    return Run(run_dir="mem", model=model, config=config, checkpoint=choice, cache=cache, split="test", rows=rows,
+               labels=np.asarray(cache.labels)[rows], video_ids=[cache.index[r]["video_id"] for r in rows],
+               class_names=tuple(cache.class_names), device=torch.device("cpu"), progress=False)
+
+
+def explore(model, cache, rows, **kwargs) -> ClassExplorer:
+    return ClassExplorer(make_run(model, cache, rows), dpi=40, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def explorer(cache):
     rows = np.arange(len(cache))  # every clip: two per class
-    return ClassExplorer(tiny("tdrag"), cache, rows, crop=32, methods=["attention", "gradcam", "integrated_gradients"],
-                         attribution_options=SMALL_OPTIONS, dpi=40)
+    return explore(tiny("tdrag"), cache, rows, methods=["attention", "gradcam", "integrated_gradients"],
+                   attribution_options=SMALL_OPTIONS)
 
 
 def images(e: ClassExplorer) -> tuple[bytes, bytes, bytes]:
@@ -114,7 +137,7 @@ def test_maps_are_computed_once(explorer, monkeypatch):
     i = explorer.index
     first = explorer.overlay(i, "gradcam", "layer3")
     assert first.shape == (4, 32, 32)
-    import analysis.widgets as widgets
+    import analysis.notebook.widgets as widgets
 
     def fail(*args, **kwargs):
         raise AssertionError("attribute called again for a cached map")
@@ -123,21 +146,31 @@ def test_maps_are_computed_once(explorer, monkeypatch):
     assert explorer.overlay(i, "gradcam", "layer3") is first
 
 
-def test_attention_overlay_matches_inspection(explorer):
-    # The overlay of method "attention" is the model's own map, in (0, 1) at frame size.
-    i = explorer.index
-    stage = list(explorer.result.attention)[0]
-    m = explorer.overlay(i, "attention", stage)
-    assert m.shape == (4, 32, 32)
-    assert float(m.min()) >= 0.0 and float(m.max()) <= 1.0
-    x = explorer.clip_input(i)
-    with torch.no_grad():
-        direct = explorer.model.inspect(x).attention[stage]
-    assert torch.allclose(m.mean(), direct.mean(), atol=0.05)
+def test_attention_overlay_matches_inspection_element_wise(explorer):
+    # The overlay of method "attention" is model.inspect's map of that clip, upsampled by
+    # tdrag.models.upsample_attention, element by element, for every stage and several clips.
+    for i in (0, 5, len(explorer.rows) - 1):
+        x = explorer.clip_input(i)
+        with torch.no_grad():
+            direct = explorer.model.inspect(x).attention
+        for stage in explorer.result.attention:
+            shown = explorer.overlay(i, "attention", stage)
+            expected = upsample_attention(direct[stage], x.shape[2:])[0]
+            assert expected.std() > 1e-3, "a flat map would not test the upsampling"
+            torch.testing.assert_close(shown, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_header_says_which_checkpoint_and_what_step_readouts_mean(explorer):
+    from tdrag.models import step_readout_meaning
+
+    assert "checkpoints/last.pt (epoch 2, the last epoch)" in explorer.header.value
+    import html
+
+    assert html.escape(step_readout_meaning(explorer.model, "last")) in explorer.header.value
 
 
 def test_failing_method_reports_in_status(explorer, monkeypatch):
-    import analysis.widgets as widgets
+    import analysis.notebook.widgets as widgets
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
@@ -153,22 +186,22 @@ def test_failing_method_reports_in_status(explorer, monkeypatch):
 
 def test_model_without_gru_or_attention(cache):
     rows = np.arange(len(cache))
-    no_gru = ClassExplorer(tiny("tdrag_no_gru"), cache, rows, crop=32, methods=["attention"], dpi=40)
+    no_gru = explore(tiny("tdrag_no_gru"), cache, rows, methods=["attention"])
     assert no_gru.trajectories is None
     assert no_gru.step_probabilities.shape == (len(rows), 1, 7)
     assert bytes(no_gru.trajectory_image.value).startswith(PNG)
     r3d = tiny("r3d18")
     with pytest.raises(ValueError, match="no attention"):
-        ClassExplorer(r3d, cache, rows, crop=32, methods=["attention"], dpi=40)
-    default = ClassExplorer(r3d, cache, rows[:2], crop=32, methods=None, dpi=40)
+        explore(r3d, cache, rows, methods=["attention"])
+    default = explore(r3d, cache, rows[:2], methods=None)
     assert "attention" not in default.methods and default.method_select.value == "gradcam"
 
 
 def test_bad_arguments(cache):
     model = tiny("tdrag")
     with pytest.raises(ValueError, match="frame"):
-        ClassExplorer(model, cache, np.arange(2), crop=32, methods=["frame_ablation"])
+        explore(model, cache, np.arange(2), methods=["frame_ablation"])
     with pytest.raises(ValueError, match="unknown method"):
-        ClassExplorer(model, cache, np.arange(2), crop=32, methods=["lime"])
-    with pytest.raises(ValueError, match="no rows"):
-        ClassExplorer(model, cache, np.arange(0), crop=32)
+        explore(model, cache, np.arange(2), methods=["lime"])
+    with pytest.raises(ValueError, match="no clips"):
+        explore(model, cache, np.arange(0))

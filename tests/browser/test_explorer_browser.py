@@ -26,7 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis.notebook_setup import ensure_demo_run, inject_parameters
+from analysis.notebook.execute import inject_parameters
+from tdrag.demo import ensure_demo
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +53,7 @@ def free_port() -> int:
 def demo_run(tmp_path_factory) -> Path:
     keep = os.environ.get("TDRAG_NOTEBOOK_DEMO")
     root = Path(keep) if keep else tmp_path_factory.mktemp("browser_demo")
-    return ensure_demo_run(root, small=True)
+    return Path(ensure_demo(root, small=True, progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,8 @@ def check_explorer(page, base: str, token: str, notebook: str) -> None:
     page.wait_for_function(f"document.querySelector('{strip}').naturalWidth > 0", timeout=RUN_TIMEOUT * 1000)
     error_outputs = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] >> text=Traceback")
     assert error_outputs.count() == 0, error_outputs.first.inner_text()
+    header = page.locator(".tdrag-explorer-header").inner_text()
+    assert "Checkpoint:" in header and "checkpoints/" in header and "Step readouts:" in header, header
     title_before = page.locator(".tdrag-explorer-title").inner_text()
     before = image_digest(page, strip)
     assert before is not None

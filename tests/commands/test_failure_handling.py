@@ -196,11 +196,17 @@ def test_run_dir_may_not_hold_the_cache(tiny_cache, tmp_path, capsys):
     _one_error_line(capsys.readouterr().err, "train.run_dir", "the input")
 
 
-def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_run, tiny_cache, tmp_path):
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_cache, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # The reference: the same command, uninterrupted, in the same environment.
+    tiny_run = tmp_path / "reference"
+    save_config(tiny_config(tiny_cache, tiny_run), tmp_path / "r.yaml")
+    done = subprocess.run([sys.executable, "-m", "tdrag", "train", "--config", str(tmp_path / "r.yaml"), "--no-progress"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
     run = tmp_path / "run"
     config = tmp_path / "c.yaml"
     save_config(tiny_config(tiny_cache, run), config)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "tdrag", "train", "--config", str(config), "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
     # Kill it hard once epoch 1 is written (its checkpoint exists), i.e. during epoch 2.

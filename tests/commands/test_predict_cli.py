@@ -77,6 +77,8 @@ def test_all_good_exits_zero_and_names_are_unique(media, tmp_path, capsys):
     assert second["video"] == str(copy) and len(first["windows"]) == 1
     assert first["checkpoint"] == str(run_dir / "checkpoints" / "best.pt")
     assert first["probabilities"] == pytest.approx(second["probabilities"])
+    # It says which checkpoint it used and why (here the only one left in the run dir).
+    assert "checkpoint: checkpoints/best.pt" in captured.err and "the only checkpoint left" in captured.err
 
 
 def test_bad_checkpoint_is_one_clear_error(media, tmp_path, capsys):

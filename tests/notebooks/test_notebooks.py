@@ -1,7 +1,7 @@
 """Every notebooks/*.ipynb runs top to bottom on synthetic data at small size.
 
 Parameters are injected after each notebook's ``parameters`` cell (papermill convention):
-``SMALL = True``, the shared tiny run for the analysis notebooks, and temporary folders for
+``SMALL = True``, the shared small demo run for the analysis notebooks, and temporary folders for
 anything a notebook writes, so nothing lands in the repository. Only names a notebook declares in
 its ``parameters`` cell are injected. The executed copy of a failing notebook is kept under the
 test's tmp folder (``executed_<name>.ipynb``) to read its outputs.
@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis.notebook_setup import execute_notebook, parameter_names
+from analysis.notebook.execute import execute_notebook, parameter_names
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -60,6 +60,47 @@ def test_notebook_runs(path, demo_run, tmp_path):
             if o.output_type in ("display_data", "execute_result") and shown & set(o.get("data", {}))]
     assert rich, f"{path.name}: executed without displaying any figure, table or widget"
     print(f"{path.name}: {seconds:.1f} s")
+
+
+def test_analysis_notebooks_are_library_calls():
+    """No logic cells: no def, class, loop or if statement in any analysis notebook's code."""
+    import ast
+
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            source = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+            kinds = {type(n).__name__ for n in ast.walk(ast.parse(source))}
+            logic = kinds & {"FunctionDef", "ClassDef", "For", "While", "If", "With", "Try"}
+            assert not logic, f"{path.name}: cell {i} holds {sorted(logic)}; move it into the library"
+
+
+def test_every_analysis_notebook_shows_the_checkpoint_and_03_the_step_readouts():
+    for path in NOTEBOOKS:
+        if path.stem.startswith(("01_", "05_")):
+            continue  # 01 trains; 05 reads predictions.csv, labelled by its metrics.json
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert "run.describe()" in code or "checkpoint.reason" in code, f"{path.name} does not say which checkpoint"
+    code = "\n".join(c.source for c in nbformat.read(NOTEBOOK_DIR / "03_gru_trajectories.ipynb", as_version=4).cells)
+    assert "step_readout_meaning" in code
+
+
+def test_demo_is_asked_for_and_a_missing_run_says_how_to_make_one(demo_run, tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    path = NOTEBOOK_DIR / "03_gru_trajectories.ipynb"
+    # DEMO = True on a finished demo reuses it (tdrag.demo.ensure_demo) and the notebook runs.
+    nb = execute_notebook(path, {"RUN_DIR": str(demo_run), "DEMO": True, "SMALL": True, "DEVICE": "cpu"},
+                          timeout=CELL_TIMEOUT)
+    texts = [o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", [])]
+    assert any("Checkpoint shown" in t for t in texts) and any("Not causal" in t or "Causal time" in t for t in texts)
+    # Without DEMO a missing run is an error that says how to make one; nothing is trained.
+    missing = tmp_path / "nowhere" / "run"
+    with pytest.raises(CellExecutionError, match="DEMO = True"):
+        execute_notebook(path, {"RUN_DIR": str(missing), "SMALL": True, "DEVICE": "cpu"}, timeout=CELL_TIMEOUT)
+    assert not missing.parent.exists()
 
 
 @pytest.mark.slow

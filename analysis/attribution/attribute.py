@@ -4,11 +4,16 @@
     frames = attribute(model, clips, target, "frame_ablation")                   # (B, T)
     result = attribute_dataset(model, loader, "gradcam", targets="prediction", layer="layer3")
 
-Methods, their options and what their maps mean: :mod:`analysis.attribution_methods`.
+Methods, their options and what their maps mean: :mod:`analysis.attribution.methods`; the
+per-method defaults the notebooks and the dossier use: :mod:`analysis.attribution.defaults`.
 
 Every call runs the model in eval mode (each submodule's mode is restored after), GRU included:
 cuDNN cannot run an RNN backward pass in eval mode, so on CUDA the gradient-based methods run the
-model's RNN modules (and only those) with cuDNN off; see :mod:`analysis._contexts`.
+model's RNN modules (and only those) with cuDNN off; see :mod:`analysis.attribution.contexts`.
+
+``attribute_dataset`` skips (and lists) only per-clip problems, i.e. a clip whose map is not
+finite. Anything else (CUDA out of memory, "cudnn RNN backward can only be called in training
+mode", a bad option) is a problem of the whole pass and propagates.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis._contexts import eval_mode, model_device
-from analysis.attribution_methods import FRAME_METHODS, METHODS
+from analysis.attribution.methods import FRAME_METHODS, METHODS
+from tdrag.runtime import eval_mode, model_device
 
 __all__ = [
     "FRAME_METHODS",
     "METHOD_NAMES",
     "AttributionResult",
+    "NonFiniteAttribution",
     "attribute",
     "attribute_dataset",
     "check_clips",
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 
+class NonFiniteAttribution(FloatingPointError):
+    """A clip's attribution map holds NaN or infinite values (a per-clip problem: skipped and listed)."""
+
+
 def check_clips(clips: torch.Tensor) -> None:
     """Raise ValueError unless ``clips`` is a float ``(B, 3, T, H, W)`` batch."""
     if not isinstance(clips, torch.Tensor) or clips.dim() != 5 or clips.shape[1] != 3:
@@ -48,7 +58,7 @@ def check_clips(clips: torch.Tensor) -> None:
     if not clips.is_floating_point():
         raise ValueError(
             f"clips: expected normalised float values, got dtype {clips.dtype} "
-            "(apply tdrag.data.loader.eval_transform to uint8 frames first)"
+            "(apply tdrag.data.augment.eval_transform to uint8 frames first)"
         )
 
 
@@ -92,7 +102,7 @@ def attribute(
         clips: ``(B, 3, T, H, W)`` normalised float (moved to the model's device).
         target: class index (int) or one per clip ``(B,)``.
         method: one of :data:`METHOD_NAMES`.
-        **options: the method's options (see :mod:`analysis.attribution_methods`).
+        **options: the method's options (see :mod:`analysis.attribution.methods`).
 
     Returns:
         Detached float32 maps on the model's device: ``(B, T, H, W)``, or ``(B, T)`` for
@@ -121,7 +131,7 @@ class AttributionResult:
         predictions: ``(N,)`` argmax of the logits.
         probabilities: ``(N, C)`` softmax of the logits.
         targets: ``(N,)`` the class each map explains.
-        skipped: one dict per batch that failed (``rows``, ``reason``); its clips are absent.
+        skipped: one dict per clip skipped (``rows``, ``reason``: a non-finite map); absent from maps.
     """
 
     method: str
@@ -181,7 +191,7 @@ def _batches(
         rows = torch.as_tensor(batch[2]).long().cpu() if len(batch) == 3 else torch.arange(seen, seen + len(lab))
         seen += len(lab)
         if clips.dtype == torch.uint8:
-            from tdrag.data.loader import eval_transform
+            from tdrag.data.augment import eval_transform
 
             clips = eval_transform(clips.to(device, non_blocking=True), crop=crop)
         for start in range(0, clips.shape[0], batch_size):
@@ -215,7 +225,7 @@ def attribute_dataset(
             own ``internal_batch_size`` / ``perturbations_per_eval``).
         labels: true classes for a plain clip tensor (needed for ``targets="label"``).
         crop: centre-crop size applied to uint8 loader batches.
-        strict: raise on a failing batch instead of logging it into ``skipped`` and going on.
+        strict: raise on a clip with a non-finite map instead of listing it in ``skipped``.
 
     Maps are kept on the CPU in float32: about ``T*H*W*4`` bytes a clip (800 kB at 16x112x112).
     """
@@ -243,33 +253,34 @@ def attribute_dataset(
     chunks = _batches(loader_or_clips, labels, batch_size, crop, dev)
     for x, lab, rows in tqdm(chunks, total=total, desc=f"{method}", disable=not progress):
         start, position = position, position + len(lab)
-        try:
-            with torch.no_grad(), eval_mode(model):
-                prob = model(x).float().softmax(dim=1).cpu()
-            pred = prob.argmax(dim=1)
-            if given is not None:
-                tgt = given[start : start + len(lab)]
-            elif targets == "prediction":
-                tgt = pred
-            else:
-                if (lab < 0).any():
-                    raise ValueError("targets='label' but some clips have no label")
-                tgt = lab
-            maps = attribute(model, x, tgt, method, **options).cpu()
-            if not torch.isfinite(maps).all():
-                raise FloatingPointError("non-finite attribution values")
-        except (RuntimeError, ValueError, IndexError, FloatingPointError) as err:
+        # Only per-clip problems are caught below: CUDA out of memory, cuDNN's RNN error or a bad
+        # option are problems of the whole pass and propagate.
+        with torch.no_grad(), eval_mode(model):
+            prob = model(x).float().softmax(dim=1).cpu()
+        pred = prob.argmax(dim=1)
+        if given is not None:
+            tgt = given[start : start + len(lab)]
+        elif targets == "prediction":
+            tgt = pred
+        else:
+            if (lab < 0).any():
+                raise ValueError("targets='label' but some clips have no label (pass labels= or targets='prediction')")
+            tgt = lab
+        maps = attribute(model, x, tgt, method, **options).cpu()
+        finite = torch.isfinite(maps.flatten(1)).all(dim=1)
+        for i in torch.nonzero(~finite).flatten().tolist():
+            err = NonFiniteAttribution(f"non-finite {method} values for row {int(rows[i])}")
             if strict:
-                raise
-            log.warning("%s: skipped rows %s: %s", method, rows.tolist(), err)
-            skipped.append({"rows": rows.tolist(), "reason": f"{type(err).__name__}: {err}"})
-            continue
-        out["maps"].append(maps)
-        out["rows"].append(rows)
-        out["labels"].append(lab)
-        out["pred"].append(pred)
-        out["prob"].append(prob)
-        out["targets"].append(tgt.cpu())
+                raise err
+            log.warning("%s: skipped row %d: %s", method, int(rows[i]), err)
+            skipped.append({"rows": [int(rows[i])], "reason": f"{type(err).__name__}: {err}"})
+        keep = finite
+        out["maps"].append(maps[keep])
+        out["rows"].append(rows[keep])
+        out["labels"].append(lab[keep])
+        out["pred"].append(pred[keep])
+        out["prob"].append(prob[keep])
+        out["targets"].append(tgt.cpu()[keep])
 
     def cat(key: str, empty: torch.Tensor) -> torch.Tensor:
         return torch.cat(out[key]) if out[key] else empty
@@ -286,3 +297,32 @@ def attribute_dataset(
         targets=cat("targets", none),
         skipped=skipped,
     )
+
+
+def attribute_clips(run, positions: Sequence[int], method: str, target: str | int | Sequence[int] = "prediction",
+                    small: bool = False, **overrides: Any) -> torch.Tensor:
+    """Attribution maps of an opened run's clips with the library's per-method defaults.
+
+    Args:
+        run: an ``analysis.internals.run.Run``.
+        positions: clip positions in ``run``.
+        method: one of :data:`METHOD_NAMES`.
+        target: "prediction" (the class predicted in ``run.inspection``), "label" (the true class),
+            a class index or one index per clip.
+        small: the coarse settings (:func:`analysis.attribution.defaults.method_options`).
+        **overrides: replace any default option.
+
+    Returns:
+        CPU float32 ``(B, T, crop, crop)`` (``(B, T)`` for frame ablation).
+    """
+    import numpy as np
+
+    from analysis.attribution.defaults import run_method_options
+
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+    if isinstance(target, str):
+        if target not in ("prediction", "label"):
+            raise ValueError(f"target must be 'prediction', 'label' or class indices, got {target!r}")
+        target = (run.predictions if target == "prediction" else run.labels)[positions]
+    options = run_method_options(run, method, small=small, **overrides)
+    return attribute(run.model, run.inputs(positions), torch.as_tensor(np.asarray(target)), method, **options).cpu()

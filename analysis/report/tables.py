@@ -6,6 +6,9 @@ few lines need neither and give the exact layout the reports use.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pandas as pd
 
 _LATEX_SPECIAL = {
@@ -69,3 +72,18 @@ def to_latex(df: pd.DataFrame, index: bool = True, caption: str | None = None, l
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in body]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def export_table(table, out_dir: str | os.PathLike, name: str, caption: str | None = None) -> list[Path]:
+    """Write a DataFrame as ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` in ``out_dir``
+    (atomically); returns the paths. The LaTeX is a ``table`` with ``caption`` and ``tab:<name>``."""
+    from tdrag.atomic import atomic_path, write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv, md, tex = (out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex"))
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp)
+    write_text(md, to_markdown(table))
+    write_text(tex, to_latex(table, caption=caption or name.replace("_", " ").capitalize(), label=f"tab:{name}"))
+    return [csv, md, tex]

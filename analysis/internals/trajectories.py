@@ -3,17 +3,21 @@
 The GRU reads one pooled feature vector per time step; its hidden state after step t is a point in
 ``hidden``-dimensional space and a clip traces a trajectory through it. A PCA fitted on all states
 of a split (every clip, every step) projects the trajectories to 2-D. The classifier applied after
-each step (``step_logits``) tells when the decision forms: the *decision step* of a clip is the
-first step from which its predicted class no longer changes (0 = decided from the first step).
+each step (``step_logits``) gives a readout per step: the *decision step* of a clip is the first
+step from which its predicted class no longer changes (0 = decided from the first step).
+
+What a step readout means depends on the model: with causal time, step s has seen keyframes up to
+s only; otherwise every step already summarises the whole clip; and only a run trained per step
+(``train.step_loss``) supervised the intermediate readouts. ``run.step_readout_meaning()``
+(``tdrag.models.step_readout_meaning``) says which, and every view of them should show it.
 
 Example::
 
-    result = inspect_split(model, cache, rows, crop=112)
-    pca = fit_pca(result.hidden_states, k=2)
-    traj = pca.transform(result.hidden_states)                # (N, T_gru, 2)
-    fig = plot_trajectories(traj, result.labels)
-    steps = decision_steps(result.step_logits)                # (N,)
-    acc = accuracy_per_step(result.step_logits, result.labels)
+    pca = fit_pca(run.hidden_states, k=2)
+    traj = pca.transform(run.hidden_states)                   # (N, T_gru, 2)
+    fig = plot_trajectories(traj, run.labels, run.class_names)
+    steps = decision_steps(run.step_logits)                   # (N,)
+    acc = accuracy_per_step(run.step_logits, run.labels, run.num_classes)
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.plots import class_colors, new_figure
+from analysis.plotting import class_colors, new_figure
 from tdrag.data.labels import DFEW_CLASSES
 
 

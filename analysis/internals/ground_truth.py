@@ -56,7 +56,7 @@ def ground_truth_masks(
     Returns:
         ``(B, T, crop, crop)`` bool tensor on the CPU.
     """
-    from tdrag.data.loader import center_crop_box
+    from tdrag.data.augment import center_crop_box
     from tdrag.data.synthetic import load_clip_masks
 
     cache = _cache(cache)
@@ -77,3 +77,34 @@ def ground_truth_masks(
         picked = resize_masks(masks[source], size)
         out[b] = picked[:, top : top + crop, left : left + crop]
     return torch.from_numpy(out)
+
+
+def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+    """Share of each clip's positive map mass that lies inside its ground-truth mask: ``(B,)``.
+
+    The one implementation of this score: attention's "mass in mask" and attribution's
+    "relevance mass" are both this function (attention maps are non-negative, so their positive
+    part is the map itself).
+
+    Args:
+        maps: ``(B, T, H, W)`` attention or attribution at frame size.
+        masks: ``(B, T, H, W)`` bool (or 0/1) ground-truth regions.
+        absolute: score ``|map|`` instead of its positive part (signed attributions).
+
+    Returns:
+        ``(B,)`` float32 on the CPU in [0, 1]: ``sum(mass * mask) / sum(mass)``. A map equal to 1
+        on the mask and 0 elsewhere gives 1; a uniform map gives the mask's area (chance). NaN
+        for a clip without ground truth or without positive mass.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"maps: expected (B, T, H, W), got {tuple(maps.shape)}")
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} differ in shape")
+    values = maps.detach().double()
+    mass = values.abs() if absolute else values.clamp(min=0)
+    inside_mask = masks.to(device=mass.device, dtype=torch.bool)
+    total = mass.flatten(1).sum(1)
+    inside = (mass * inside_mask).flatten(1).sum(1)
+    ok = (total > 0) & inside_mask.flatten(1).any(1)
+    share = inside / total.clamp(min=torch.finfo(torch.float64).tiny)
+    return torch.where(ok, share, torch.full_like(share, float("nan"))).float().cpu()

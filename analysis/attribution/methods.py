@@ -1,6 +1,6 @@
 """The Captum attribution methods for video clips, one function each, all with the same shape.
 
-Every method takes the model (already in eval mode, see :func:`analysis.attributions.attribute`),
+Every method takes the model (already in eval mode, see :func:`analysis.attribution.attribute.attribute`),
 a clip batch ``x: (B, 3, T, H, W)`` (normalised float, on the model's device) and a target tensor
 ``(B,)`` of class indices, and returns a map of the *target logit* (``model(x)`` gives logits):
 
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis._contexts import cudnn_off_for_rnns, relus_not_inplace
+from analysis.attribution.contexts import cudnn_off_for_rnns, relus_not_inplace
 
 # Samples (clip copies) per forward/backward pass in the batched methods, by default.
 DEFAULT_SAMPLES_PER_PASS = 16

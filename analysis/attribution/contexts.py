@@ -1,7 +1,6 @@
-"""Small context managers the attribution code wraps around Captum calls.
+"""The two context managers the attribution code wraps around Captum calls (eval mode itself is
+``tdrag.runtime.eval_mode``, the one used everywhere).
 
-- :func:`eval_mode`: put a model in eval mode and give every submodule back its own mode after
-  (a model may mix modes on purpose, e.g. frozen BatchNorm during fine-tuning).
 - :func:`cudnn_off_for_rnns`: cuDNN refuses an RNN's backward pass in eval mode ("cudnn RNN
   backward can only be called in training mode"). Gradient attributions of a GRU model on a GPU
   therefore run each RNN module's forward with cuDNN off (PyTorch's native GRU kernels, whose
@@ -20,18 +19,6 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the body with ``model.eval()``; restore each submodule's ``training`` flag after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 @contextlib.contextmanager
@@ -76,10 +63,3 @@ def relus_not_inplace(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for relu in relus:
             relu.inplace = True
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a parameter-free model)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")

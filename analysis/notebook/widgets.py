@@ -7,14 +7,16 @@ Four dropdowns (emotion class, clip of that class, analysis method, stage) drive
 - the clip's GRU hidden-state trajectory (PCA plane) against the mean trajectory of its class;
 - its class probabilities after each GRU step.
 
-Everything is computed by :mod:`analysis.inspect_split` (one pass over the clips at start),
-:mod:`analysis.attention`, :mod:`analysis.trajectories` and :mod:`analysis.attributions`; this
-module only wires widgets to them and turns figures into PNG bytes. Attribution maps are computed
-when first asked for and kept (per clip, method and stage).
+Everything comes from the opened run (:class:`analysis.internals.run.Run`: its one cached
+inspection pass, its attention upsampled by ``tdrag.models.upsample_attention``, its uint8 display
+frames), :mod:`analysis.internals.trajectories` and :mod:`analysis.attribution`; this module only
+wires widgets to them and turns figures into PNG bytes. Attribution maps are computed when first
+asked for and kept (per clip, method and stage). The header says which checkpoint is shown and
+why, and what the GRU step readouts mean for this model.
 
 Example (in a notebook)::
 
-    explorer = ClassExplorer.from_run(open_run("../runs/demo/run"))
+    explorer = ClassExplorer(open_run("../runs/demo/run"))
     explorer.widget            # display it
     explorer.class_select.value = 1   # what the dropdown does, from code (or tests)
 """
@@ -32,14 +34,14 @@ from torch import nn
 
 import ipywidgets as widgets
 
-from analysis.attention import plot_keyframe_strip, select_keyframes_to_show, upsample_attention
-from analysis.attributions import METHOD_NAMES, attribute
-from analysis.attribution_methods import FRAME_METHODS
-from analysis.clip_views import (figure_png, message_figure, plot_attribution_strip, plot_clip_trajectory,
-                                 plot_step_probabilities)
-from analysis.inspect_split import SplitInspection, inspect_split
-from analysis.trajectories import class_mean_trajectories, fit_pca
-from tdrag.data.labels import DFEW_CLASSES
+from analysis.attribution.attribute import METHOD_NAMES, attribute
+from analysis.attribution.defaults import run_method_options
+from analysis.attribution.methods import FRAME_METHODS
+from analysis.attribution.views import plot_attribution_strip
+from analysis.internals.attention import plot_keyframe_strip, select_keyframes_to_show
+from analysis.internals.clip_views import plot_clip_trajectory, plot_step_probabilities
+from analysis.internals.trajectories import class_mean_trajectories, fit_pca
+from analysis.plotting import figure_png, message_figure
 
 log = logging.getLogger(__name__)
 
@@ -52,55 +54,42 @@ INPUT_STAGE = "input"
 
 
 class ClassExplorer:
-    """Interactive per-class view of a model on cache rows (see the module docstring).
+    """Interactive per-class view of an opened run (see the module docstring).
 
     Args:
-        model: a tdrag model (any variant; attention / GRU panels adapt to what it has).
-        cache: the ``ClipCache`` holding the clips.
-        rows: cache rows to explore (e.g. a fold's test rows).
-        crop: evaluation crop (the run's ``data.crop``).
-        device: where the model runs.
-        class_names: names in label order.
+        run: an ``analysis.internals.run.Run`` (``open_run``); its analysed clips are explored.
         methods: analysis methods offered ("attention" plus Captum method names); default:
             "attention" (when the model has it) and :data:`DEFAULT_METHODS`.
-        attribution_options: per-method keyword options for ``analysis.attributions.attribute``
-            (e.g. ``{"integrated_gradients": {"n_steps": 16}}``).
+        attribution_options: per-method options overriding the library defaults
+            (``analysis.attribution.defaults.method_options``).
+        small: the coarse attribution defaults (CI, first try).
         frames_shown: keyframes drawn in the strip.
         dpi: resolution of the PNGs.
-        inspection: a precomputed ``inspect_split`` result for ``rows`` (skips the pass).
     """
 
     def __init__(
         self,
-        model: nn.Module,
-        cache,
-        rows: Sequence[int] | np.ndarray,
+        run,
         *,
-        crop: int = 112,
-        device: str | torch.device = "cpu",
-        class_names: Sequence[str] = DFEW_CLASSES,
         methods: Sequence[str] | None = None,
         attribution_options: Mapping[str, Mapping[str, Any]] | None = None,
+        small: bool = False,
         frames_shown: int = 8,
         dpi: int = 80,
-        inspection: SplitInspection | None = None,
     ) -> None:
-        self.model = model.eval()
-        self.cache = cache
-        self.crop = int(crop)
-        self.device = torch.device(device)
-        self.class_names = tuple(class_names)
+        if len(run) == 0:
+            raise ValueError("ClassExplorer: the run has no clips to explore")
+        self.run = run
+        self.model = run.model
+        self.class_names = tuple(run.class_names)
+        self.small = bool(small)
         self.frames_shown = int(frames_shown)
         self.dpi = int(dpi)
         self.attribution_options = {k: dict(v) for k, v in (attribution_options or {}).items()}
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
-            raise ValueError("ClassExplorer: no rows to explore")
-        self.result = inspection or inspect_split(model, cache, rows, crop=self.crop, device=self.device,
-                                                  progress=False)
-        self.rows = np.asarray(self.result.rows, dtype=np.int64)
-        self.labels = np.asarray(self.result.labels, dtype=np.int64)
-        self.probabilities = self.result.logits.softmax(dim=1)  # (N, C)
+        self.result = run.inspection
+        self.rows = np.asarray(run.rows, dtype=np.int64)
+        self.labels = np.asarray(run.labels, dtype=np.int64)
+        self.probabilities = run.probabilities  # (N, C)
         # Probabilities after each GRU step (N, T_gru, C); a single "step" without a GRU.
         steps = self.result.step_logits if self.result.step_logits is not None else self.result.logits[:, None]
         self.step_probabilities = steps.softmax(dim=-1)
@@ -114,14 +103,6 @@ class ClassExplorer:
         self._holding = False
         self._build_widgets()
         self.refresh()
-
-    @classmethod
-    def from_run(cls, run, **kwargs) -> "ClassExplorer":
-        """An explorer over an ``analysis.notebook_setup.NotebookRun``'s analysed rows."""
-        kwargs.setdefault("crop", run.crop)
-        kwargs.setdefault("device", run.device)
-        kwargs.setdefault("class_names", run.class_names)
-        return cls(run.model, run.cache, run.rows, **kwargs)
 
     # ---- options -----------------------------------------------------------------------------
 
@@ -178,6 +159,7 @@ class ClassExplorer:
         for w, name in ((self.class_select, "class"), (self.clip_select, "clip"),
                         (self.method_select, "method"), (self.stage_select, "stage")):
             w.add_class(f"tdrag-explorer-{name}")  # stable selectors for the browser test
+        self.header = widgets.HTML(self.header_html()).add_class("tdrag-explorer-header")
         self.title = widgets.HTML().add_class("tdrag-explorer-title")
         self.status = widgets.HTML().add_class("tdrag-explorer-status")
         self.strip_image = widgets.Image(format="png").add_class("tdrag-explorer-strip")
@@ -188,6 +170,7 @@ class ClassExplorer:
         self.method_select.observe(self._on_method, names="value")
         self.stage_select.observe(self._on_stage, names="value")
         self.widget = widgets.VBox([
+            self.header,
             widgets.HBox([self.class_select, self.clip_select]),
             widgets.HBox([self.method_select, self.stage_select]),
             self.title,
@@ -239,38 +222,39 @@ class ClassExplorer:
         return int(self.clip_select.value)
 
     def clip_input(self, i: int) -> torch.Tensor:
-        """(1, 3, T, crop, crop) model input of the i-th explored clip."""
-        from tdrag.data.loader import eval_transform
+        """(1, 3, T, crop, crop) model input of the i-th explored clip (``run.inputs``)."""
+        return self.run.inputs([int(i)])
 
-        # A copy: the cache is a read-only memmap, which torch.from_numpy warns about.
-        frames = torch.from_numpy(np.array(self.cache.frames[int(self.rows[i])][None]))
-        return eval_transform(frames.to(self.device), crop=self.crop)
+    def options_for(self, method: str, stage: str) -> dict[str, Any]:
+        """The attribution options used: the library defaults, the explorer's overrides, the stage."""
+        options = run_method_options(self.run, method, small=self.small)
+        options.update(self.attribution_options.get(method, {}))
+        if stage != INPUT_STAGE:
+            options["layer"] = stage
+        return options
 
     def overlay(self, i: int, method: str, stage: str) -> torch.Tensor:
         """Clip i's map for (method, stage), computed once and then kept.
 
         Returns:
-            (T, crop, crop): attention in [0, 1] upsampled to frame size, or the raw attribution
-            of the predicted class (shown by magnitude, scaled per clip).
+            (T, crop, crop): attention in [0, 1] from the run's cached pass, upsampled by
+            ``tdrag.models.upsample_attention`` (``run.attention_maps``), or the raw attribution of
+            the predicted class (shown by magnitude, scaled per clip).
         """
         key = (int(i), method, stage)
         if key not in self._maps:
-            x = self.clip_input(i)
             if method == "attention":
-                maps = upsample_attention(self.result.attention[stage][i : i + 1], x.shape[2:])[0]
+                maps = self.run.attention_maps([int(i)], [stage])[stage][0]
             else:
-                options = dict(self.attribution_options.get(method, {}))
-                if stage != INPUT_STAGE:
-                    options["layer"] = stage
                 target = int(self.probabilities[i].argmax())
-                maps = attribute(self.model, x, target, method, **options)[0]
+                maps = attribute(self.model, self.clip_input(i), target, method, **self.options_for(method, stage))[0]
             self._maps[key] = maps.detach().float().cpu()
         return self._maps[key]
 
     def strip_figure(self) -> Figure:
         i, method, stage = self.index, self.method_select.value, self.stage_select.value
-        x = self.clip_input(i)[0].cpu()
-        frames = select_keyframes_to_show(x.shape[1], self.frames_shown)
+        x = self.run.frames([i])[0]  # (T, crop, crop, 3) uint8, as cached
+        frames = select_keyframes_to_show(x.shape[0], self.frames_shown)
         vid = self.result.video_ids[i]
         if method == "attention":
             return plot_keyframe_strip(x, {f"attention\n{stage}": self.overlay(i, method, stage)},
@@ -293,6 +277,13 @@ class ClassExplorer:
         i = self.index
         return plot_step_probabilities(self.step_probabilities[i], int(self.labels[i]), self.class_names,
                                        title=f"{self.result.video_ids[i]}: class probabilities per GRU step")
+
+    def header_html(self) -> str:
+        """Which checkpoint is shown and why, and what the step readouts mean for this model."""
+        import html
+
+        return (f"<div><b>Checkpoint:</b> {html.escape(self.run.checkpoint.reason)}<br>"
+                f"<b>Step readouts:</b> {html.escape(self.run.step_readout_meaning())}</div>")
 
     def title_html(self) -> str:
         i = self.index

@@ -1,15 +1,16 @@
 """Where TDRAG looks: its spatial attention maps over the keyframes.
 
 Each attention stage gives a map ``M`` in (0, 1) of shape ``(B, 1, T', H', W')`` at that stage's
-resolution (``model.inspect``). Here they are upsampled to the input's ``(T, H, W)``, drawn over
+resolution (``model.inspect``). Here they are upsampled to the input's ``(T, H, W)`` (with
+``tdrag.models.upsample_attention``, the one upsampling ``tdrag predict`` uses too), drawn over
 the keyframes, averaged per class, and scored against the synthetic ground-truth masks: the share
 of a map's mass that falls inside the region carrying the class signal, next to the share a
 uniform map would get (the mask's area), which is the chance level.
 
 Example::
 
-    maps = attention_maps(model, x)                   # {"layer2": (B, T, H, W), ...}
-    fig = plot_keyframe_strip(x[0], {k: v[0] for k, v in maps.items()})
+    maps = run.attention_maps([0])                    # {"layer2": (1, T, H, W), ...} from run.inspection
+    fig = plot_keyframe_strip(run.frames([0])[0], {k: v[0] for k, v in maps.items()})
 """
 
 from __future__ import annotations
@@ -19,32 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from analysis.plots import new_figure
+from analysis.internals.ground_truth import ground_truth_masks, mass_in_mask
+from analysis.plotting import new_figure
 from tdrag.data.labels import DFEW_CLASSES
-
-
-def upsample_attention(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Trilinear upsampling of stage maps to frame size.
-
-    Args:
-        maps: (B, 1, T', H', W') or (B, T', H', W').
-        size: (T, H, W) target.
-    Returns:
-        (B, T, H, W) float32, still in [0, 1] (trilinear interpolation is a convex combination).
-    """
-    if maps.dim() == 4:
-        maps = maps.unsqueeze(1)
-    if maps.dim() != 5 or maps.shape[1] != 1:
-        raise ValueError(f"attention maps must be (B, 1, T', H', W'), got {tuple(maps.shape)}")
-    size = tuple(int(s) for s in size)
-    if len(size) != 3:
-        raise ValueError(f"size must be (T, H, W), got {size}")
-    out = F.interpolate(maps.float(), size=size, mode="trilinear", align_corners=False)
-    return out[:, 0]
+from tdrag.models import upsample_attention
 
 
 @torch.no_grad()
@@ -95,23 +77,6 @@ def mean_attention_per_class(
     shape = (num_classes,) + (1,) * (maps.dim() - 1)
     means = sums / counts.view(shape).double()  # 0/0 = NaN for absent classes
     return means.float(), counts.numpy().astype(np.int64)
-
-
-def attention_mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Share of each clip's attention mass inside its mask.
-
-    Args:
-        maps: (B, T, H, W) non-negative attention at frame size.
-        masks: (B, T, H, W) bool (or 0/1) ground-truth regions.
-    Returns:
-        (B,) in [0, 1]: sum(map * mask) / sum(map). A map equal to 1 on the mask and 0 elsewhere
-        gives 1; a uniform map gives the mask's area fraction.
-    """
-    if maps.shape != masks.shape:
-        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} differ in shape")
-    maps = maps.double().flatten(1)
-    masks = masks.to(device=maps.device, dtype=torch.float64).flatten(1)
-    return ((maps * masks).sum(1) / maps.sum(1).clamp_min(eps)).float()
 
 
 def mass_in_mask_table(
@@ -167,7 +132,7 @@ def attention_in_ground_truth(
     """Share of attention mass inside the synthetic ground-truth masks, per stage and class.
 
     Args:
-        inspection: ``analysis.inspect_split.SplitInspection`` of a split of a synthetic cache.
+        inspection: ``analysis.internals.run.SplitInspection`` (``run.inspection``) of a split of a synthetic cache.
         cache: the ``ClipCache`` it was computed on.
         synthetic_root: the synthetic DFEW tree (holds ``synthetic/masks``).
         crop: the evaluation crop used (``data.crop``), to align masks with the input.
@@ -176,8 +141,6 @@ def attention_in_ground_truth(
     Returns:
         DataFrame with a (stage, class) MultiIndex and the columns of ``mass_in_mask_table``.
     """
-    from analysis.ground_truth import ground_truth_masks
-
     if not inspection.attention:
         raise ValueError("the inspection holds no attention maps (model without attention, or keep_attention=False)")
     names = list(inspection.attention) if stages is None else list(stages)
@@ -190,7 +153,7 @@ def attention_in_ground_truth(
         fractions.append(masks.flatten(1).float().mean(1))
         for name in names:
             maps = upsample_attention(inspection.attention[name][start : start + chunk], masks.shape[1:])
-            shares[name].append(attention_mass_in_mask(maps, masks))
+            shares[name].append(mass_in_mask(maps, masks))
     fractions = torch.cat(fractions).numpy()
     tables = {
         name: mass_in_mask_table(torch.cat(shares[name]).numpy(), inspection.labels, fractions, class_names)
@@ -206,11 +169,24 @@ def select_keyframes_to_show(num_frames: int, count: int = 8) -> list[int]:
     return [int(round(i)) for i in np.linspace(0, num_frames - 1, count)]
 
 
-def _display_frames(clip: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) normalised clip -> (T, H, W, 3) float in [0, 1] for imshow."""
-    from tdrag.data.loader import denormalize
+def display_images(clip: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A clip as ``(T, H, W, 3)`` float in [0, 1] for imshow.
 
-    return denormalize(clip.detach().cpu().float()).permute(1, 2, 3, 0).numpy()
+    ``clip``: uint8 display frames ``(T, H, W, 3)`` straight from the cache (``run.frames(...)``,
+    shown as they are), or a normalised model input ``(3, T, H, W)`` (de-normalised here).
+    """
+    if isinstance(clip, np.ndarray):
+        clip = torch.from_numpy(np.ascontiguousarray(clip))
+    clip = clip.detach().cpu()
+    if clip.dtype == torch.uint8:
+        if clip.dim() != 4 or clip.shape[-1] != 3:
+            raise ValueError(f"uint8 display frames must be (T, H, W, 3), got {tuple(clip.shape)}")
+        return clip.float().div(255.0).numpy()
+    from tdrag.data.augment import denormalize
+
+    if clip.dim() != 4 or clip.shape[0] != 3:
+        raise ValueError(f"a normalised clip must be (3, T, H, W), got {tuple(clip.shape)}")
+    return denormalize(clip.float()).permute(1, 2, 3, 0).numpy()
 
 
 def _frame_size_map(m: torch.Tensor, size: tuple[int, int, int]) -> np.ndarray:
@@ -222,7 +198,7 @@ def _frame_size_map(m: torch.Tensor, size: tuple[int, int, int]) -> np.ndarray:
 
 
 def plot_keyframe_strip(
-    clip: torch.Tensor,
+    clip: torch.Tensor | np.ndarray,
     maps: dict[str, torch.Tensor],
     frames: Sequence[int] | None = None,
     title: str | None = None,
@@ -232,12 +208,13 @@ def plot_keyframe_strip(
     """Keyframes (top row) and each stage's attention over them (one row per stage).
 
     Args:
-        clip: (3, T, H, W) normalised input clip (as fed to the model).
+        clip: (T, H, W, 3) uint8 display frames (``run.frames([i])[0]``) or a (3, T, H, W)
+            normalised input clip (as fed to the model).
         maps: stage name -> (T, H, W) attention at frame size (``attention_maps(...)[name][i]``);
             stage-resolution maps (1, T', H', W') are upsampled here.
         frames: which keyframes to show (default: up to 8 evenly spread).
     """
-    images = _display_frames(clip)
+    images = display_images(clip)
     num_frames = images.shape[0]
     frames = select_keyframes_to_show(num_frames) if frames is None else list(frames)
     maps = {name: _frame_size_map(m, images.shape[:3]) for name, m in maps.items()}

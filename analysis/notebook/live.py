@@ -1,4 +1,4 @@
-"""Live training curves in a notebook: a ``tdrag.engine.fit`` callback that redraws after each epoch.
+"""Live training curves in a notebook: a ``tdrag.trainer.fit`` callback that redraws after each epoch.
 
 Example (notebook)::
 
@@ -6,7 +6,7 @@ Example (notebook)::
     result = fit(config, callback=curves)     # the figure below the cell updates every epoch
     curves.frame                              # the rows seen so far, as a DataFrame
 
-The figure is ``analysis.reports.plot_training_curves`` of the rows received so far (the same
+The figure is ``analysis.report.reports.plot_training_curves`` of the rows received so far (the same
 figure the report draws from ``log.csv``), shown as a PNG in one display slot that is replaced,
 so the output does not grow by one figure per epoch.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.clip_views import figure_png
-from analysis.reports import plot_training_curves
+from analysis.plotting import figure_png
+from analysis.report.reports import plot_training_curves
 
 
 class LiveCurves:

@@ -1,4 +1,4 @@
-"""analysis.inspect_split over a tiny cache written here, with a real tiny TDRAG model."""
+"""analysis.internals.run over a tiny cache written here, with a real tiny TDRAG model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.inspect_split import inspect_batches, inspect_split
+from analysis.internals.run import RunNotFound, inspect_batches, inspect_split, open_run
 from tdrag.data import cache as cache_module
 from tdrag.data.labels import DFEW_CLASSES
 from tdrag.data.loader import eval_transform
@@ -98,25 +98,83 @@ def test_inspect_batches_accepts_prepared_batches():
         inspect_batches(model, [], progress=False)
 
 
-def test_inspect_run_loads_the_checkpoint_and_its_cache(tmp_path):
-    from analysis.inspect_split import clip_inputs, inspect_run
+def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: bool = True):
+    """A run dir for ``model`` on ``cache`` with best.pt (chosen on ``best_metric``) and/or last.pt."""
     from tdrag.checkpoints import save_checkpoint
     from tdrag.config import Config, DataConfig, ModelConfig, config_to_dict
 
-    cache = tiny_cache(tmp_path)
-    model = tiny_model()
     config = Config(data=DataConfig(cache=str(cache.path), fold=1, frames=T, size=S, crop=CROP),
                     model=ModelConfig(name="tdrag", width=8, gru_hidden=16))
-    save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt",
-                    {"config": config_to_dict(config), "model": model.state_dict()})
-    opened = inspect_run(tmp_path / "run", "test", batch_size=3, progress=False)
-    np.testing.assert_array_equal(opened.inspection.rows, cache.rows(1, "test"))
-    rows = opened.inspection.rows[:2]
-    x = opened.inputs(rows)
+    run = tmp_path / "run"
+    state = {"config": config_to_dict(config), "model": model.state_dict()}
+    if best_metric is not None:
+        save_checkpoint(run / "checkpoints" / "best.pt", {**state, "epoch": 3, "best": {"metric": best_metric}})
+    if last:
+        save_checkpoint(run / "checkpoints" / "last.pt", {**state, "epoch": 5})
+    return run
+
+
+def test_open_run_holds_one_cached_inspection_that_every_view_reuses(tmp_path, monkeypatch):
+    from tdrag.models import upsample_attention
+
+    cache = tiny_cache(tmp_path)
+    model = tiny_model()
+    run = open_run(save_run(tmp_path, cache, model), device="cpu", batch_size=3, progress=False)
+    np.testing.assert_array_equal(run.rows, cache.rows(1, "test"))
+    assert run.class_names == tuple(cache.class_names) and len(run) == 4
+    assert run.checkpoint.name == "best" and "validation" in run.checkpoint.reason
+    assert run.checkpoint.reason in run.describe()
+    calls = []
+    original = type(run.model).inspect
+    monkeypatch.setattr(type(run.model), "inspect", lambda self, x: calls.append(len(x)) or original(self, x))
+    logits = run.logits
+    _ = run.probabilities, run.predictions, run.attention, run.hidden_states, run.step_logits
+    _ = run.attention_maps([0, 1]), run.most_confident(int(run.labels[0]))
+    assert sum(calls) == len(run), "the split is inspected once, in batches, and then reused"
+    # Inputs are what was inspected; display frames are the cache's uint8 crop, not de-normalised.
+    x = run.inputs([0, 2])
     assert x.shape == (2, 3, T, CROP, CROP)
-    torch.testing.assert_close(x, clip_inputs(cache, rows, CROP))
     with torch.no_grad():
-        torch.testing.assert_close(opened.inspection.logits[:2], model(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(logits[[0, 2]], model(x), rtol=1e-4, atol=1e-5)
+    frames = run.frames([0, 2])
+    off = (S - CROP) // 2
+    assert frames.dtype == np.uint8 and frames.shape == (2, T, CROP, CROP, 3)
+    np.testing.assert_array_equal(frames, cache.frames[run.rows[[0, 2]]][:, :, off : off + CROP, off : off + CROP])
+    # Frame-size attention is upsample_attention of the cached stage maps.
+    maps = run.attention_maps([1])
+    for stage, stage_maps in run.attention.items():
+        torch.testing.assert_close(maps[stage], upsample_attention(stage_maps[[1]], (T, CROP, CROP)))
+    assert "GRU" in run.step_readout_meaning() or "step" in run.step_readout_meaning()
+
+
+def test_open_run_never_defaults_to_a_checkpoint_chosen_on_the_test_fold(tmp_path):
+    cache = tiny_cache(tmp_path)
+    run = open_run(save_run(tmp_path, cache, tiny_model(), best_metric="test_war"), device="cpu", progress=False)
+    assert run.checkpoint.name == "last" and "test fold" in run.checkpoint.reason
+    best = open_run(tmp_path / "run", device="cpu", checkpoint="best", progress=False)
+    assert best.checkpoint.name == "best" and "optimistic" in best.checkpoint.reason
+
+
+def test_open_run_limits_clips_per_class_and_refuses_missing_runs(tmp_path):
+    cache = tiny_cache(tmp_path)
+    run_dir = save_run(tmp_path, cache, tiny_model())
+    run = open_run(run_dir, split="train", device="cpu", max_clips=1, progress=False)
+    assert len(run) == len(set(cache.labels[cache.rows(1, "train")].tolist()))
+    assert sorted(run.labels.tolist()) == sorted(set(run.labels.tolist()))
+    with pytest.raises(RunNotFound, match="DEMO = True"):
+        open_run(tmp_path / "nothing_here", device="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunNotFound, match="tdrag train"):
+        open_run(tmp_path / "empty", device="cpu")
+    assert not (tmp_path / "nothing_here").exists() and list((tmp_path / "empty").iterdir()) == []
+
+
+def test_inspect_batches_restores_each_module_mode():
+    model = tiny_model().train()
+    model.layer1.eval()  # a mixed-mode model (e.g. frozen BatchNorm) keeps its mix
+    modes = {name: m.training for name, m in model.named_modules()}
+    inspect_batches(model, [(torch.randn(1, 3, T, CROP, CROP), [0], ["a"], [0])], progress=False)
+    assert {name: m.training for name, m in model.named_modules()} == modes
 
 
 @pytest.mark.gpu

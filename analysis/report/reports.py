@@ -30,11 +30,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.plots import class_colors, new_figure, save_figure
-from analysis.tables import to_latex, to_markdown
+from analysis.plotting import class_colors, new_figure, save_figure
+from analysis.report.tables import to_latex, to_markdown
 from tdrag import metrics
 from tdrag.atomic import atomic_path, write_text
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.errors import TdragError
+from tdrag.runs import PredictionsError, parse_class_index, read_predictions_table
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ PathLike = str | os.PathLike
 CHECKPOINT_FILES = {"selected": "predictions.csv", "last": "report/predictions_last.csv"}
 
 
-class ReportError(FileNotFoundError):
+class ReportError(TdragError, FileNotFoundError):
     """A run directory lacks a file the report needs, or the file is malformed."""
 
 
@@ -69,36 +71,29 @@ def load_predictions(run_dir: PathLike, checkpoint: str = "selected") -> pd.Data
 
 
 def read_predictions_csv(path: PathLike) -> pd.DataFrame:
-    """A predictions CSV (``video_id,label,prediction,prob_<class>...``), labels as class indices."""
+    """A predictions CSV (``video_id,label,prediction,prob_<class>...``), labels as class indices.
+
+    Read with ``tdrag.runs.read_predictions_table`` / ``parse_class_index``: a short or cut-off row,
+    or a label that is neither a class index nor a class name, raises ``PredictionsError`` naming
+    ``<path>:<line>`` and the problem.
+    """
     path = Path(path)
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ReportError(f"{path}: not a readable CSV ({err})") from None
-    missing = [c for c in ("label", "prediction") if c not in df.columns]
-    if missing:
-        raise ReportError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
-    if df.empty:
-        raise ReportError(f"{path}: no predictions (empty file)")
-    names = class_names_from_predictions(df)
-    for column in ("label", "prediction"):
-        df[column] = _as_class_indices(df[column], names, f"{path}: column {column!r}")
+    header, rows = read_predictions_table(path)
+    if not rows:
+        raise PredictionsError(f"{path}: no predictions (header only)")
+    probs = [c[len("prob_"):] for c in header if c.startswith("prob_")]
+    names = probs or list(DFEW_CLASSES)
+    li, pi = header.index("label"), header.index("prediction")
+    records = {column: [row[i] for _, row in rows] for i, column in enumerate(header)}
+    df = pd.DataFrame(records, columns=header)
+    df["label"] = [parse_class_index(row[li], names, f"{path}:{line} (label)") for line, row in rows]
+    df["prediction"] = [parse_class_index(row[pi], names, f"{path}:{line} (prediction)") for line, row in rows]
+    for column in header:
+        if column.startswith("prob_"):
+            df[column] = pd.to_numeric(df[column], errors="coerce")
+    df["label"] = df["label"].astype(np.int64)
+    df["prediction"] = df["prediction"].astype(np.int64)
     return df
-
-
-def _as_class_indices(values: pd.Series, names: Sequence[str], where: str) -> pd.Series:
-    """Integer class indices, accepting indices or class names."""
-    if pd.api.types.is_integer_dtype(values):
-        out = values.astype(np.int64)
-    else:
-        lookup = {name: i for i, name in enumerate(names)}
-        unknown = sorted(set(values.astype(str)) - set(lookup))
-        if unknown:
-            raise ReportError(f"{where}: values {unknown[:5]} are neither class indices nor class names {list(names)}")
-        out = values.astype(str).map(lookup).astype(np.int64)
-    if (out < 0).any() or (out >= len(names)).any():
-        raise ReportError(f"{where}: class indices must lie in 0..{len(names) - 1}, got {out.min()}..{out.max()}")
-    return out
 
 
 def class_names_from_predictions(df: pd.DataFrame) -> list[str]:
@@ -145,32 +140,59 @@ def fold_dirs(cv_dir: PathLike) -> list[Path]:
 
 
 def confusion_from_predictions(df: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray:
-    """(C, C) int64 counts, row = true class, column = predicted."""
+    """(C, C) int64 counts, row = true class, column = predicted (``tdrag.metrics.confusion_matrix``)."""
     return metrics.confusion_matrix(df["label"].to_numpy(), df["prediction"].to_numpy(), len(class_names))
 
 
-def per_class_recall(confusion: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
-    """DataFrame indexed by class: support, correct, recall (NaN for a class without clips)."""
-    confusion = np.asarray(confusion)
-    support = confusion.sum(axis=1)
-    correct = np.diag(confusion)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
-    return pd.DataFrame(
-        {"support": support.astype(np.int64), "correct": correct.astype(np.int64), "recall": recall},
+def pairs_from_confusion(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(labels, predictions)`` a confusion matrix counts (one pair per clip), so that pooled
+    matrices are scored by ``tdrag.metrics`` like any predictions."""
+    counts = np.asarray(confusion, dtype=np.int64)
+    c = counts.shape[0]
+    flat = counts.reshape(-1)
+    cells = np.repeat(np.arange(c * c), flat)
+    return cells // c, cells % c
+
+
+def per_class_table(labels: Sequence[int] | np.ndarray, predictions: Sequence[int] | np.ndarray,
+                    class_names: Sequence[str]) -> pd.DataFrame:
+    """DataFrame indexed by class: support, correct, precision, recall, f1 (``tdrag.metrics.per_class``,
+    scikit-learn semantics); ``recall`` is NaN for a class without clips, so a figure says "n/a".
+    ``table.attrs`` holds the set's ``war`` and ``uar`` (``tdrag.metrics``)."""
+    figures = metrics.per_class(labels, predictions, len(class_names))
+    counts = metrics.confusion_matrix(labels, predictions, len(class_names))
+    support = figures["support"]
+    table = pd.DataFrame(
+        {"support": support, "correct": np.diag(counts).astype(np.int64), "precision": figures["precision"],
+         "recall": np.where(support > 0, figures["recall"], np.nan), "f1": figures["f1"]},
         index=pd.Index(list(class_names), name="class"),
     )
+    table.attrs["war"], table.attrs["uar"] = war_uar_of(labels, predictions, len(class_names))
+    return table
 
 
-def war_uar(confusion: np.ndarray) -> tuple[float, float]:
-    """WAR (accuracy) and UAR (mean recall over classes present) from a confusion matrix."""
-    confusion = np.asarray(confusion)
-    total = confusion.sum()
-    support = confusion.sum(axis=1)
-    war = float(np.trace(confusion) / total) if total else float("nan")
-    present = support > 0
-    uar = float((np.diag(confusion)[present] / support[present]).mean()) if present.any() else float("nan")
-    return war, uar
+def per_class_from_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """:func:`per_class_table` of the clips a confusion matrix counts."""
+    return per_class_table(*pairs_from_confusion(confusion), class_names)
+
+
+def war_uar_of(labels: Sequence[int] | np.ndarray, predictions: Sequence[int] | np.ndarray,
+               num_classes: int) -> tuple[float, float]:
+    """``(WAR, UAR)`` from ``tdrag.metrics``."""
+    return metrics.war(labels, predictions, num_classes), metrics.uar(labels, predictions, num_classes)
+
+
+def prediction_summary(df: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """One row: clips, WAR, UAR and macro-F1 (in %) of a predictions table (``tdrag.metrics``)."""
+    y, p, n = df["label"].to_numpy(), df["prediction"].to_numpy(), len(class_names)
+    return pd.DataFrame([{"clips": len(df), "WAR %": 100 * metrics.war(y, p, n), "UAR %": 100 * metrics.uar(y, p, n),
+                          "macro-F1 %": 100 * metrics.macro_f1(y, p, n)}]).round(2)
+
+
+def confusion_table(confusion: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """A confusion matrix as a DataFrame: rows = true class, columns = predicted class."""
+    return pd.DataFrame(np.asarray(confusion), index=pd.Index(list(class_names), name="true"),
+                        columns=list(class_names))
 
 
 def _pct(value) -> float:
@@ -208,7 +230,7 @@ def cv_summary_table(cv_dir: PathLike, summary: dict | None = None, checkpoint: 
         names = class_names_from_predictions(preds)
         confusion = confusion_from_predictions(preds, names)
         pooled_confusion = confusion if pooled_confusion is None else pooled_confusion + confusion
-        recall = per_class_recall(confusion, names)["recall"]
+        recall = per_class_from_confusion(confusion, names)["recall"]
         rows[label].update({name: 100.0 * r for name, r in recall.items()})
     table = pd.DataFrame.from_dict(rows, orient="index")
     folds = table.copy()
@@ -218,11 +240,22 @@ def cv_summary_table(cv_dir: PathLike, summary: dict | None = None, checkpoint: 
     pooled_row = {"WAR": _pct(pooled.get("war")), "UAR": _pct(pooled.get("uar")),
                   "clips": float(pooled.get("num_clips", folds["clips"].sum()))}
     if pooled_confusion is not None and names is not None:
-        pooled_row.update({n: 100.0 * r for n, r in per_class_recall(pooled_confusion, names)["recall"].items()})
+        pooled_row.update({n: 100.0 * r for n, r in per_class_from_confusion(pooled_confusion, names)["recall"].items()})
     table.loc["pooled"] = pd.Series(pooled_row)
     table.loc["std", "clips"] = np.nan
     table.index.name = "fold"
     return table
+
+
+def cv_summary(cv_dir: PathLike | str):
+    """Write a cross-validation directory's report and return its formatted fold table; with
+    ``cv_dir`` empty, a Note saying how to make one (``tdrag cv``)."""
+    from analysis.plotting import Note
+
+    if not cv_dir:
+        return Note("No cross-validation directory given (CV_DIR): run `tdrag cv` to make one.")
+    write_report(cv_dir)
+    return format_summary_table(cv_summary_table(cv_dir))
 
 
 def summary_block(summary: dict, checkpoint: str = "selected") -> dict:
@@ -305,7 +338,7 @@ def plot_confusion_matrix(
     ax.set_yticks(range(num), labels=list(class_names))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    war, uar = war_uar(counts)
+    war, uar = war_uar_of(*pairs_from_confusion(counts), num)
     default = "Confusion matrix (row-normalised, %)" if normalize else "Confusion matrix (counts)"
     ax.set_title(f"{title or default}\nWAR {100 * war:.2f}  UAR {100 * uar:.2f}  n={int(counts.sum())}", fontsize=10)
     return fig
@@ -319,7 +352,7 @@ def plot_per_class_recall(
     """Bar per class (class colours), recall in percent, WAR and UAR as dashed lines.
 
     Args:
-        recall: ``per_class_recall`` output (index = class names; support, correct, recall).
+        recall: ``per_class_table`` output (index = class names; support, correct, recall).
         spread: optional per-class std in percent (e.g. over folds), drawn as error bars.
     """
     names = list(recall.index)
@@ -335,11 +368,10 @@ def plot_per_class_recall(
         ax.text(bar.get_x() + bar.get_width() / 2, 2.0, label, ha="center", va="bottom", fontsize=8,
                 bbox=dict(boxstyle="round,pad=0.15", facecolor="white", alpha=0.85, linewidth=0))
     support = recall["support"].to_numpy()
-    correct = recall["correct"].to_numpy()
-    total = support.sum()
-    war = correct.sum() / total if total else np.nan
-    present = support > 0
-    uar = np.nanmean(recall["recall"].to_numpy(dtype=np.float64)[present]) if present.any() else np.nan
+    # WAR and UAR as tdrag.metrics gave them to per_class_table (kept in the table's attrs).
+    if "war" not in recall.attrs or "uar" not in recall.attrs:
+        raise ValueError("recall: expected a per_class_table(...) result (its attrs carry WAR and UAR)")
+    war, uar = recall.attrs["war"], recall.attrs["uar"]
     ax.axhline(100 * war, color="black", linestyle="--", linewidth=1, label=f"WAR {100 * war:.2f}")
     ax.axhline(100 * uar, color="tab:red", linestyle=":", linewidth=1.5, label=f"UAR {100 * uar:.2f}")
     ax.set_xticks(x, labels=[f"{n}\n(n={s})" for n, s in zip(names, support)], fontsize=8)
@@ -480,7 +512,8 @@ def _write_run_report(run_dir: Path, dpi: int) -> list[Path]:
         "confusion_matrix": plot_confusion_matrix(confusion, names, title=f"Confusion matrix (counts){suffix}"),
         "confusion_matrix_normalized": plot_confusion_matrix(
             confusion, names, normalize=True, title=f"Confusion matrix (row-normalised, %){suffix}"),
-        "per_class_recall": plot_per_class_recall(per_class_recall(confusion, names), title=f"Per-class recall{suffix}"),
+        "per_class_recall": plot_per_class_recall(per_class_table(preds["label"], preds["prediction"], names),
+                                                   title=f"Per-class recall{suffix}"),
     }
     if (run_dir / "log.csv").is_file():
         figures["training_curves"] = plot_training_curves(load_log(run_dir), title=f"Training curves: {run_dir.name}")
@@ -531,7 +564,7 @@ def _write_cv_report(cv_dir: Path, dpi: int) -> list[Path]:
             confusion, names, normalize=True, title="Pooled confusion matrix (row-normalised, %)")
         spread = table.loc["std", names] if len(folds) > 1 and set(names) <= set(table.columns) else None
         recall_title = "Per-class recall, folds pooled" + (" (error bars: std over folds)" if spread is not None else "")
-        figures["per_class_recall"] = plot_per_class_recall(per_class_recall(confusion, names), recall_title, spread)
+        figures["per_class_recall"] = plot_per_class_recall(per_class_from_confusion(confusion, names), recall_title, spread)
     logs = {p.name: load_log(p) for p in fold_dirs(cv_dir) if (p / "log.csv").is_file()}
     if logs:
         figures["training_curves"] = plot_fold_curves(logs)

@@ -6,33 +6,24 @@ Used by ``notebooks/07_your_video.ipynb``; each function returns a matplotlib Fi
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.notebook_setup import ensure_demo_run
-from analysis.plots import class_colors, new_figure
-from tdrag.checkpoints import CheckpointError, resolve_checkpoint
+from analysis.plotting import class_colors, new_figure
+from tdrag.checkpoints import CheckpointChoice, select_checkpoint
 from tdrag.data.video import FaceClip
 from tdrag.predict import VideoPrediction, keyframe_grid
 
 
-def checkpoint_for(run_dir: str | os.PathLike, small: bool = False) -> Path:
-    """The checkpoint file of ``run_dir`` (a run dir or a ``.pt`` file).
+def checkpoint_for(run_dir: str | os.PathLike, which: str = "auto") -> CheckpointChoice:
+    """The checkpoint of ``run_dir`` (a run dir or a ``.pt`` file) the video notebook uses, and why.
 
-    A demo location (``<root>/run``) without a checkpoint is trained first
-    (:func:`analysis.notebook_setup.ensure_demo_run`), as the other notebooks do; any other
-    missing checkpoint raises ``tdrag.checkpoints.CheckpointError`` naming the path.
+    ``tdrag.checkpoints.select_checkpoint``: best.pt only when chosen on a held-out validation
+    split, otherwise last.pt. Nothing is trained here: a missing run raises ``CheckpointError``
+    naming the path (the notebook's ``DEMO = True`` asks ``tdrag.demo.ensure_demo`` for one).
     """
-    run_dir = Path(run_dir)
-    has = run_dir.is_file() or any((run_dir / "checkpoints" / n).is_file() for n in ("best.pt", "last.pt"))
-    if not has and run_dir.name == "run":
-        run_dir = ensure_demo_run(run_dir.parent, small=small)
-    checkpoint = resolve_checkpoint(run_dir)
-    if not checkpoint.is_file():
-        raise CheckpointError(f"{checkpoint}: checkpoint not found")
-    return checkpoint
+    return select_checkpoint(run_dir, which)
 
 
 def plot_face_track(face: FaceClip, samples: int = 8) -> Figure:
@@ -102,3 +93,12 @@ def plot_video_prediction(prediction: VideoPrediction, max_windows: int = 4) -> 
     overall.set_xlim(0, 1)
     overall.set_title(f"whole video: {prediction.top_class}")
     return fig
+
+
+def windows_table(summary: dict):
+    """The windows of a prediction JSON (``write_prediction``'s) as a table: seconds, top class, probability."""
+    import pandas as pd
+
+    return pd.DataFrame([{"window": w["index"] + 1, "seconds": f"{w['start_s']:.1f}-{w['end_s']:.1f}",
+                          "top class": w["top_class"], "probability": round(w["probabilities"][w["top_class"]], 3)}
+                         for w in summary["windows"]]).set_index("window")

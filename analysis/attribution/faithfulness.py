@@ -5,7 +5,7 @@
   steps, and record the target probability; a faithful map makes deletion fall fast (low AUC)
   and insertion rise fast (high AUC). Compare with a random order (:func:`random_maps`).
 - :func:`pointing_game`, :func:`relevance_mass`: agreement with ground-truth masks
-  ``(B, T, H, W)`` bool (the synthetic set's, see :mod:`analysis.ground_truth`).
+  ``(B, T, H, W)`` bool (the synthetic set's, see :mod:`analysis.internals.ground_truth`).
 - :func:`randomisation_check` (Adebayo et al., "Sanity checks for saliency maps"): re-initialise
   the model from the classifier downward, one block at a time, and measure the Spearman rank
   correlation of each new map with the original; a map that survives randomisation does not
@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis._contexts import eval_mode, model_device
-from analysis.attribution_methods import FRAME_METHODS
-from analysis.attributions import attribute, check_clips, target_tensor
+from analysis.attribution.attribute import attribute, check_clips, target_tensor
+from analysis.attribution.methods import FRAME_METHODS
+from analysis.internals.ground_truth import mass_in_mask
+from tdrag.runtime import eval_mode, model_device
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,15 +267,11 @@ def relevance_mass(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = Fal
     """Share of the positive attribution that lies inside the masks, per clip: ``(B,)``.
 
     ``absolute=True`` scores ``|map|`` instead of its positive part. NaN for a clip without
-    ground truth or without positive attribution.
+    ground truth or without positive attribution. The same score as attention's mass in mask:
+    both are :func:`analysis.internals.ground_truth.mass_in_mask`.
     """
-    masks = _check_masks(maps, masks)
-    mass = maps.detach().float().abs() if absolute else maps.detach().float().clamp(min=0)
-    total = mass.flatten(1).sum(1)
-    inside = (mass * masks).flatten(1).sum(1)
-    ok = (total > 0) & masks.flatten(1).any(1)
-    share = inside / total.clamp(min=torch.finfo(torch.float32).tiny)
-    return torch.where(ok, share, torch.full_like(share, float("nan"))).cpu()
+    _check_masks(maps, masks)
+    return mass_in_mask(maps, masks, absolute=absolute)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,460 @@
+"""The opened run: one object holding a trained run's model, config, cache, split, class names,
+checkpoint choice, ground truth, and ONE cached ``model.inspect`` pass over the split.
+
+It plays the role of TransformerLens' ``run_with_cache``: the pass is made once, the first time a
+view asks for it, and every analysis (attention, trajectories, attributions, the explorer, the
+dossier) reads from it::
+
+    run = open_run("runs/demo/run")                # the checkpoint select_checkpoint picks ("auto")
+    print(run.describe())                          # model, split, clips, which checkpoint and why
+    run.inspection.attention["layer3"].shape       # (N, 1, T', H', W'), computed once, kept
+    run.probabilities[:4]                          # (4, C) from the same pass
+    run.attention_maps([0, 1])["layer3"].shape     # (2, T, crop, crop), tdrag.models.upsample_attention
+    run.frames([0]).shape                          # (1, T, crop, crop, 3) uint8, straight from the cache
+    x = run.inputs([0, 1])                         # (2, 3, T, crop, crop) normalised, as inspected
+
+Clips are addressed by their **position** ``i`` in the split (``0 .. len(run) - 1``, the row order
+of ``run.inspection``); ``run.rows[i]`` is the cache row.
+
+Memory stays bounded: attention maps are kept at their stage resolution ``(T', H', W')`` and
+upsampled to frame size only for the clips being looked at; hidden states and step logits are small.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from tdrag.runtime import autocast, eval_mode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitInspection:
+    """Everything ``model.inspect`` says about a split, on the CPU, in row order.
+
+    Attributes:
+        video_ids: N clip ids.
+        rows: (N,) cache row of each clip (to look up frames or ground-truth masks again).
+        labels: (N,) int64 true class.
+        logits: (N, C) float32.
+        attention: stage name -> (N, 1, T', H', W') float32 in (0, 1); empty without attention.
+        hidden_states: (N, T_gru, hidden) float32, or None for a model without a GRU.
+        step_logits: (N, T_gru, C) float32, or None for a model without a GRU.
+    """
+
+    video_ids: list[str]
+    rows: np.ndarray
+    labels: np.ndarray
+    logits: torch.Tensor
+    attention: dict[str, torch.Tensor] = field(default_factory=dict)
+    hidden_states: torch.Tensor | None = None
+    step_logits: torch.Tensor | None = None
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """(N,) int64 predicted class."""
+        return self.logits.argmax(dim=1).numpy()
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+
+@torch.no_grad()
+def inspect_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, Sequence[int], Sequence[str], Sequence[int]]],
+    *,
+    device: str | torch.device = "cpu",
+    keep_attention: bool = True,
+    amp: bool = False,
+    total: int | None = None,
+    progress: bool = True,
+) -> SplitInspection:
+    """Inspect pre-transformed batches ``(x (B, 3, T, H, W), labels, video_ids, rows)``.
+
+    The model runs in eval mode (each submodule's own mode is given back after, by
+    ``tdrag.runtime.eval_mode``). ``amp`` uses bf16 autocast on CUDA only (``tdrag.runtime.autocast``);
+    results are always returned as float32 CPU tensors.
+    """
+    device = torch.device(device)
+    ids: list[str] = []
+    rows: list[int] = []
+    labels: list[int] = []
+    logits: list[torch.Tensor] = []
+    attention: dict[str, list[torch.Tensor]] = {}
+    hidden: list[torch.Tensor] = []
+    steps: list[torch.Tensor] = []
+    for x, batch_labels, batch_ids, batch_rows in tqdm(
+        batches, total=total, desc="inspect", unit="batch", disable=not progress
+    ):
+        with eval_mode(model), autocast(device, amp):
+            out = model.inspect(x.to(device, non_blocking=True))
+        ids.extend(str(v) for v in batch_ids)
+        rows.extend(int(r) for r in batch_rows)
+        labels.extend(int(v) for v in batch_labels)
+        logits.append(out.logits.float().cpu())
+        if keep_attention:
+            for name, maps in out.attention.items():
+                attention.setdefault(name, []).append(maps.float().cpu())
+        if out.hidden_states is not None:
+            hidden.append(out.hidden_states.float().cpu())
+        if out.step_logits is not None:
+            steps.append(out.step_logits.float().cpu())
+    if not logits:
+        raise ValueError("inspect_batches: no batches (is the split empty?)")
+    return SplitInspection(
+        video_ids=ids,
+        rows=np.asarray(rows, dtype=np.int64),
+        labels=np.asarray(labels, dtype=np.int64),
+        logits=torch.cat(logits),
+        attention={name: torch.cat(parts) for name, parts in attention.items()},
+        hidden_states=torch.cat(hidden) if hidden else None,
+        step_logits=torch.cat(steps) if steps else None,
+    )
+
+
+def inspect_split(
+    model: nn.Module,
+    cache,
+    rows: Sequence[int] | np.ndarray,
+    *,
+    crop: int = 112,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    keep_attention: bool = True,
+    amp: bool = False,
+    progress: bool = True,
+) -> SplitInspection:
+    """Run ``model.inspect`` over cache ``rows`` with the evaluation transform (centre crop).
+
+    Args:
+        model: a tdrag model (any variant; attention / GRU outputs are kept when it has them).
+        cache: a ``tdrag.data.cache.ClipCache`` (``open_cache``).
+        rows: cache rows to inspect, e.g. ``cache.rows(fold, "test")``.
+        crop: input side, the run's ``data.crop``.
+    """
+    from tdrag.data.augment import eval_transform
+    from tdrag.data.loader import make_loader
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        raise ValueError("inspect_split: no rows given (is the split empty?)")
+    device = torch.device(device)
+    loader = make_loader(cache, rows, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+    def batches():
+        for clips, labels, batch_rows in loader:
+            x = eval_transform(clips.to(device, non_blocking=True), crop=crop)
+            batch_rows = [int(r) for r in batch_rows]
+            ids = [str(cache.index[r]["video_id"]) for r in batch_rows]
+            yield x, [int(v) for v in labels], ids, batch_rows
+
+    return inspect_batches(
+        model,
+        batches(),
+        device=device,
+        keep_attention=keep_attention,
+        amp=amp,
+        total=len(loader),
+        progress=progress,
+    )
+
+
+
+
+class RunNotFound(FileNotFoundError):
+    """A run directory that does not exist or holds no checkpoint (the message says how to make one)."""
+
+
+def _how_to_make(run_dir: Path) -> str:
+    return (f"{run_dir}: no trained run there. Make one with `tdrag train CONFIG`, `make demo` (the demo run "
+            "is runs/demo/run), notebooks/01_train.ipynb, or set DEMO = True in the notebook's parameters cell "
+            "(it calls tdrag.demo.ensure_demo); or point RUN_DIR at an existing run")
+
+
+def _limit_per_class(positions: np.ndarray, labels: np.ndarray, max_clips: int | None) -> np.ndarray:
+    """The first ``max_clips`` entries of each class (all when None), in their original order."""
+    if max_clips is None:
+        return positions
+    keep = np.zeros(len(positions), dtype=bool)
+    for c in np.unique(labels):
+        keep[np.flatnonzero(labels == c)[: int(max_clips)]] = True
+    return positions[keep]
+
+
+def _as_positions(positions, n: int) -> np.ndarray:
+    out = np.asarray(positions, dtype=np.int64).reshape(-1)
+    if out.size and (out.min() < -n or out.max() >= n):
+        raise IndexError(f"clip positions {out.tolist()} out of range for a split of {n} clips")
+    return out % max(n, 1)
+
+
+@dataclass
+class Run:
+    """A trained run opened for analysis (see the module docstring); made by :func:`open_run`.
+
+    Attributes:
+        run_dir: the run directory.
+        model: the model in eval mode, on ``device``.
+        config: the run's ``tdrag.config.Config``.
+        checkpoint: the ``tdrag.checkpoints.CheckpointChoice`` loaded (``.reason`` says why).
+        cache: the ``ClipCache`` holding the clips.
+        split: "test" or "train" of ``config.data.fold``.
+        rows: ``(N,)`` cache rows analysed, in order (``max_clips`` per class at most).
+        labels: ``(N,)`` int64 true classes.
+        video_ids: N clip ids.
+        class_names: the dataset's class names (from the cache; MAFW has 11).
+        device: where the model runs.
+        data_root: the dataset root, or None when it is not on this machine.
+        synthetic: whether ``data_root`` holds synthetic ground-truth masks.
+        batch_size, amp: how the inspection pass runs (bf16 autocast on CUDA only).
+    """
+
+    run_dir: Path
+    model: nn.Module
+    config: object
+    checkpoint: object
+    cache: object
+    split: str
+    rows: np.ndarray
+    labels: np.ndarray
+    video_ids: list[str]
+    class_names: tuple[str, ...]
+    device: torch.device
+    data_root: Path | None = None
+    synthetic: bool = False
+    batch_size: int = 16
+    amp: bool = False
+    progress: bool = True
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return (f"Run({str(self.run_dir)!r}, model={self.config.model.name}, split={self.split}, clips={len(self)}, "
+                f"checkpoint={self.checkpoint.name})")
+
+    # ---- what the run is --------------------------------------------------------------------
+
+    @property
+    def crop(self) -> int:
+        """Side of the model input (the run's ``data.crop``)."""
+        return int(self.config.data.crop)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def step_loss(self) -> str:
+        return str(getattr(self.config.train, "step_loss", "last"))
+
+    def step_readout_meaning(self) -> str:
+        """One sentence: what this model's GRU step readouts mean (``tdrag.models.step_readout_meaning``)."""
+        from tdrag.models import step_readout_meaning
+
+        return step_readout_meaning(self.model, self.step_loss)
+
+    def describe(self):
+        """Markdown (a :class:`~analysis.plotting.Note`, shown as such in a notebook): the run, the
+        model, the split analysed, which checkpoint is shown and why, and what its step readouts mean."""
+        from analysis.plotting import Note
+
+        c = self.config
+        return Note(f"**{self.run_dir}**: model `{c.model.name}` ({self.num_classes} classes of {self.cache.dataset}: "
+                f"{', '.join(self.class_names)}), fold {c.data.fold} {self.split} split, {len(self)} clips of "
+                f"{self.cache.num_frames} keyframes at {self.crop} px; synthetic ground truth: "
+                f"{'yes' if self.synthetic else 'no'}.\n\n"
+                f"**Checkpoint shown:** {self.checkpoint.reason}.\n\n"
+                f"**GRU step readouts:** {self.step_readout_meaning()}")
+
+    # ---- the one cached inspection pass --------------------------------------------------------
+
+    @cached_property
+    def inspection(self) -> SplitInspection:
+        """``model.inspect`` over the whole split, made the first time it is asked for and kept."""
+        return inspect_split(self.model, self.cache, self.rows, crop=self.crop, batch_size=self.batch_size,
+                             device=self.device, amp=self.amp, progress=self.progress)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """(N, C) float32."""
+        return self.inspection.logits
+
+    @cached_property
+    def probabilities(self) -> torch.Tensor:
+        """(N, C) softmax of the logits."""
+        return self.inspection.logits.softmax(dim=1)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """(N,) int64 argmax of the logits."""
+        return self.inspection.predictions
+
+    @property
+    def attention(self) -> dict[str, torch.Tensor]:
+        """stage -> (N, 1, T', H', W') at stage resolution; empty for a model without attention."""
+        return self.inspection.attention
+
+    @property
+    def hidden_states(self) -> torch.Tensor | None:
+        """(N, T_gru, hidden), or None without a GRU."""
+        return self.inspection.hidden_states
+
+    @property
+    def step_logits(self) -> torch.Tensor | None:
+        """(N, T_gru, C), or None without a GRU."""
+        return self.inspection.step_logits
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.attention)
+
+    @property
+    def has_gru(self) -> bool:
+        return self.hidden_states is not None
+
+    # ---- clips --------------------------------------------------------------------------------
+
+    def positions_of_class(self, label: int | str) -> np.ndarray:
+        """Positions of the clips whose true class is ``label`` (a name or an index)."""
+        from analysis.plotting import class_index
+
+        return np.flatnonzero(self.labels == class_index(label, self.class_names))
+
+    def frames(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``(B, T, crop, crop, 3)`` uint8 display frames: the cache's frames, centre-cropped as the
+        model sees them (``tdrag.data.augment.center_crop_box``), never de-normalised."""
+        from tdrag.data.augment import center_crop_box
+
+        rows = self.rows[_as_positions(positions, len(self))]
+        frames = np.asarray(self.cache.frames[rows])
+        top, left = center_crop_box(frames.shape[2], self.crop)
+        return np.ascontiguousarray(frames[:, :, top : top + self.crop, left : left + self.crop])
+
+    def inputs(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """``(B, 3, T, crop, crop)`` float32 normalised model input on ``device``, exactly as inspected."""
+        from tdrag.data.augment import eval_transform
+
+        rows = self.rows[_as_positions(positions, len(self))]
+        clips = torch.from_numpy(np.array(self.cache.frames[rows]))  # a writable copy of the memmap rows
+        return eval_transform(clips.to(self.device), crop=self.crop)
+
+    def attention_maps(self, positions: Sequence[int] | np.ndarray,
+                       stages: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """stage -> ``(B, T, crop, crop)`` attention of the clips at frame size, from the cached pass
+        (``tdrag.models.upsample_attention``); empty for a model without attention."""
+        from tdrag.models import upsample_attention
+
+        idx = torch.as_tensor(_as_positions(positions, len(self)))
+        names = list(self.attention) if stages is None else list(stages)
+        size = (self.cache.num_frames, self.crop, self.crop)
+        return {name: upsample_attention(self.attention[name][idx], size) for name in names}
+
+    def masks(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """``(B, T, crop, crop)`` bool ground-truth masks aligned with :meth:`inputs` (synthetic data only)."""
+        from analysis.internals.ground_truth import ground_truth_masks
+
+        if not self.synthetic:
+            raise ValueError(f"{self.data_root or 'the data root'}: no synthetic ground-truth masks for this run")
+        return ground_truth_masks(self.cache, self.rows[_as_positions(positions, len(self))], self.data_root, self.crop)
+
+    def most_confident(self, label: int | str, correct: bool = True, count: int = 3) -> np.ndarray:
+        """Positions of class ``label``'s clips: the most confident correct ones (``correct=True``,
+        by the probability of the true class) or the most confusing wrong ones (by the probability
+        of the wrong class predicted), at most ``count``."""
+        from analysis.plotting import class_index
+
+        c = class_index(label, self.class_names)
+        positions = self.positions_of_class(c)
+        preds = self.predictions[positions]
+        keep = positions[(preds == c) if correct else (preds != c)]
+        score = self.probabilities[keep, c] if correct else self.probabilities[keep].max(dim=1).values
+        order = np.argsort(-score.numpy(), kind="stable")
+        return keep[order[: int(count)]]
+
+
+def _find_cache(run_dir: Path, config) -> Path:
+    if not config.data.cache:
+        raise ValueError(f"{run_dir}/config.yaml: data.cache is empty, cannot find the clips")
+    cache_dir = Path(config.data.cache)
+    if not cache_dir.is_absolute() and not cache_dir.exists():
+        # A relative cache path is relative to where training ran; try next to the run too.
+        cache_dir = run_dir.parent / cache_dir.name
+    return cache_dir
+
+
+def open_run(
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    device: str | torch.device = "auto",
+    max_clips: int | None = None,
+    checkpoint: str = "auto",
+    data_root: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    amp: bool = False,
+    progress: bool = True,
+) -> Run:
+    """Open a trained run for analysis.
+
+    Args:
+        run_dir: a run directory (``checkpoints/``). A missing run is an error saying how to make
+            one; nothing is trained here (notebooks ask for the demo with ``DEMO = True``).
+        split: "test" or "train" of the run's fold.
+        device: "auto" (CUDA when present), "cpu", "cuda", ... (``tdrag.runtime.resolve_device``).
+        max_clips: at most this many clips per class (the first of each class); None = all.
+        checkpoint: "auto" (``tdrag.checkpoints.select_checkpoint``: best.pt only when chosen on
+            a held-out validation split, otherwise last.pt), "best" or "last".
+        data_root: the dataset root, for synthetic ground truth (default: the run's ``data.root``).
+        batch_size, amp: of the inspection pass.
+
+    Raises:
+        RunNotFound: no such run, or a run without checkpoints.
+    """
+    from tdrag.checkpoints import CheckpointError, load_model, select_checkpoint
+    from tdrag.data.cache import open_cache
+    from tdrag.data.synthetic import is_synthetic_root
+    from tdrag.runtime import resolve_device
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunNotFound(_how_to_make(run_dir))
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    try:
+        choice = select_checkpoint(run_dir, checkpoint)
+    except CheckpointError as err:
+        if not (run_dir / "checkpoints").is_dir():
+            raise RunNotFound(_how_to_make(run_dir)) from None
+        raise err
+    dev = resolve_device(device, key="device")
+    model, config = load_model(choice.path, device=dev)
+    model.eval()
+    cache = open_cache(_find_cache(run_dir, config))
+    rows = np.asarray(cache.rows(config.data.fold, split), dtype=np.int64)
+    if rows.size == 0:
+        raise ValueError(f"{cache.path if hasattr(cache, 'path') else 'cache'}: fold {config.data.fold} has no {split} clips")
+    labels = np.asarray(cache.labels, dtype=np.int64)[rows]
+    keep = _limit_per_class(np.arange(len(rows)), labels, max_clips)
+    rows, labels = rows[keep], labels[keep]
+    root = Path(data_root) if data_root else (Path(config.data.root) if config.data.root else None)
+    if root is not None and not root.is_dir():
+        log.warning("data root %s not found: ground-truth masks unavailable", root)
+        root = None
+    synthetic = root is not None and is_synthetic_root(root)
+    return Run(run_dir=run_dir, model=model, config=config, checkpoint=choice, cache=cache, split=split, rows=rows,
+               labels=labels, video_ids=[str(cache.index[int(r)]["video_id"]) for r in rows],
+               class_names=tuple(cache.class_names), device=dev, data_root=root, synthetic=synthetic,
+               batch_size=batch_size, amp=amp, progress=progress)

@@ -1,0 +1,107 @@
+"""``python -m analysis report RUN_DIR`` / ``python -m analysis dossier RUN_DIR --out DIR``.
+
+(``tdrag-report RUN_DIR`` is the same as ``python -m analysis report RUN_DIR``.) Every failure the
+user can fix ends in one line, ``error: <path>:<line>: <problem>`` for a bad predictions file, and
+exit status 1: never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from tdrag.errors import TdragError
+
+
+def _report(args: argparse.Namespace) -> int:
+    # No backend switch needed: the figures are built without pyplot and saved through Agg.
+    from analysis.report.reports import write_report
+
+    status = 0
+    for run_dir in args.run_dirs:
+        try:
+            written = write_report(run_dir)
+        except (TdragError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{run_dir}: wrote {len(written)} file(s)")
+        for path in written:
+            print(f"  {path}")
+    return status
+
+
+def _dossier(args: argparse.Namespace) -> int:
+    from analysis.report.dossier import build_dossier
+
+    try:
+        result = build_dossier(args.run_dir, args.out, classes=args.classes or None, small=args.small,
+                               device=args.device, max_clips=args.max_clips, checkpoint=args.checkpoint,
+                               method=args.method, timeout=args.timeout, progress=not args.quiet)
+    except (TdragError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{result.index}: {len(result.pages)} class page(s)")
+    for name, reason in result.failed.items():
+        print(f"  failed: {name}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description="Analysis tools for tdrag runs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    report = commands.add_parser(
+        "report",
+        help="write report figures and tables into RUN_DIR/report/",
+        description=(
+            "Confusion matrices (counts and row-normalised), per-class recall and training curves "
+            "for a run directory (needs predictions.csv, from `tdrag eval`; log.csv from `tdrag "
+            "train`). For a cross-validation directory (summary.json from `tdrag cv`) also the "
+            "fold summary table as Markdown, LaTeX and CSV, and pooled figures."
+        ),
+    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run or cross-validation directory")
+    report.set_defaults(func=_report)
+
+    dossier = commands.add_parser(
+        "dossier",
+        help="one HTML page per class of the run's dataset, plus DIR/index.html",
+        description=(
+            "Executes notebooks/dossier_class.ipynb once per class (papermill) and exports each to HTML "
+            "(nbconvert): the class's precision/recall/F1, its confusion row and column, its most confident "
+            "correct and most confusing wrong clips with attention and an attribution, its mean attention, "
+            "GRU trajectories against its nearest competitor, keyframe importance and, on synthetic data, "
+            "agreement with the ground truth. DIR must be absent, empty or a previous dossier."
+        ),
+    )
+    dossier.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    dossier.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced only if a previous dossier)")
+    dossier.add_argument("--classes", nargs="+", metavar="CLASS", help="class names (default: every class)")
+    dossier.add_argument("--small", action="store_true", help="coarse, seconds-long settings (CI, first try)")
+    dossier.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    dossier.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
+    dossier.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
+                         help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
+    dossier.add_argument("--method", default="integrated_gradients", help="the attribution method shown")
+    dossier.add_argument("--timeout", type=int, default=1200, help="seconds allowed per notebook cell")
+    dossier.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    dossier.set_defaults(func=_dossier)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m analysis`` and the ``tdrag-report`` console script.
+
+    ``tdrag-report RUN_DIR`` (no sub-command) is read as ``report RUN_DIR``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] not in ("report", "dossier"):
+        argv.insert(first, "report")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)

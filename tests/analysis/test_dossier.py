@@ -1,0 +1,85 @@
+"""python -m analysis dossier: one executed, HTML-exported page per class, an index, ownership."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from analysis.internals.run import open_run
+from analysis.report.class_page import class_summary
+from analysis.report.cli import main
+from analysis.report.dossier import MARKER, build_dossier, is_dossier
+from tdrag.errors import OutputError
+
+
+@pytest.fixture(scope="module")
+def dossier(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dossier") / "dossier"
+    result = build_dossier(tiny_run, out, classes=["Happy", "sad"], small=True, device="cpu", progress=False)
+    return tiny_run, out, result
+
+
+def test_pages_and_index_with_each_class_recall(dossier):
+    run_dir, out, result = dossier
+    assert result.failed == {}
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".html") == ["Happy.html", "Sad.html", "index.html"]
+    assert is_dossier(out) and json.loads((out / MARKER).read_text())["classes"] == ["Happy", "Sad"]
+    index = (out / "index.html").read_text()
+    run = open_run(run_dir, device="cpu", progress=False)
+    summary = class_summary(run)
+    for name in ("Happy", "Sad"):
+        assert f'<a href="{name}.html">{name}</a>' in index
+        assert f'<td class="recall">{100 * summary.loc[name, "recall"]:.1f}</td>' in index
+    assert run.checkpoint.reason in index
+    page = (out / "Sad.html").read_text()
+    for heading in ("Precision, recall, F1 and support", "Confusions", "most confident correct clips",
+                    "most confusing wrong clips", "Class-mean attention per stage", "nearest competitor",
+                    "Keyframe importance", "Agreement with the ground truth"):
+        assert heading in page, heading
+    assert "Checkpoint shown" in page and "data:image/png;base64" in page
+    assert "mistaken for Sad" in page and "mass_in_mask" in page  # the tiny run's data is synthetic
+    assert "Traceback" not in page
+
+
+def test_a_failing_class_is_listed_and_the_others_go_on(tiny_run, tmp_path):
+    template = tmp_path / "page.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("RUN_DIR = ''\nCLASS_NAME = ''\nDEVICE = 'cpu'\nSMALL = False\n"
+                                          "MAX_CLIPS = 0\nCHECKPOINT = 'auto'\nMETHOD = ''", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("assert CLASS_NAME != 'Sad', 'boom for ' + CLASS_NAME\nprint('page of', CLASS_NAME)")]
+    nbformat.write(nb, template)
+    out = tmp_path / "dossier"
+    result = build_dossier(tiny_run, out, classes=["Happy", "Sad", "Fear"], device="cpu", template=template,
+                           progress=False)
+    assert result.failed == {"Sad": "AssertionError: boom for Sad"}
+    assert set(result.pages) == {"Happy", "Sad", "Fear"}  # the failed page is exported too, to read its error
+    index = (out / "index.html").read_text()
+    assert "failed: AssertionError: boom for Sad" in index and '<ul id="failed">' in index
+    assert "page of Fear" in (out / "Fear.html").read_text()
+
+
+def test_only_a_previous_dossier_or_an_empty_folder_is_replaced(tiny_run, tmp_path, capsys):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not a dossier"):
+        build_dossier(tiny_run, keep, classes=["Happy"], device="cpu", progress=False)
+    assert main(["dossier", str(tiny_run), "--out", str(keep), "--classes", "Happy", "--device", "cpu", "-q"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {keep}: folder holds files that are not a dossier " \
+        f"(no {MARKER}); refusing to replace it, choose an empty or new --out"
+    assert (keep / "notes.txt").read_text() == "mine"
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        build_dossier(tiny_run, tmp_path / "a_file", device="cpu", progress=False)
+
+
+def test_cli_rebuilds_a_previous_dossier(dossier, tmp_path, capsys):
+    run_dir, out, _ = dossier
+    (out / "stale.html").write_text("old page")
+    assert main(["dossier", str(run_dir), "--out", str(out), "--classes", "Fear", "--small", "--device", "cpu",
+                 "-q"]) == 0
+    assert not (out / "stale.html").exists() and (out / "Fear.html").is_file() and is_dossier(out)
+    assert "1 class page(s)" in capsys.readouterr().out
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left behind

@@ -1,0 +1,56 @@
+"""The dossier's index page in headless Chromium: it renders, lists each class with its recall,
+and its links open class pages whose figures load.
+
+Runs only with ``-m browser`` (``make test-browser``); needs Debian's ``chromium`` or
+``TDRAG_CHROMIUM``. The dossier is built at small size on the tiny trained run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from analysis.internals.run import open_run
+from analysis.report.class_page import class_summary
+from analysis.report.dossier import build_dossier
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("TDRAG_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def test_index_lists_classes_with_recall_and_links_open_pages(tiny_run, tmp_path):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set TDRAG_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    result = build_dossier(tiny_run, tmp_path / "dossier", classes=["Happy", "Sad"], small=True, device="cpu",
+                           progress=False)
+    assert not result.failed
+    summary = class_summary(open_run(tiny_run, device="cpu", progress=False))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(result.index.as_uri())
+            rows = page.locator("#classes tbody tr")
+            assert rows.count() == 2
+            for i, name in enumerate(["Happy", "Sad"]):
+                cells = rows.nth(i).locator("td").all_inner_texts()
+                assert cells[0] == name and cells[3] == f"{100 * summary.loc[name, 'recall']:.1f}" and cells[5] == "ok"
+            page.locator("a", has_text="Sad").click()
+            page.wait_for_load_state("load")
+            assert page.url.endswith("Sad.html")
+            assert page.locator("h1", has_text="Sad").count() >= 1
+            loaded = page.evaluate("Array.from(document.images).filter(i => i.naturalWidth > 0).length")
+            assert loaded >= 4, f"only {loaded} figures rendered on the Sad page"
+            assert not errors, f"JavaScript errors: {errors}"
+        finally:
+            browser.close()
