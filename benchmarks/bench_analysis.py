@@ -79,6 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=",".join(PARTS),
         help=f"comma-separated subset of {','.join(PARTS)} (default: all)",
     )
+    p.add_argument("--untrained-width", type=int, default=0,
+                   help="speed only, without a trained run: an untrained TDRAG of this width on random "
+                        "16 x 112 x 112 clips (64 = full size; what benchmarks/gpu_suite.sh measures)")
     p.add_argument("--out", default="", help="also write the Markdown here")
     args = p.parse_args(argv)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
@@ -200,12 +203,39 @@ def fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return df.map(cell) if hasattr(df, "map") else df.applymap(cell)
 
 
+def untrained_speed(args, device: torch.device, argv) -> int:
+    """Attributions per second per method on an untrained TDRAG (speed does not depend on the weights)."""
+    from tdrag.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tdrag", width=args.untrained_width).to(device).eval()
+    clips = torch.randn(args.batch, 3, 16, 112, 112, device=device)
+    labels = torch.randint(0, 7, (args.batch,))
+    speed = speed_table(model, clips, labels, device)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    text = "\n".join([
+        f"### Attribution speed, untrained TDRAG width {args.untrained_width} ({device}: {card}, batch {args.batch}, "
+        f"16x112x112, torch {torch.__version__}, {datetime.date.today()})",
+        "",
+        f"Command: `python benchmarks/bench_analysis.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        "",
+        to_markdown(fmt(speed, 2), index=False),
+        "",
+    ])
+    print(text)
+    if args.out:
+        write_text(args.out, text + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.untrained_width:
+        return untrained_speed(args, device, argv)
     if not (Path(args.run) / "checkpoints").is_dir():
         print(f"{args.run}: no trained run there (make one with `tdrag demo --out runs/demo`)", file=sys.stderr)
         return 2

@@ -365,11 +365,18 @@ def test_cudnn_flag_restored_when_the_forward_fails():
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "gradcam", "guided_gradcam", "smoothgrad"])
 def test_cuda_eval_mode_gru_backward_with_cudnn_off(method):
-    """cuDNN refuses an eval-mode RNN backward; attribute() must avoid it and match the CPU."""
+    """cuDNN refuses an eval-mode RNN backward; attribute() must avoid it and match the CPU.
+
+    SmoothGrad's noise is drawn on the input's device, so CUDA and CPU noise differ: the
+    comparison runs it with zero noise (every copy is the clip itself) and the noisy call is only
+    checked to run. TF32 is off during the comparison (it rounds convolutions to 10-bit mantissas).
+    """
     torch.manual_seed(0)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     model = build_model("tdrag", num_classes=7, width=8, gru_hidden=8).eval()
     x = torch.randn(2, 3, 8, 32, 32)
-    opts = {"integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4}}.get(method, {})
+    opts = {"integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4, "stdevs": 0.0}}.get(method, {})
     if method in ("gradcam", "guided_gradcam"):
         opts = {"layer": "layer4"}
     cpu = attribute(model, x, 2, method, **opts)
@@ -379,3 +386,8 @@ def test_cuda_eval_mode_gru_backward_with_cudnn_off(method):
     assert gpu.is_cuda and torch.isfinite(gpu).all()
     scale = cpu.abs().max()
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-3 * float(scale), rtol=1e-2)
+    if method == "smoothgrad":
+        noisy = attribute(model, x.cuda(), 2, method, nt_samples=4)
+        assert noisy.is_cuda and torch.isfinite(noisy).all()
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
