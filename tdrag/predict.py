@@ -25,6 +25,7 @@ Heatmaps use OpenCV's JET colormap.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -100,9 +101,42 @@ class VideoPrediction:
 
 
 def class_names_for(config: Config) -> tuple[str, ...]:
-    """DFEW's class names for a 7-class model, ``class_<i>`` otherwise."""
+    """The class names of the checkpoint's dataset (``data.dataset``: DFEW, FERV39k or MAFW), when
+    their number matches the model's; ``class_<i>`` otherwise."""
+    from tdrag.data.datasets import get_reader
+
     n = config.model.num_classes
+    try:
+        classes = tuple(get_reader(config.data.dataset).CLASSES)
+    except Exception:  # noqa: BLE001 - an unknown dataset name in an old checkpoint
+        classes = DFEW_CLASSES
+    if len(classes) == n:
+        return classes
     return DFEW_CLASSES if n == len(DFEW_CLASSES) else tuple(f"class_{i}" for i in range(n))
+
+
+#: Marks the JSON ``tdrag predict`` writes, so that a later run recognises (and may replace) it.
+PREDICTION_FORMAT = "tdrag-prediction"
+
+
+def _check_replaceable(out_dir: Path, stem: str, names: dict[str, str]) -> None:
+    """Refuse to replace files of ``stem`` in ``out_dir`` that are not a previous tdrag prediction."""
+    from tdrag.errors import OutputError
+
+    json_path = out_dir / f"{stem}.json"
+    ours = False
+    if json_path.exists():
+        try:
+            ours = json.loads(json_path.read_text()).get("format") == PREDICTION_FORMAT
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise OutputError(f"{json_path}: exists and is not a tdrag prediction; refusing to replace it "
+                              "(choose another --out)")
+    for name in names.values():
+        if (out_dir / name).exists() and not ours:
+            raise OutputError(f"{out_dir / name}: exists without the tdrag prediction {json_path.name} beside it; "
+                              "refusing to replace it (choose another --out)")
 
 
 def window_bounds(num_frames: int, fps: float, window: float | None) -> list[tuple[int, int]]:
@@ -315,6 +349,7 @@ def prediction_to_dict(
     face = prediction.face
     names = prediction.class_names
     return {
+        "format": PREDICTION_FORMAT,
         "video": str(prediction.path),
         "model": config.model.name,
         "checkpoint": str(checkpoint),
@@ -377,6 +412,7 @@ def write_prediction(
     stem = stem or prediction.path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {"overlay_video": f"{stem}_overlay.mp4", "keyframes_png": f"{stem}_keyframes.png"}
+    _check_replaceable(out_dir, stem, names)
     staging = Path(tempfile.mkdtemp(prefix=f".predict-{stem}-", dir=out_dir))
     try:
         write_video(staging / names["overlay_video"], overlay_video_frames(prediction), OVERLAY_FPS)

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tdrag.checkpoints import CheckpointError, load_model, select_checkpoint
     from tdrag.data.video import VideoError
+    from tdrag.errors import TdragError
     from tdrag.runtime import resolve_device
     from tdrag.predict import predict_video, write_prediction
 
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 model, config, video, window=args.window or None, device=device, detect_every=args.detect_every
             )
             paths = write_prediction(prediction, config, checkpoint, out, stem=stem)
-        except VideoError as exc:
+        except (VideoError, TdragError) as exc:
             failed += 1
             tqdm.write(f"error: {exc}", file=sys.stderr)
             continue

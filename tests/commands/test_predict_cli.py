@@ -108,3 +108,18 @@ def test_unusable_device_is_one_clear_error(media, tmp_path, capsys, device):
     (line,) = error_lines(capsys.readouterr().err)
     assert code == 2 and f"--device {device}" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_replaces_its_own_outputs_but_never_a_users_file(media, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["predict", str(media["face"]), "--checkpoint", str(media["checkpoint"]), "--out", str(out), "--window", "0"]
+    assert main(args) == 0
+    first = (out / "astronaut.json").read_text()
+    assert json.loads(first)["format"] == "tdrag-prediction"
+    assert main(args) == 0  # its own earlier prediction: replaced
+    (out / "astronaut.json").write_text('{"my": "notes"}')
+    capsys.readouterr()
+    assert main(args) == 1
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "astronaut.json" in lines[0] and "not a tdrag prediction" in lines[0]
+    assert (out / "astronaut.json").read_text() == '{"my": "notes"}'
