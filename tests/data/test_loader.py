@@ -76,3 +76,23 @@ def test_split_train_val_is_stratified_and_deterministic():
         split_train_val(labels, rows, 1.0)
     with pytest.raises(ValueError, match="59 entries for 60 rows"):
         split_train_val(labels[:-1], rows, 0.2)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batched_reads_equal_per_clip_reads_and_recycled_buffers_stay_intact(tiny_cache, workers):
+    from tdrag.data.cache import open_cache
+    from tdrag.data.loader import CacheClipDataset, make_loader
+
+    cache = open_cache(tiny_cache.cache)
+    rows = cache.rows(1, "train")
+    dataset = CacheClipDataset(cache, rows)
+    one_by_one = torch.utils.data.default_collate([dataset[i] for i in (3, 0, 5)])
+    batched = dataset.__getitems__([3, 0, 5])
+    for a, b in zip(batched, one_by_one):
+        assert torch.equal(a, b)
+    loader = make_loader(cache, rows, batch_size=4, shuffle=True, num_workers=workers, seed=1)
+    kept = list(loader)  # every batch kept alive while later ones are read: no buffer reused under them
+    for clips, labels, batch_rows in kept:
+        assert torch.equal(clips, torch.from_numpy(np.array(cache.frames[batch_rows.numpy()])))
+        assert torch.equal(labels, torch.from_numpy(cache.labels[batch_rows.numpy()]))
+    assert sorted(torch.cat([b[2] for b in kept]).tolist()) == sorted(rows.tolist())

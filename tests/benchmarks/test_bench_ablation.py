@@ -1,0 +1,51 @@
+"""benchmarks/bench_ablation.py end to end at toy size: paired runs, the table, attention scores, the figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_ablation.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_ablation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_summarise_pairs_by_seed():
+    bench = _load()
+    results = [{"variant": v, "seed": s, "test_war": war, "test_uar": war}
+               for v, s, war in (("r3d18", 0, 0.5), ("r3d18", 1, 0.7), ("tdrag", 0, 0.6), ("tdrag", 1, 0.6))]
+    table = bench.summarise(results)
+    mean, std, n = table["tdrag"]["test_war_minus_r3d18"]
+    assert (mean, n) == (pytest.approx(0.0), 2) and std == pytest.approx(0.1414213, abs=1e-6)
+    assert table["r3d18"]["test_war"] == (pytest.approx(0.6), pytest.approx(0.1414213, abs=1e-6))
+
+
+def test_toy_run_writes_results_table_and_figure(tmp_path):
+    bench = _load()
+    md, png = tmp_path / "table.md", tmp_path / "bars.png"
+    assert bench.main(["--out", str(tmp_path / "abl"), "--clips", "21", "--epochs", "1", "--variants",
+                       "r3d18,tdrag,tdrag_uniform", "--seeds", "0,1", "--score-attention", "--markdown", str(md),
+                       "--figure", str(png), "--workers", "1"]) == 0
+    data = json.loads((tmp_path / "abl" / "results.json").read_text())
+    assert sorted((r["variant"], r["seed"]) for r in data["results"]) == sorted(
+        (v, s) for v in ("r3d18", "tdrag", "tdrag_uniform") for s in (0, 1))
+    assert all(r["selection"] == "val" for r in data["results"])  # never chosen on the test fold
+    tdrag = next(r for r in data["results"] if r["variant"] == "tdrag")
+    assert set(tdrag["attention"]) == {"layer2", "layer3", "layer4"}
+    assert 0 <= tdrag["attention"]["layer2"]["pointing_game"] <= 1 and tdrag["attention"]["layer2"]["ratio"] > 0
+    text = md.read_text()
+    assert "| tdrag | 2 |" in text and "WAR − r3d18" in text and "pointing game" in text
+    assert png.stat().st_size > 1000
+    # A second call reuses the finished runs.
+    before = (tmp_path / "abl" / "runs" / "tdrag" / "seed_0" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    assert bench.main(["--out", str(tmp_path / "abl"), "--clips", "21", "--epochs", "1", "--variants", "tdrag",
+                       "--seeds", "0", "--workers", "1"]) == 0
+    assert (tmp_path / "abl" / "runs" / "tdrag" / "seed_0" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
