@@ -68,6 +68,19 @@ def test_synth_prepare_train_report(layout, classes, clips, tmp_path, capsys):
     for name in classes:
         assert name in markdown
 
+    if layout == "mafw":
+        # A notebook at SMALL size on the 11-class run: MAFW's class names, not DFEW's.
+        from analysis.notebook.execute import execute_notebook
+
+        nb = execute_notebook(CONFIGS.parent / "notebooks" / "02_attention_over_keyframes.ipynb",
+                              {"RUN_DIR": str(run), "SMALL": True, "DEVICE": "cpu", "CLASS_NAME": classes[-1]},
+                              timeout=300)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error"]
+        shown = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs]
+                           + [o.get("data", {}).get("text/html", "") for o in outputs] + [o.get("text", "") for o in outputs])
+        assert classes[-1] in shown and "contempt" in shown and "Happy" not in shown
+
 
 def _predicted_ids(run) -> list[str]:
     with open(run / "predictions.csv", newline="") as handle:
