@@ -29,7 +29,7 @@ from analysis.attribution.methods import FRAME_METHODS
 from analysis.attribution.views import overlay_scale, plot_frame_importance
 from analysis.internals.attention import plot_keyframe_strip, select_keyframes_to_show
 from analysis.internals.ground_truth import mass_in_mask
-from analysis.internals.trajectories import class_mean_trajectories, fit_pca, plot_trajectories
+from analysis.internals.trajectories import fit_pca, plot_trajectories
 from analysis.plotting import Note, class_index, new_figure
 from tdrag import metrics
 

@@ -35,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tdrag.commands._common import print_run_summary
-    from tdrag.demo import run_demo
 
     started = time.perf_counter()
     run_dir = run_demo(args.out, config_path=args.config, overrides=args.overrides, fresh=args.fresh,
