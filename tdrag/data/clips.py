@@ -19,6 +19,7 @@ decodes them the same way whatever the dataset. The pieces here are written once
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ import cv2
 import numpy as np
 
 from tdrag.errors import TdragError
+
+log = logging.getLogger(__name__)
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "test")
@@ -182,6 +185,90 @@ class FrameFolders:
         if folder not in self._listings:
             self._listings[folder] = list_frames(folder)
         return self._listings[folder]
+
+
+class ClipFolders:
+    """The clip folders under a frames folder, looked up by name, unpadded numbers included
+    (``12`` finds ``00012``), and their frame listings (:class:`FrameFolders`).
+
+    The frames folder is listed at most once (DFEW has ~16k clip folders), and only when a name is
+    not found as written.
+    """
+
+    def __init__(self, clip_root: Path) -> None:
+        self.clip_root = Path(clip_root)
+        self.frames = FrameFolders()
+        self._by_number: dict[int, str] | None = None
+
+    def folder_name(self, name: str) -> str | None:
+        """The folder's name on disk for ``name`` as a split file writes it, or None."""
+        if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+            return None
+        if (self.clip_root / name).is_dir():
+            return name
+        if not name.isdigit():
+            return None
+        if self._by_number is None:
+            self._by_number = {}
+            with os.scandir(self.clip_root) as entries:
+                for entry in entries:
+                    if entry.name.isdigit() and entry.is_dir():
+                        self._by_number.setdefault(int(entry.name), entry.name)
+        return self._by_number.get(int(name))
+
+
+class SplitCollector:
+    """Builds one split's :class:`SplitResult` the way every reader reports bad clips.
+
+    ``skip`` lists a clip with its path and reason (logged), or raises with ``strict``;
+    ``first_time`` skips a clip listed twice; ``add_folder`` lists a clip folder's frames and adds
+    the clip, or skips it when the folder is missing, unreadable or holds no frame images.
+
+    Args:
+        fold, split, split_file: what the result describes.
+        strict: raise on the first bad clip instead of listing it.
+        error: the reader's DatasetError subclass for row-level problems (clip folder problems
+            raise ClipError).
+        frames: the listing memory shared by the splits of one read.
+    """
+
+    def __init__(self, fold: int, split: str, split_file: Path, strict: bool, error: type[DatasetError],
+                 frames: FrameFolders) -> None:
+        self.result = SplitResult(fold=int(fold), split=split, split_file=split_file)
+        self.strict = strict
+        self.error = error
+        self.frames = frames
+        self._first_line: dict[str, int] = {}
+
+    def skip(self, video_id: str, path: Path | str, reason: str, error: type[DatasetError] | None = None) -> None:
+        if self.strict:
+            raise (error or self.error)(f"{path}: {reason}")
+        log.warning("skipping clip %s: %s: %s", video_id, path, reason)
+        self.result.skipped.append(SkippedClip(video_id=video_id, path=str(path), reason=reason))
+
+    def first_time(self, key: str, line: int, where: str, shown: str) -> bool:
+        """True for the first row naming ``key``; a later one is skipped as listed again."""
+        if key in self._first_line:
+            self.skip(key, where, f"video {shown!r} is listed again (first at line {self._first_line[key]})")
+            return False
+        self._first_line[key] = line
+        return True
+
+    def add_folder(self, video_id: str, label: int, folder: Path, where: str) -> None:
+        """Add the clip in ``folder`` (listed at ``where``), or skip it naming what is wrong."""
+        if not folder.is_dir():
+            self.skip(video_id, folder, f"clip folder missing (listed at {where})", ClipError)
+            return
+        try:
+            listing = self.frames(folder)
+        except OSError as exc:
+            self.skip(video_id, folder, f"cannot list the clip folder ({exc.strerror or exc})", ClipError)
+            return
+        if not listing.frames:
+            self.skip(video_id, folder, f"clip folder has no frame images (listed at {where})", ClipError)
+            return
+        self.result.clips.append(Clip(video_id=video_id, label=label, frames=listing.frames, clip_dir=folder,
+                                      digest=listing.digest, ignored=listing.ignored))
 
 
 def file_digest(path: str | os.PathLike) -> str:

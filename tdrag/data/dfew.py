@@ -42,8 +42,9 @@ from tdrag.data.clips import (  # noqa: F401 - re-exported: the DFEW reader's pu
     SPLITS,
     Clip,
     ClipError,
+    ClipFolders,
     DatasetError,
-    FrameFolders,
+    SplitCollector,
     SkippedClip,
     SplitResult,
     decode_image,
@@ -143,32 +144,6 @@ def find_layout(root: str | os.PathLike, frames_dir: str = "auto") -> DFEWLayout
     return DFEWLayout(root=root, clip_root=clip_root, frames_dir=frames_dir, split_dirs=split_dirs)
 
 
-class _ClipIndex:
-    """Clip folders under a layout's clip root, looked up by id as written in a CSV.
-
-    Lists the clip root once (DFEW has ~16k folders) and each clip folder at most once, since
-    every clip appears in six of the ten split CSVs.
-    """
-
-    def __init__(self, clip_root: Path) -> None:
-        self.clip_root = clip_root
-        self._by_number: dict[int, str] | None = None
-        self.frames = FrameFolders()
-
-    def folder_name(self, csv_id: str) -> str | None:
-        if not csv_id or csv_id in (".", "..") or "/" in csv_id or os.sep in csv_id:
-            return None
-        if (self.clip_root / csv_id).is_dir():
-            return csv_id
-        if self._by_number is None:
-            self._by_number = {}
-            with os.scandir(self.clip_root) as entries:
-                for entry in entries:
-                    if entry.name.isdigit() and entry.is_dir():
-                        self._by_number.setdefault(int(entry.name), entry.name)
-        return self._by_number.get(int(csv_id)) if csv_id.isdigit() else None
-
-
 def _read_csv_rows(csv_path: Path) -> list[tuple[int, str, str]]:
     """(line number, video_name, label) rows of a split CSV after checking its header."""
     if not csv_path.is_file():
@@ -192,44 +167,24 @@ def _read_csv_rows(csv_path: Path) -> list[tuple[int, str, str]]:
     return out
 
 
-def _read_split(layout: DFEWLayout, index: _ClipIndex, fold: int, split: str, strict: bool) -> SplitResult:
+def _read_split(layout: DFEWLayout, index: ClipFolders, fold: int, split: str, strict: bool) -> SplitResult:
     csv_path = layout.csv_path(fold, split)
-    result = SplitResult(fold=int(fold), split=split, split_file=csv_path)
-    first_line: dict[str, int] = {}
-
-    def skip(video_id: str, path: Path | str, reason: str, error: type[DatasetError] = DFEWError) -> None:
-        if strict:
-            raise error(f"{path}: {reason}")
-        log.warning("skipping clip %s: %s: %s", video_id, path, reason)
-        result.skipped.append(SkippedClip(video_id=video_id, path=str(path), reason=reason))
-
+    collect = SplitCollector(fold, split, csv_path, strict, DFEWError, index.frames)
     for line, csv_id, raw_label in _read_csv_rows(csv_path):
         where = f"{csv_path}:{line}"
         try:
             label = dfew_label_from_csv(raw_label)
         except ValueError as exc:
-            skip(csv_id, where, f"video {csv_id!r}: {exc}")
+            collect.skip(csv_id, where, f"video {csv_id!r}: {exc}")
             continue
         name = index.folder_name(csv_id)
-        key = name or csv_id
-        if key in first_line:
-            skip(key, where, f"video {csv_id!r} is listed again (first at line {first_line[key]})")
+        if not collect.first_time(name or csv_id, line, where, csv_id):
             continue
-        first_line[key] = line
         if name is None:
-            skip(csv_id, layout.clip_root / csv_id, f"clip folder missing (listed at {where})", ClipError)
+            collect.skip(csv_id, layout.clip_root / csv_id, f"clip folder missing (listed at {where})", ClipError)
             continue
-        try:
-            listing = index.frames(layout.clip_root / name)
-        except OSError as exc:
-            skip(name, layout.clip_root / name, f"cannot list the clip folder ({exc.strerror or exc})", ClipError)
-            continue
-        if not listing.frames:
-            skip(name, layout.clip_root / name, f"clip folder has no frame images (listed at {where})", ClipError)
-            continue
-        result.clips.append(Clip(video_id=name, label=label, frames=listing.frames, clip_dir=layout.clip_root / name,
-                                 digest=listing.digest, ignored=listing.ignored))
-    return result
+        collect.add_folder(name, label, layout.clip_root / name, where)
+    return collect.result
 
 
 def read_split(
@@ -247,7 +202,7 @@ def read_split(
         frames_dir: see ``find_layout``.
     """
     layout = root if isinstance(root, DFEWLayout) else find_layout(root, frames_dir)
-    return _read_split(layout, _ClipIndex(layout.clip_root), fold, split, strict)
+    return _read_split(layout, ClipFolders(layout.clip_root), fold, split, strict)
 
 
 def read_folds(
@@ -258,7 +213,7 @@ def read_folds(
 ) -> dict[int, dict[str, SplitResult]]:
     """``{fold: {"train": SplitResult, "test": SplitResult}}`` for each fold in ``folds``."""
     layout = root if isinstance(root, DFEWLayout) else find_layout(root, frames_dir)
-    index = _ClipIndex(layout.clip_root)
+    index = ClipFolders(layout.clip_root)
     return {int(k): {s: _read_split(layout, index, k, s, strict) for s in SPLITS} for k in folds}
 
 

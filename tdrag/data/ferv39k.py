@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tdrag.data.clips import SPLITS, Clip, ClipError, DatasetError, FrameFolders, SkippedClip, SplitResult
+from tdrag.data.clips import SPLITS, DatasetError, FrameFolders, SplitCollector, SplitResult
 from tdrag.data.labels import FERV39K_CLASSES, ferv39k_label
 
 log = logging.getLogger(__name__)
@@ -215,48 +215,24 @@ def normalise_clip_path(name: str, frames_dir_name: str = FRAMES_DIR) -> str | N
 
 def _read_split(layout: FERV39kLayout, frames: FrameFolders, fold: int, split: str, strict: bool) -> SplitResult:
     list_path = layout.list_path(fold, split)
-    result = SplitResult(fold=int(fold), split=split, split_file=list_path)
-    first_line: dict[str, int] = {}
-
-    def skip(video_id: str, path: Path | str, reason: str, error: type[DatasetError] = FERV39kError) -> None:
-        if strict:
-            raise error(f"{path}: {reason}")
-        log.warning("skipping clip %s: %s: %s", video_id, path, reason)
-        result.skipped.append(SkippedClip(video_id=video_id, path=str(path), reason=reason))
-
+    collect = SplitCollector(fold, split, list_path, strict, FERV39kError, frames)
     for line, name, raw_label in read_list_rows(list_path, FERV39kError, "split list"):
         where = f"{list_path}:{line}"
         if not raw_label:
-            skip(name, where, f"row {name!r} has no class (expected '<relative path> <ClassName>')")
+            collect.skip(name, where, f"row {name!r} has no class (expected '<relative path> <ClassName>')")
             continue
         try:
             label = ferv39k_label(raw_label)
         except ValueError as exc:
-            skip(name, where, f"video {name!r}: {exc}")
+            collect.skip(name, where, f"video {name!r}: {exc}")
             continue
         vid = normalise_clip_path(name, layout.clip_root.name)
         if vid is None:
-            skip(name, where, f"video {name!r}: not a relative path inside {layout.clip_root}")
+            collect.skip(name, where, f"video {name!r}: not a relative path inside {layout.clip_root}")
             continue
-        if vid in first_line:
-            skip(vid, where, f"video {vid!r} is listed again (first at line {first_line[vid]})")
-            continue
-        first_line[vid] = line
-        folder = layout.clip_root / vid
-        if not folder.is_dir():
-            skip(vid, folder, f"clip folder missing (listed at {where})", ClipError)
-            continue
-        try:
-            listing = frames(folder)
-        except OSError as exc:
-            skip(vid, folder, f"cannot list the clip folder ({exc.strerror or exc})", ClipError)
-            continue
-        if not listing.frames:
-            skip(vid, folder, f"clip folder has no frame images (listed at {where})", ClipError)
-            continue
-        result.clips.append(Clip(video_id=vid, label=label, frames=listing.frames, clip_dir=folder,
-                                 digest=listing.digest, ignored=listing.ignored))
-    return result
+        if collect.first_time(vid, line, where, vid):
+            collect.add_folder(vid, label, layout.clip_root / vid, where)
+    return collect.result
 
 
 def _layout(root: str | os.PathLike | FERV39kLayout, options: dict) -> FERV39kLayout:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tdrag.data.clips import SPLITS, Clip, ClipError, DatasetError, FrameFolders, SkippedClip, SplitResult
+from tdrag.data.clips import SPLITS, ClipError, ClipFolders, DatasetError, SplitCollector, SplitResult
 from tdrag.data.ferv39k import read_list_rows
 from tdrag.data.labels import MAFW_CLASSES, mafw_label
 
@@ -145,74 +145,32 @@ def clip_name(name: str) -> str:
     return stem if suffix.lower() in VIDEO_SUFFIXES else name
 
 
-class _ClipIndex:
-    """Clip folders under the frames folder by name, unpadded numbers included (listed once)."""
-
-    def __init__(self, clip_root: Path) -> None:
-        self.clip_root = clip_root
-        self._by_number: dict[int, str] | None = None
-        self.frames = FrameFolders()
-
-    def folder_name(self, name: str) -> str | None:
-        if (self.clip_root / name).is_dir():
-            return name
-        if not name.isdigit():
-            return None
-        if self._by_number is None:
-            self._by_number = {}
-            with os.scandir(self.clip_root) as entries:
-                for entry in entries:
-                    if entry.name.isdigit() and entry.is_dir():
-                        self._by_number.setdefault(int(entry.name), entry.name)
-        return self._by_number.get(int(name))
-
-
-def _read_split(layout: MAFWLayout, index: _ClipIndex, fold: int, split: str, strict: bool) -> SplitResult:
+def _read_split(layout: MAFWLayout, index: ClipFolders, fold: int, split: str, strict: bool) -> SplitResult:
     list_path = layout.list_path(fold, split)
-    result = SplitResult(fold=int(fold), split=split, split_file=list_path)
-    first_line: dict[str, int] = {}
-
-    def skip(video_id: str, path: Path | str, reason: str, error: type[DatasetError] = MAFWError) -> None:
-        if strict:
-            raise error(f"{path}: {reason}")
-        log.warning("skipping clip %s: %s: %s", video_id, path, reason)
-        result.skipped.append(SkippedClip(video_id=video_id, path=str(path), reason=reason))
-
+    collect = SplitCollector(fold, split, list_path, strict, MAFWError, index.frames)
     for line, raw_name, raw_label in read_list_rows(list_path, MAFWError, "split list"):
         where = f"{list_path}:{line}"
         name = clip_name(raw_name)
         if not raw_label:
-            skip(name, where, f"row {raw_name!r} has no class (expected '<clip>.mp4 <class>')")
+            collect.skip(name, where, f"row {raw_name!r} has no class (expected '<clip>.mp4 <class>')")
             continue
         try:
             label = mafw_label(raw_label)
         except ValueError as exc:
-            skip(name, where, f"video {raw_name!r}: {exc}")
+            collect.skip(name, where, f"video {raw_name!r}: {exc}")
             continue
         if not name or name in (".", "..") or "/" in name or "\\" in name:
-            skip(name, where, f"video {raw_name!r}: not a clip name (a MAFW clip is one folder under {layout.clip_root})")
+            collect.skip(name, where, f"video {raw_name!r}: not a clip name (a MAFW clip is one folder under "
+                                      f"{layout.clip_root})")
             continue
         folder_name = index.folder_name(name)
-        key = folder_name or name
-        if key in first_line:
-            skip(key, where, f"video {raw_name!r} is listed again (first at line {first_line[key]})")
+        if not collect.first_time(folder_name or name, line, where, raw_name):
             continue
-        first_line[key] = line
         if folder_name is None:
-            skip(name, layout.clip_root / name, f"clip folder missing (listed at {where})", ClipError)
+            collect.skip(name, layout.clip_root / name, f"clip folder missing (listed at {where})", ClipError)
             continue
-        folder = layout.clip_root / folder_name
-        try:
-            listing = index.frames(folder)
-        except OSError as exc:
-            skip(folder_name, folder, f"cannot list the clip folder ({exc.strerror or exc})", ClipError)
-            continue
-        if not listing.frames:
-            skip(folder_name, folder, f"clip folder has no frame images (listed at {where})", ClipError)
-            continue
-        result.clips.append(Clip(video_id=folder_name, label=label, frames=listing.frames, clip_dir=folder,
-                                 digest=listing.digest, ignored=listing.ignored))
-    return result
+        collect.add_folder(folder_name, label, layout.clip_root / folder_name, where)
+    return collect.result
 
 
 def _layout(root: str | os.PathLike | MAFWLayout, options: dict) -> MAFWLayout:
@@ -223,14 +181,14 @@ def read_split(root: str | os.PathLike | MAFWLayout, fold: int, split: str, stri
                **options) -> SplitResult:
     """The clips of ``split`` ("train" | "test") in fold ``fold`` (1..5); ``options``: see ``find_layout``."""
     layout = _layout(root, options)
-    return _read_split(layout, _ClipIndex(layout.clip_root), fold, split, strict)
+    return _read_split(layout, ClipFolders(layout.clip_root), fold, split, strict)
 
 
 def read_folds(root: str | os.PathLike | MAFWLayout, folds: Sequence[int] = FOLDS, strict: bool = False,
                **options) -> dict[int, dict[str, SplitResult]]:
     """``{fold: {"train": SplitResult, "test": SplitResult}}`` for each fold in ``folds``."""
     layout = _layout(root, options)
-    index = _ClipIndex(layout.clip_root)
+    index = ClipFolders(layout.clip_root)
     return {int(k): {s: _read_split(layout, index, k, s, strict) for s in SPLITS} for k in folds}
 
 
