@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-import tdrag.data.cache as cache_mod
+import tdrag.data.decode as decode_mod
 from tdrag.cli import main as cli_main
 from tdrag.errors import OutputError
 from tdrag.data.cache import CacheError, open_cache, prepare_cache
@@ -146,7 +146,7 @@ def test_parallel_workers_match_single_process(dfew_tree, caches):
 def test_interrupted_run_leaves_nothing_complete(dfew_tree, caches, monkeypatch):
     tree = dfew_tree(num_clips=6, lengths=4, size=16)
     calls = []
-    real = cache_mod._process_clip
+    real = decode_mod._process_clip
 
     def dies_on_third(*args, **kwargs):
         calls.append(1)
@@ -154,7 +154,7 @@ def test_interrupted_run_leaves_nothing_complete(dfew_tree, caches, monkeypatch)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cache_mod, "_process_clip", dies_on_third)
+    monkeypatch.setattr(decode_mod, "_process_clip", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         prepare_cache(tree.root, caches / "c", frames=4, size=16, workers=1, progress=False)
     assert list(caches.iterdir()) == []
