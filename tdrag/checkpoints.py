@@ -197,13 +197,18 @@ def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = 
         model = build_model_from_config(config.model)
     except ValueError as exc:
         raise CheckpointError(f"{path}: its config builds no model here ({exc})") from None
+    load_weights(model, state, path, config.model.name)
+    return model.to(device).eval(), config
+
+
+def load_weights(model: nn.Module, state: dict[str, Any], path: str | os.PathLike, name: str) -> None:
+    """``model.load_state_dict(state["model"])``, or one CheckpointError naming ``path`` and the
+    model ``name`` when the weights do not fit (another architecture or width)."""
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
         detail = " ".join(str(exc).split())[:300]
-        raise CheckpointError(f"{path}: weights do not fit model '{config.model.name}' built from its config "
-                              f"({detail})") from None
-    return model.to(device).eval(), config
+        raise CheckpointError(f"{path}: weights do not fit model '{name}' built from its config ({detail})") from None
 
 
 # --- random number generators -------------------------------------------------------------------

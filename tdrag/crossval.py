@@ -51,7 +51,7 @@ class FoldError(TdragError, ValueError):
 def check_folds(config: Config, folds: Sequence[int] | None) -> list[int]:
     """The folds to run (default: all of the cache's), each checked against the cache and config."""
     from tdrag.data.cache import open_cache
-    from tdrag.trainer import check_cache
+    from tdrag.run_data import check_cache
 
     cache = open_cache(config.data.cache) if config.data.cache else None
     if cache is None:

@@ -13,6 +13,9 @@ Layout of a run (DESIGN.md, "Runs")::
     RUN/report/confusion_matrix.csv  counts of the selected checkpoint (row = true class)
     RUN/report/predictions_last.csv  test predictions of the last checkpoint (same columns)
 
+``plan_run_dir`` decides, without touching anything, what a new run resumes from and which of
+tdrag's files it replaces (``RunExistsError`` when neither resume nor overwrite allows going on).
+
 Every file is written atomically. ``RUN_FILES`` lists every file tdrag writes into a run
 directory (the report figures of ``python -m analysis report`` included): those are the only
 files a fresh run replaces (``tdrag.ownership``); anything else a user keeps there stays.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -34,6 +38,8 @@ import numpy as np
 from tdrag import metrics
 from tdrag.atomic import write_json, write_text
 from tdrag.errors import TdragError
+
+log = logging.getLogger(__name__)
 
 #: Files tdrag (and ``python -m analysis report``) write into ``report/``.
 REPORT_FILES: tuple[str, ...] = (
@@ -325,3 +331,38 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
                     row[key] = float(text)
             rows.append(row)
     return rows
+
+
+class RunExistsError(TdragError, RuntimeError):
+    """The run directory already holds a run and neither resume nor overwrite was asked for."""
+
+
+def _run_files_except_config(run_dir: Path) -> list[str]:
+    return [f for f in own_run_files(run_dir) if f != "config.yaml"]
+
+
+def plan_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> tuple[Path | None, list[str]]:
+    """Decide, without touching anything, what a run in ``run_dir`` resumes from and what it replaces.
+
+    Returns:
+        ``(checkpoint to resume from or None, tdrag files to remove before starting)``.
+
+    Raises:
+        RunExistsError: the folder holds an earlier run and neither ``resume`` (with a
+            ``last.pt`` to resume from) nor ``overwrite`` allows going on.
+    """
+    last = run_dir / "checkpoints" / "last.pt"
+    earlier = _run_files_except_config(run_dir)
+    if resume and last.is_file():
+        return last, []
+    if earlier and not overwrite:
+        shown = ", ".join(earlier[:4]) + (" ..." if len(earlier) > 4 else "")
+        if resume:
+            raise RunExistsError(f"{run_dir}: --resume: no checkpoints/last.pt to resume from, but the folder holds "
+                                 f"an earlier run's files ({shown}); pass --overwrite to replace them, or choose "
+                                 "another train.run_dir")
+        raise RunExistsError(f"{run_dir}: already holds a run ({shown}); pass --resume to continue it, --overwrite "
+                             "to replace it, or choose another train.run_dir")
+    if resume:
+        log.info("%s: no checkpoints/last.pt to resume from; starting a fresh run", run_dir)
+    return None, own_run_files(run_dir)

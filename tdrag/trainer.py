@@ -33,17 +33,19 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from tdrag import distributed, ownership, runs
+from tdrag.run_data import RunData, load_run_data
+from tdrag.runs import RunExistsError, plan_run_dir
 from tdrag.checkpoints import (
     CheckpointError,
     checkpoint_config,
     load_checkpoint,
+    load_weights,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from tdrag.config import Config, ConfigError, config_to_dict, save_config
+from tdrag.config import Config, config_to_dict, save_config
 from tdrag.engine import TrainingDiverged, evaluate, seed_everything, train_one_epoch
-from tdrag.errors import TdragError
 from tdrag.runs import Predictions
 from tdrag.runtime import resolve_device
 from tdrag.schedule import WarmupSchedule, build_optimizer, build_scheduler
@@ -51,10 +53,6 @@ from tdrag.schedule import WarmupSchedule, build_optimizer, build_scheduler
 log = logging.getLogger(__name__)
 
 __all__ = ["RunExistsError", "RunResult", "TrainingDiverged", "evaluate_run", "fit", "load_run_data", "wrap_model"]
-
-
-class RunExistsError(TdragError, RuntimeError):
-    """The run directory already holds a run and neither resume nor overwrite was asked for."""
 
 
 @dataclass
@@ -72,65 +70,6 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     best_epoch: int | None = None
-
-
-# ------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class RunData:
-    """The cache and the rows of one run: training, test and (when held out) validation rows."""
-
-    cache: Any
-    train_rows: np.ndarray
-    test_rows: np.ndarray
-    val_rows: np.ndarray | None
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.cache.class_names)
-
-
-def check_cache(cache, config: Config) -> None:
-    """Refuse a cache that does not fit the config: keyframes, T, crop, classes, fold."""
-    method = cache.manifest.get("keyframes")
-    if method is not None and method != config.data.keyframes:
-        raise ConfigError(
-            f"data.keyframes: {config.data.keyframes!r}, but the cache {cache.path} was prepared with "
-            f"keyframes={method!r}; point data.cache at a matching cache"
-        )
-    if cache.num_frames != config.data.frames:
-        raise ConfigError(f"data.frames: {config.data.frames}, but the cache {cache.path} holds T={cache.num_frames} "
-                          "frames per clip")
-    if config.data.crop > cache.size:
-        raise ConfigError(f"data.crop: {config.data.crop} exceeds the cached frame size {cache.size} of {cache.path}")
-    classes = cache.class_names
-    if config.model.num_classes != len(classes):
-        raise ConfigError(f"model.num_classes: {config.model.num_classes}, but the cache {cache.path} holds "
-                          f"{len(classes)} classes ({cache.dataset}: {', '.join(classes)})")
-    cache.check_fold(config.data.fold)
-
-
-def load_run_data(config: Config) -> RunData:
-    """Open ``config.data.cache``, check it against the config, split off the validation rows."""
-    from tdrag.data.cache import open_cache
-
-    if not config.data.cache:
-        raise ConfigError("data.cache: empty; prepare a frame cache (`tdrag prepare`) and set data.cache=PATH")
-    cache = open_cache(config.data.cache)
-    check_cache(cache, config)
-    train_rows = cache.rows(config.data.fold, "train")
-    test_rows = cache.rows(config.data.fold, "test")
-    val_rows = None
-    if config.data.val_fraction > 0:
-        from tdrag.data.loader import split_train_val
-
-        train_rows, val_rows = split_train_val(cache.labels[train_rows], train_rows, config.data.val_fraction,
-                                               seed=config.train.seed)
-    if len(train_rows) == 0 or len(test_rows) == 0:
-        raise ConfigError(f"data.fold: fold {config.data.fold} of {cache.path} has {len(train_rows)} training and "
-                          f"{len(test_rows)} test clips; both must be non-empty")
-    return RunData(cache, train_rows, test_rows, val_rows)
 
 
 def _eval_loaders(data: RunData, config: Config, info: distributed.DistInfo) -> dict[str, Any]:
@@ -155,40 +94,6 @@ def _evaluate_splits(model, loaders: dict[str, Any], data: RunData, config: Conf
                        progress=progress, desc=f"eval {name}")
         for name, loader in loaders.items()
     }
-
-
-# ----------------------------------------------------------------------------- run directory
-
-
-def _run_files_except_config(run_dir: Path) -> list[str]:
-    return [f for f in runs.own_run_files(run_dir) if f != "config.yaml"]
-
-
-def plan_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> tuple[Path | None, list[str]]:
-    """Decide, without touching anything, what a run in ``run_dir`` resumes from and what it replaces.
-
-    Returns:
-        ``(checkpoint to resume from or None, tdrag files to remove before starting)``.
-
-    Raises:
-        RunExistsError: the folder holds an earlier run and neither ``resume`` (with a
-            ``last.pt`` to resume from) nor ``overwrite`` allows going on.
-    """
-    last = run_dir / "checkpoints" / "last.pt"
-    earlier = _run_files_except_config(run_dir)
-    if resume and last.is_file():
-        return last, []
-    if earlier and not overwrite:
-        shown = ", ".join(earlier[:4]) + (" ..." if len(earlier) > 4 else "")
-        if resume:
-            raise RunExistsError(f"{run_dir}: --resume: no checkpoints/last.pt to resume from, but the folder holds "
-                                 f"an earlier run's files ({shown}); pass --overwrite to replace them, or choose "
-                                 "another train.run_dir")
-        raise RunExistsError(f"{run_dir}: already holds a run ({shown}); pass --resume to continue it, --overwrite "
-                             "to replace it, or choose another train.run_dir")
-    if resume:
-        log.info("%s: no checkpoints/last.pt to resume from; starting a fresh run", run_dir)
-    return None, runs.own_run_files(run_dir)
 
 
 # ----------------------------------------------------------------------------- model wrapping
@@ -458,22 +363,13 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _load_weights(model: nn.Module, state: dict[str, Any], path: Path, config: Config) -> None:
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        detail = " ".join(str(exc).split())[:300]
-        raise CheckpointError(f"{path}: weights do not fit model '{config.model.name}' built from its config "
-                              f"({detail})") from None
-
-
 def _evaluate_checkpoint(path: Path, config: Config, data: RunData, loaders, device, info,
                          progress) -> dict[str, Predictions]:
     from tdrag.models import build_model_from_config
 
     state = load_checkpoint(path, map_location="cpu")
     model = build_model_from_config(config.model)
-    _load_weights(model, state, path, config)
+    load_weights(model, state, path, config.model.name)
     model = model.to(device)
     if config.train.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
