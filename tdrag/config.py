@@ -289,6 +289,9 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     return config
 
 
+#: The device strings tdrag accepts (``train.device``, ``--device``); tdrag.runtime resolves them.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
 # Allowed values of the string fields that take one of a few names.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("dfew", "ferv39k", "mafw"),
@@ -358,7 +361,7 @@ def validate(config: Config, source: str = "config") -> None:
             fail(key, f"must be >= 0, got {value}")
     if not 0.0 < t.step_gamma <= 1.0:
         fail("train.step_gamma", f"must be in (0, 1], got {t.step_gamma}")
-    if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", t.device):
+    if not DEVICE_PATTERN.match(t.device):
         fail("train.device", f"{t.device!r} is not a device (use auto, cpu, cuda, cuda:N or mps)")
     if s.render_size < 32:
         fail("synth.render_size", f"must be at least 32 pixels, got {s.render_size}")

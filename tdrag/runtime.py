@@ -11,15 +11,14 @@ that every path picks the device, the precision and the layout the same way.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from tdrag.config import DEVICE_PATTERN
 from tdrag.errors import TdragError
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
 class DeviceError(TdragError, ValueError):
@@ -40,7 +39,7 @@ def resolve_device(spec: str | torch.device, local_rank: int | None = None, key:
     if isinstance(spec, torch.device):
         spec = str(spec)
     text = str(spec).strip()
-    if not _DEVICE.match(text):
+    if not DEVICE_PATTERN.match(text):
         raise DeviceError(f"{key}: {spec!r} is not a device (use auto, cpu, cuda, cuda:N or mps)")
     if text == "auto":
         text = "cuda" if torch.cuda.is_available() else "cpu"

@@ -178,12 +178,8 @@ def _read_split(layout: DFEWLayout, index: ClipFolders, fold: int, split: str, s
             collect.skip(csv_id, where, f"video {csv_id!r}: {exc}")
             continue
         name = index.folder_name(csv_id)
-        if not collect.first_time(name or csv_id, line, where, csv_id):
-            continue
-        if name is None:
-            collect.skip(csv_id, layout.clip_root / csv_id, f"clip folder missing (listed at {where})", ClipError)
-            continue
-        collect.add_folder(name, label, layout.clip_root / name, where)
+        if collect.first_time(name or csv_id, line, where, csv_id):
+            collect.add_folder(name or csv_id, label, layout.clip_root / (name or csv_id), where)
     return collect.result
 
 

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tdrag.data.clips import SPLITS, ClipError, ClipFolders, DatasetError, SplitCollector, SplitResult
+from tdrag.data.clips import SPLITS, ClipFolders, DatasetError, SplitCollector, SplitResult
 from tdrag.data.ferv39k import read_list_rows
 from tdrag.data.labels import MAFW_CLASSES, mafw_label
 
@@ -164,12 +164,8 @@ def _read_split(layout: MAFWLayout, index: ClipFolders, fold: int, split: str, s
                                       f"{layout.clip_root})")
             continue
         folder_name = index.folder_name(name)
-        if not collect.first_time(folder_name or name, line, where, raw_name):
-            continue
-        if folder_name is None:
-            collect.skip(name, layout.clip_root / name, f"clip folder missing (listed at {where})", ClipError)
-            continue
-        collect.add_folder(folder_name, label, layout.clip_root / folder_name, where)
+        if collect.first_time(folder_name or name, line, where, raw_name):
+            collect.add_folder(folder_name or name, label, layout.clip_root / (folder_name or name), where)
     return collect.result
 
 
