@@ -120,7 +120,8 @@ def _finished(run_dir: Path, epochs: int) -> bool:
 def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[str, float]]:
     """Attention against the synthetic ground truth on a run's test split, per stage.
 
-    ``mass``: mean share of the map's mass inside the signal masks; ``chance``: the masks' mean
+    ``auroc``: the map's AUROC as a detector of the signal pixels, per keyframe with a non-empty
+    mask, averaged (0.5 = chance; ``analysis.internals.ground_truth.auroc_in_mask``); ``mass``: mean share of the map's mass inside the signal masks; ``chance``: the masks' mean
     area fraction (what a uniform map gets); ``ratio`` = mass / chance; ``pointing_game``: share
     of frames (with a non-empty mask) whose attention maximum lies inside the mask. The model is
     the run's default analysis checkpoint (held-out selection, never the test fold).
@@ -128,7 +129,7 @@ def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[
     import torch
 
     from analysis.attribution.faithfulness import pointing_game
-    from analysis.internals.ground_truth import ground_truth_masks, mass_in_mask
+    from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks, mass_in_mask
     from tdrag.checkpoints import load_model
     from tdrag.data.augment import eval_transform
     from tdrag.data.cache import open_cache
@@ -148,14 +149,16 @@ def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[
             chance.append(masks.flatten(1).float().mean(1))
             for stage, m in seen.attention.items():
                 maps = upsample_attention(m, masks.shape[1:])
-                entry = scores.setdefault(stage, {"mass": [], "pointing_game": []})
+                entry = scores.setdefault(stage, {"auroc": [], "mass": [], "pointing_game": []})
+                entry["auroc"].append(auroc_in_mask(maps, masks))
                 entry["mass"].append(mass_in_mask(maps, masks))
                 entry["pointing_game"].append(pointing_game(maps, masks))
     area = float(torch.cat(chance).mean())
     out = {}
     for stage, entry in scores.items():
         mass = float(torch.nanmean(torch.cat(entry["mass"]).double()))
-        out[stage] = {"mass": mass, "chance": area, "ratio": mass / area,
+        out[stage] = {"auroc": float(torch.nanmean(torch.cat(entry["auroc"]).double())),
+                      "mass": mass, "chance": area, "ratio": mass / area,
                       "pointing_game": float(torch.nanmean(torch.cat(entry["pointing_game"]).double()))}
     return out
 

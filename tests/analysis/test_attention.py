@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from analysis.internals import attention as att
-from analysis.internals.ground_truth import mass_in_mask
+from analysis.internals.ground_truth import auroc_in_mask, mass_in_mask
 from tdrag.models import build_model, upsample_attention
 
 
@@ -58,6 +58,37 @@ def test_mass_in_mask_on_hand_made_maps():
     # No ground truth, or no mass: undefined, not 0.
     assert torch.isnan(mass_in_mask(maps[:1], torch.zeros_like(masks[:1]))).all()
     assert torch.isnan(mass_in_mask(torch.zeros(1, 2, 8, 8), masks[:1])).all()
+
+
+def test_auroc_in_mask_equals_scikit_learn_per_frame():
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(3)
+    maps = torch.rand(3, 4, 9, 9, generator=g)
+    maps[0] = (maps[0] * 4).round() / 4  # many ties: they count one half
+    masks = torch.rand(3, 4, 9, 9, generator=g) > 0.7
+    masks[1, 0] = False  # an empty mask is not scored
+    masks[1, 1] = True  # nor is a full one
+    masks[2] = False  # a clip with nothing to score: NaN
+    got = auroc_in_mask(maps, masks)
+    for b in range(2):
+        frames = [t for t in range(4) if 0 < int(masks[b, t].sum()) < 81]
+        expected = np.mean([roc_auc_score(masks[b, t].ravel().numpy(), maps[b, t].ravel().numpy()) for t in frames])
+        assert got[b].item() == pytest.approx(expected, abs=1e-6)
+    assert torch.isnan(got[2])
+
+
+def test_auroc_in_mask_hand_cases():
+    masks = torch.zeros(3, 1, 4, 4, dtype=torch.bool)
+    masks[:, :, :2, :2] = True
+    maps = torch.zeros(3, 1, 4, 4)
+    maps[0, :, :2, :2] = 1.0  # above every other pixel: 1
+    maps[1] = 0.5  # flat: every pair ties, 0.5
+    maps[2, :, 2:, 2:] = 1.0  # higher outside only: the signal pixels tie with 8 of the 12 others
+    torch.testing.assert_close(auroc_in_mask(maps, masks), torch.tensor([1.0, 0.5, 4 * (8 * 0.5) / (4 * 12)]))
+    # A floor under the map (1 + M) changes nothing; a negative attribution counts by size with absolute.
+    torch.testing.assert_close(auroc_in_mask(1 + maps, masks), auroc_in_mask(maps, masks))
+    assert auroc_in_mask(-maps[:1], masks[:1], absolute=True).item() == 1.0
 
 
 def test_attention_and_attribution_share_one_mass_in_mask():
