@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tdrag.data.video import write_video
+from tdrag.predict.video import write_video
 
 # Centre (x, y) of the face in skimage.data.astronaut() (512 x 512): used to keep the face in
 # the virtual camera's view; the detector itself never sees this number.

@@ -50,7 +50,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 
 def prepare_data(out: Path, config, clips: int | None, workers: int) -> dict[str, Path]:
     """The medium data set and its two caches under ``out`` (reused when present)."""
-    from tdrag.data.cache import prepare_cache
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset, is_synthetic_root, load_meta
 
     s = config.synth
@@ -81,7 +81,7 @@ def run_config(base, variant: str, seed: int, paths: dict[str, Path], run_dir: P
 
 def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str, extra: list[str], clips, epochs,
               workers: int) -> list[dict]:
-    from tdrag.trainer import fit
+    from tdrag.train.fit import fit
 
     base = load_config(CONFIG)
     paths = prepare_data(out, base, clips, workers)
@@ -111,7 +111,7 @@ def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:
-    from tdrag.checkpoints import load_checkpoint
+    from tdrag.runs.checkpoints import load_checkpoint
 
     last = run_dir / "checkpoints" / "last.pt"
     return last.is_file() and int(load_checkpoint(last)["epoch"]) >= epochs
@@ -130,10 +130,10 @@ def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[
 
     from analysis.attribution.faithfulness import pointing_game
     from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks, mass_in_mask
-    from tdrag.checkpoints import load_model
     from tdrag.data.augment import eval_transform
     from tdrag.data.cache import open_cache
-    from tdrag.models import upsample_attention
+    from tdrag.models.attention import upsample_attention
+    from tdrag.models.registry import load_model
 
     model, config = load_model(run_dir)
     cache = open_cache(config.data.cache)

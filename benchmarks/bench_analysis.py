@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.internals.attention import attention_maps
 from analysis.attribution.attribute import METHOD_NAMES, attribute
 from analysis.attribution.faithfulness import (
     completeness_gap,
@@ -44,12 +43,13 @@ from analysis.attribution.faithfulness import (
     randomisation_check,
     relevance_mass,
 )
+from analysis.internals.attention import attention_maps
 from analysis.internals.ground_truth import ground_truth_masks
 from analysis.report.tables import to_markdown
 from tdrag.atomic import write_text
-from tdrag.checkpoints import load_model
+from tdrag.data.augment import eval_transform
 from tdrag.data.cache import open_cache
-from tdrag.data.loader import eval_transform
+from tdrag.models.registry import load_model
 
 # Speed settings: what each method costs per clip is set by these.
 SPEED_OPTIONS = {
@@ -205,7 +205,7 @@ def fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 def untrained_speed(args, device: torch.device, argv) -> int:
     """Attributions per second per method on an untrained TDRAG (speed does not depend on the weights)."""
-    from tdrag.models import build_model
+    from tdrag.models.registry import build_model
 
     torch.manual_seed(0)
     model = build_model("tdrag", width=args.untrained_width).to(device).eval()

@@ -6,7 +6,7 @@
 Both sides train the same model (same init), on the same cache rows, with the same batch size,
 the same loader (``make_loader``, batched reads) and the same batch transform, in one process:
 
-- **fit**: ``tdrag.trainer.fit`` end to end; its clips/s is log.csv's ``clips_per_second`` (the
+- **fit**: ``tdrag.train.fit.fit`` end to end; its clips/s is log.csv's ``clips_per_second`` (the
   training pass of each epoch, as the engine times it: bookkeeping, progress, device-side loss
   and accuracy sums and the non-finite checks included; evaluation and checkpoints are not).
 - **bare**: ``for clips, labels, _ in loader: x = train_transform(...); loss = CE(model(x), y);
@@ -40,7 +40,7 @@ from tdrag.config import load_config, replace  # noqa: E402
 
 def bare_epoch(model, loader, optimizer, scheduler, config, generator) -> float:
     """Clips/s of one bare training pass."""
-    from tdrag.data.loader import train_transform
+    from tdrag.data.augment import train_transform
 
     d = config.data
     model.train()
@@ -68,14 +68,15 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from tdrag.data.cache import open_cache, prepare_cache
+    from tdrag.data.cache import open_cache
     from tdrag.data.loader import make_loader
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset, is_synthetic_root
-    from tdrag.engine import epoch_generator, seed_everything
-    from tdrag.models import build_model_from_config
-    from tdrag.runs import read_log
-    from tdrag.schedule import build_optimizer, build_scheduler
-    from tdrag.trainer import fit
+    from tdrag.models.registry import build_model_from_config
+    from tdrag.runs.epoch_log import read_log
+    from tdrag.train.engine import epoch_generator, seed_everything
+    from tdrag.train.fit import fit
+    from tdrag.train.schedule import build_optimizer, build_scheduler
 
     folder = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="bench_engine_"))
     base = load_config(REPO / "configs" / "synthetic_demo.yaml")

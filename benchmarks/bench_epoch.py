@@ -5,7 +5,7 @@ loader runs at >= 0.9x the model-only clips/s of benchmarks/bench_model.py in th
 
 Both sides run in this process on the same model, optimiser and batch size:
 
-- **loader**: ``tdrag.engine.train_one_epoch`` over ``make_loader`` on the cache (memmap reads in
+- **loader**: ``tdrag.train.engine.train_one_epoch`` over ``make_loader`` on the cache (memmap reads in
   DataLoader workers, pinned non-blocking copies, random resized crop + flip + normalisation on
   the device, forward, loss, backward, SGD step, the per-step finite-loss check), as ``fit`` runs it.
 - **model only**: the same steps on one fixed, already-augmented batch on the device (what
@@ -49,7 +49,7 @@ def _bool(text: str) -> bool:
 
 def build_cache(folder: Path, clips: int, frames: int, size: int, render: int, workers: int) -> Path:
     """Synthesise ``clips`` easy clips and prepare a uniform-keyframe cache (reused when present)."""
-    from tdrag.data.cache import prepare_cache
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset, is_synthetic_root
 
     data = folder / "data"
@@ -105,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the Markdown line to this file")
     args = parser.parse_args(argv)
 
-    from tdrag.data.loader import make_loader, train_transform
-    from tdrag.engine import evaluate, seed_everything, train_one_epoch
+    from tdrag.data.augment import train_transform
+    from tdrag.data.loader import make_loader
+    from tdrag.models.registry import build_model_from_config
     from tdrag.runtime import resolve_device, to_memory_format
-    from tdrag.models import build_model_from_config
-    from tdrag.schedule import build_optimizer, build_scheduler
+    from tdrag.train.engine import evaluate, seed_everything, train_one_epoch
+    from tdrag.train.schedule import build_optimizer, build_scheduler
 
     device = resolve_device(args.device)
     folder = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="bench_epoch_"))

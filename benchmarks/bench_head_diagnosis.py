@@ -5,7 +5,7 @@
         --extra model.head=gru_residual --name residual
 
 On the `medium` set and recipe of ``benchmarks/bench_ablation.py`` (same data folder, same
-caches), each variant trains for ``--epochs`` epochs through ``tdrag.engine.train_one_epoch``.
+caches), each variant trains for ``--epochs`` epochs through ``tdrag.train.engine.train_one_epoch``.
 Before the first epoch and after each one, on one fixed probe batch of training clips (training
 mode, centre crop, no optimiser step), the script measures:
 
@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_ablation  # noqa: E402
+
 from tdrag.config import apply_overrides, load_config  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def parts_of(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, train) -> dict[str, dict[str, float]]:
     """Gradient and parameter norms per part for one probe batch (train mode, no step)."""
-    from tdrag.losses import needs_inspection, training_loss
+    from tdrag.train.losses import needs_inspection, training_loss
 
     model.train()
     model.zero_grad(set_to_none=True)
@@ -139,11 +140,12 @@ def capture_sequence(model: nn.Module) -> None:
 
 
 def diagnose(variant: str, config, epochs: int, probe_size: int) -> dict:
-    from tdrag.data.loader import eval_transform, make_loader
-    from tdrag.engine import seed_everything, train_one_epoch
-    from tdrag.models import build_model_from_config
-    from tdrag.run_data import load_run_data
-    from tdrag.schedule import build_optimizer, build_scheduler
+    from tdrag.data.augment import eval_transform
+    from tdrag.data.loader import make_loader
+    from tdrag.models.registry import build_model_from_config
+    from tdrag.train.data import load_run_data
+    from tdrag.train.engine import seed_everything, train_one_epoch
+    from tdrag.train.schedule import build_optimizer, build_scheduler
 
     seed_everything(config.train.seed)
     data = load_run_data(config)

@@ -5,7 +5,7 @@ Measures, in one run, on one synthetic DFEW-format tree (``tdrag.data.synthetic`
 
 1. ``bare``: a bare ``cv2.imread`` + ``cv2.resize(S x S, INTER_AREA)`` loop over every frame file,
    in ``--workers`` processes: the floor any decoder has to pay.
-2. ``prepare``: ``tdrag.data.cache.prepare_cache`` with the same workers, redundancy and uniform
+2. ``prepare``: ``tdrag.data.prepare.prepare_cache`` with the same workers, redundancy and uniform
    keyframes, as source frames per second (every frame of every clip counts, as in 1).
 3. ``reduced``: the design not taken: choose redundancy keyframes on reduced grey decodes
    (``IMREAD_REDUCED_GRAYSCALE_4``), then decode the T keyframes again in colour (no writes).
@@ -51,9 +51,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from tdrag.data.augment import NORM_MEAN, NORM_STD, train_transform
-from tdrag.data.cache import open_cache, prepare_cache
+from tdrag.data.cache import open_cache
 from tdrag.data.dfew import read_folds
 from tdrag.data.keyframes import select_keyframes, uniform_indices
+from tdrag.data.prepare import prepare_cache
 
 
 def unique_clips(root: Path) -> list[tuple[list[str], int]]:

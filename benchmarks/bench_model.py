@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tdrag.atomic import write_text
-from tdrag.models import MODEL_NAMES, build_model
+from tdrag.models.registry import MODEL_NAMES, build_model
 
 MODES = ("fp32", "bf16", "bf16_cl", "bf16_cl_compile")
 CL = torch.channels_last_3d

@@ -35,7 +35,7 @@ class TinyData:
 
 def make_tiny_data(folder: Path) -> TinyData:
     """Synthesise and prepare the tiny set under ``folder`` (``data/`` and ``cache/``)."""
-    from tdrag.data.cache import prepare_cache
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset
 
     root = generate_dataset(folder / "data", clips=TINY_CLIPS, preset="easy", seed=0, size=TINY_SIZE)
@@ -64,7 +64,7 @@ def tiny_cache(tmp_path_factory) -> TinyData:
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_cache, tmp_path_factory) -> Path:
-    from tdrag.trainer import fit
+    from tdrag.train.fit import fit
 
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     fit(tiny_config(tiny_cache, run_dir), progress=False)

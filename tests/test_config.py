@@ -96,7 +96,7 @@ def test_shipped_presets_exist():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_preset_loads_and_names_a_model(path):
-    from tdrag.models import MODEL_NAMES
+    from tdrag.models.registry import MODEL_NAMES
 
     config = load_config(path)
     assert config.model.name in MODEL_NAMES

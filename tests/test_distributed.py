@@ -90,7 +90,7 @@ def test_torchrun_two_gloo_processes_train_and_evaluate_every_clip_once(tiny_cac
     assert not list(run.rglob("*.tmp"))
 
     # The gathered predictions equal a single-process evaluation of the same checkpoint.
-    from tdrag.trainer import evaluate_run
+    from tdrag.train.evaluate import evaluate_run
 
     single = tmp_path / "single"
     import shutil
@@ -119,7 +119,7 @@ class _Compiled(torch.nn.Module):
 
 
 def _wrap_and_rng_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    from tdrag import trainer
+    from tdrag.train import fit as trainer
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -157,7 +157,7 @@ def test_compile_wraps_ddp_and_each_rank_restores_its_own_rng(tmp_path):
 
 
 def test_single_process_wrap_compiles_once(monkeypatch):
-    from tdrag import trainer
+    from tdrag.train import fit as trainer
 
     net = torch.nn.Linear(3, 2)
     monkeypatch.setattr(torch, "compile", _Compiled)

@@ -1,4 +1,4 @@
-"""Video files for the tests of tdrag.data.video, tdrag.predict and `tdrag predict`.
+"""Video files for the tests of tdrag.predict (video, faces, inference) and `tdrag predict`.
 
 The face video is a real photograph (scikit-image's astronaut) filmed by a panning, zooming
 virtual camera (``analysis.demo_media``); the rest are the inputs a user may pass by mistake.
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.demo_media import make_demo_face_video
-from tdrag.data.video import write_video
+from tdrag.predict.video import write_video
 
 
 def face_video(path: Path, frames: int = 40, size: int = 128) -> Path:
@@ -43,9 +43,9 @@ def tiny_checkpoint(path: Path, name: str = "tdrag", keyframes: str = "redundanc
     prediction pipeline end to end (its probabilities mean nothing)."""
     import torch
 
-    from tdrag.checkpoints import save_checkpoint
     from tdrag.config import Config, config_to_dict, replace
-    from tdrag.models import build_model_from_config
+    from tdrag.models.registry import build_model_from_config
+    from tdrag.runs.checkpoints import save_checkpoint
 
     config = replace(
         Config(),

@@ -9,7 +9,7 @@ dossier) reads from it::
     print(run.describe())                          # model, split, clips, which checkpoint and why
     run.inspection.attention["layer3"].shape       # (N, 1, T', H', W'), computed once, kept
     run.probabilities[:4]                          # (4, C) from the same pass
-    run.attention_maps([0, 1])["layer3"].shape     # (2, T, crop, crop), tdrag.models.upsample_attention
+    run.attention_maps([0, 1])["layer3"].shape     # (2, T, crop, crop), tdrag.models.attention.upsample_attention
     run.frames([0]).shape                          # (1, T, crop, crop, 3) uint8, straight from the cache
     x = run.inputs([0, 1])                         # (2, 3, T, crop, crop) normalised, as inspected
 
@@ -181,7 +181,7 @@ class RunNotFound(FileNotFoundError):
 def _how_to_make(run_dir: Path) -> str:
     return (f"{run_dir}: no trained run there. Make one with `tdrag train CONFIG`, `make demo` (the demo run "
             "is runs/demo/run), notebooks/01_train.ipynb, or set DEMO = True in the notebook's parameters cell "
-            "(it calls tdrag.demo.ensure_demo); or point RUN_DIR at an existing run")
+            "(it calls tdrag.train.demo.ensure_demo); or point RUN_DIR at an existing run")
 
 
 def _limit_per_class(positions: np.ndarray, labels: np.ndarray, max_clips: int | None) -> np.ndarray:
@@ -209,7 +209,7 @@ class Run:
         run_dir: the run directory.
         model: the model in eval mode, on ``device``.
         config: the run's ``tdrag.config.Config``.
-        checkpoint: the ``tdrag.checkpoints.CheckpointChoice`` loaded (``.reason`` says why).
+        checkpoint: the ``tdrag.runs.checkpoints.CheckpointChoice`` loaded (``.reason`` says why).
         cache: the ``ClipCache`` holding the clips.
         split: "test" or "train" of ``config.data.fold``.
         rows: ``(N,)`` cache rows analysed, in order (``max_clips`` per class at most).
@@ -262,8 +262,8 @@ class Run:
         return str(getattr(self.config.train, "step_loss", "last"))
 
     def step_readout_meaning(self) -> str:
-        """One sentence: what this model's GRU step readouts mean (``tdrag.models.step_readout_meaning``)."""
-        from tdrag.models import step_readout_meaning
+        """One sentence: what this model's GRU step readouts mean (``tdrag.models.tdrag.step_readout_meaning``)."""
+        from tdrag.models.tdrag import step_readout_meaning
 
         return step_readout_meaning(self.model, self.step_loss)
 
@@ -355,8 +355,8 @@ class Run:
     def attention_maps(self, positions: Sequence[int] | np.ndarray,
                        stages: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """stage -> ``(B, T, crop, crop)`` attention of the clips at frame size, from the cached pass
-        (``tdrag.models.upsample_attention``); empty for a model without attention."""
-        from tdrag.models import upsample_attention
+        (``tdrag.models.attention.upsample_attention``); empty for a model without attention."""
+        from tdrag.models.attention import upsample_attention
 
         idx = torch.as_tensor(_as_positions(positions, len(self)))
         names = list(self.attention) if stages is None else list(stages)
@@ -415,7 +415,7 @@ def open_run(
         split: "test" or "train" of the run's fold.
         device: "auto" (CUDA when present), "cpu", "cuda", ... (``tdrag.runtime.resolve_device``).
         max_clips: at most this many clips per class (the first of each class); None = all.
-        checkpoint: "auto" (``tdrag.checkpoints.select_checkpoint``: best.pt only when chosen on
+        checkpoint: "auto" (``tdrag.runs.checkpoints.select_checkpoint``: best.pt only when chosen on
             a held-out validation split, otherwise last.pt), "best" or "last".
         data_root: the dataset root, for synthetic ground truth (default: the run's ``data.root``).
         batch_size, amp: of the inspection pass.
@@ -423,9 +423,10 @@ def open_run(
     Raises:
         RunNotFound: no such run, or a run without checkpoints.
     """
-    from tdrag.checkpoints import CheckpointError, load_model, select_checkpoint
     from tdrag.data.cache import open_cache
     from tdrag.data.synthetic import is_synthetic_root
+    from tdrag.models.registry import load_model
+    from tdrag.runs.checkpoints import CheckpointError, select_checkpoint
     from tdrag.runtime import resolve_device
 
     run_dir = Path(run_dir)

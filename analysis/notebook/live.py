@@ -1,4 +1,4 @@
-"""Live training curves in a notebook: a ``tdrag.trainer.fit`` callback that redraws after each epoch.
+"""Live training curves in a notebook: a ``tdrag.train.fit.fit`` callback that redraws after each epoch.
 
 Example (notebook)::
 

@@ -1,5 +1,5 @@
 """What ``01_train.ipynb`` calls: the config it trains with, the training itself, and the cache's
-clip counts. Provisioning of synthetic data stays in :mod:`tdrag.demo` (``demo_config``,
+clip counts. Provisioning of synthetic data stays in :mod:`tdrag.train.demo` (``demo_config``,
 ``provision``); nothing here re-implements it.
 
     config = training_config("../runs/notebook/run", small=True)     # the demo config, run dir moved
@@ -27,14 +27,14 @@ def training_config(run_dir: str | os.PathLike, data_root: str | os.PathLike = "
 
     Args:
         run_dir: where the run is written.
-        data_root: a DFEW-format root; "" = the synthetic demo set (``tdrag.demo.demo_config``),
+        data_root: a DFEW-format root; "" = the synthetic demo set (``tdrag.train.demo.demo_config``),
             rendered into ``<run_dir>/../data``.
         preset: a YAML preset for a real root (default ``configs/dfew_tdrag.yaml``).
         model, fold: model variant and fold; epochs: 0 keeps the config's; device: "auto", "cpu", ...
         cache_dir: frame cache folder (default ``<run_dir>/../cache``).
-        small: the seconds-long demo sizes (``tdrag.demo.SMALL_OVERRIDES``); synthetic data only.
+        small: the seconds-long demo sizes (``tdrag.train.demo.SMALL_OVERRIDES``); synthetic data only.
     """
-    from tdrag.demo import demo_config
+    from tdrag.train.demo import demo_config
 
     run_dir = Path(run_dir)
     cache = Path(cache_dir) if cache_dir else run_dir.parent / "cache"
@@ -52,20 +52,20 @@ def training_config(run_dir: str | os.PathLike, data_root: str | os.PathLike = "
 def train(config: Config, callback=None, overwrite: bool = False, progress: bool = True) -> Path:
     """Prepare the frame cache and train ``config``; return the run directory.
 
-    A synthetic (or not yet rendered) data root goes through ``tdrag.demo.provision`` (render,
+    A synthetic (or not yet rendered) data root goes through ``tdrag.train.demo.provision`` (render,
     prepare, train; each step reused when its settings match; ``overwrite`` renders afresh). A
-    real root is prepared with ``tdrag.data.cache.prepare_cache`` (reused when finished with the
-    same settings) and trained with ``tdrag.trainer.fit`` (resumed unless ``overwrite``).
+    real root is prepared with ``tdrag.data.prepare.prepare_cache`` (reused when finished with the
+    same settings) and trained with ``tdrag.train.fit.fit`` (resumed unless ``overwrite``).
     """
     from tdrag.data.synthetic import is_synthetic_root
 
     root = Path(config.data.root)
     if not root.exists() or is_synthetic_root(root):
-        from tdrag.demo import provision
+        from tdrag.train.demo import provision
 
         return Path(provision(config, callback=callback, fresh=overwrite, progress=progress))
-    from tdrag.data.cache import prepare_cache
-    from tdrag.trainer import fit
+    from tdrag.data.prepare import prepare_cache
+    from tdrag.train.fit import fit
 
     d = config.data
     prepare_cache(d.root, d.cache, dataset=d.dataset, frames=d.frames, size=d.size, keyframes=d.keyframes,

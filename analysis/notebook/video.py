@@ -1,4 +1,4 @@
-"""Figures for ``tdrag.predict`` results: the followed face and the prediction over windows.
+"""Figures for ``tdrag.predict.inference`` results: the followed face and the prediction over windows.
 
 Used by ``notebooks/07_your_video.ipynb``; each function returns a matplotlib Figure.
 """
@@ -11,17 +11,18 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.plotting import class_colors, new_figure
-from tdrag.checkpoints import CheckpointChoice, select_checkpoint
-from tdrag.data.video import FaceClip
-from tdrag.predict import VideoPrediction, keyframe_grid
+from tdrag.predict.drawing import keyframe_grid
+from tdrag.predict.faces import FaceClip
+from tdrag.predict.inference import VideoPrediction
+from tdrag.runs.checkpoints import CheckpointChoice, select_checkpoint
 
 
 def checkpoint_for(run_dir: str | os.PathLike, which: str = "auto") -> CheckpointChoice:
     """The checkpoint of ``run_dir`` (a run dir or a ``.pt`` file) the video notebook uses, and why.
 
-    ``tdrag.checkpoints.select_checkpoint``: best.pt only when chosen on a held-out validation
+    ``tdrag.runs.checkpoints.select_checkpoint``: best.pt only when chosen on a held-out validation
     split, otherwise last.pt. Nothing is trained here: a missing run raises ``CheckpointError``
-    naming the path (the notebook's ``DEMO = True`` asks ``tdrag.demo.ensure_demo`` for one).
+    naming the path (the notebook's ``DEMO = True`` asks ``tdrag.train.demo.ensure_demo`` for one).
     """
     return select_checkpoint(run_dir, which)
 

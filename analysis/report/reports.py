@@ -36,14 +36,14 @@ from tdrag import metrics
 from tdrag.atomic import atomic_path, write_text
 from tdrag.data.labels import DFEW_CLASSES
 from tdrag.errors import TdragError
-from tdrag.runs import PredictionsError, parse_class_index, read_predictions_table
+from tdrag.runs.predictions import PredictionsError, parse_class_index, read_predictions_table
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
 
-#: Where a run keeps the test predictions of each checkpoint (tdrag.runs' layout).
+#: Where a run keeps the test predictions of each checkpoint (tdrag.runs.layout).
 CHECKPOINT_FILES = {"selected": "predictions.csv", "last": "report/predictions_last.csv"}
 
 
@@ -73,7 +73,7 @@ def load_predictions(run_dir: PathLike, checkpoint: str = "selected") -> pd.Data
 def read_predictions_csv(path: PathLike) -> pd.DataFrame:
     """A predictions CSV (``video_id,label,prediction,prob_<class>...``), labels as class indices.
 
-    Read with ``tdrag.runs.read_predictions_table`` / ``parse_class_index``: a short or cut-off row,
+    Read with ``tdrag.runs.predictions.read_predictions_table`` / ``parse_class_index``: a short or cut-off row,
     or a label that is neither a class index nor a class name, raises ``PredictionsError`` naming
     ``<path>:<line>`` and the problem.
     """

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tdrag.config import load_config
-    from tdrag.crossval import cross_validate
     from tdrag.distributed import env_info
+    from tdrag.train.crossval import cross_validate
 
     config = load_config(args.config, args.overrides)
     summary = cross_validate(config, args.folds, resume=args.resume, overwrite=args.overwrite,

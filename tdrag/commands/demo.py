@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-# The library function behind the command (light import: config only); also reachable here.
-from tdrag.demo import run_demo  # noqa: F401
-
 DESCRIPTION = """\
 Render an easy synthetic DFEW-format set (OUT/data), prepare its frame cache (OUT/cache), train a
 small TDRAG on it on the CPU (OUT/run), evaluate, and print where the report is. Settings come
@@ -35,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tdrag.commands._common import print_run_summary
+    from tdrag.train.demo import run_demo
 
     started = time.perf_counter()
     run_dir = run_demo(args.out, config_path=args.config, overrides=args.overrides, fresh=args.fresh,

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tdrag.commands._common import print_run_summary
-    from tdrag.trainer import evaluate_run
+    from tdrag.train.evaluate import evaluate_run
 
     metrics = evaluate_run(args.run_dir, device=args.device, cache=args.cache, progress=not args.no_progress)
     print_run_summary(args.run_dir, metrics)

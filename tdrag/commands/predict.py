@@ -2,9 +2,9 @@
 
 Runs a trained model on video files: follows the main face, classifies it window by window and
 writes, per video, ``<stem>.json``, ``<stem>_overlay.mp4`` and ``<stem>_keyframes.png`` into
-``--out`` (see ``tdrag.predict``). A video that cannot be used (missing, not a video, zero frames,
-truncated, no face) gets one error line naming the file and the reason; the others are still
-processed, and the exit code is 1 when any video failed.
+``--out`` (see ``tdrag.predict``: inference, drawing, output). A video that cannot be used
+(missing, not a video, zero frames, truncated, no face) gets one error line naming the file and
+the reason; the others are still processed, and the exit code is 1 when any video failed.
 """
 
 from __future__ import annotations
@@ -77,11 +77,13 @@ def _quiet_video_backends() -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from tdrag.checkpoints import CheckpointError, load_model, select_checkpoint
-    from tdrag.data.video import VideoError
     from tdrag.errors import TdragError
+    from tdrag.models.registry import load_model
+    from tdrag.predict.inference import predict_video
+    from tdrag.predict.output import write_prediction
+    from tdrag.predict.video import VideoError
+    from tdrag.runs.checkpoints import CheckpointError, select_checkpoint
     from tdrag.runtime import resolve_device
-    from tdrag.predict import predict_video, write_prediction
 
     _quiet_video_backends()
     if args.window < 0:

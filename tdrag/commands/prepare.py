@@ -58,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tdrag.data.cache import MANIFEST_FILE, prepare_cache
+    from tdrag.data.cache import MANIFEST_FILE
     from tdrag.data.clips import DatasetError
+    from tdrag.data.prepare import prepare_cache
 
     layout_options: dict[str, str] = {}
     if args.dataset == "dfew":

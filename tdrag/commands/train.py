@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from tdrag.commands._common import print_run_summary
     from tdrag.config import load_config
     from tdrag.distributed import env_info
-    from tdrag.trainer import fit
+    from tdrag.train.fit import fit
 
     config = load_config(args.config, args.overrides)
     result = fit(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)

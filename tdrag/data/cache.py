@@ -17,8 +17,8 @@ once in worker processes, selects ``T`` keyframes, resizes them to ``S x S`` and
 Every clip listed in any fold's split files is stored once; folds are row lists over the one
 array. Rows follow the sorted video ids.
 
-Building it is ``tdrag.data.prepare`` (``prepare_cache``, re-exported here); decoding in worker
-processes is ``tdrag.data.decode``.
+Building it is ``tdrag.data.prepare`` (``prepare_cache``); decoding in worker processes is
+``tdrag.data.decode``.
 
 Decoding. Uniform sampling only needs the ``T`` chosen frames, so only those are decoded, unless
 ``verify`` asks for every frame (then a corrupt frame anywhere in a clip is reported); the
@@ -200,8 +200,3 @@ def is_cache_folder(path: str | os.PathLike) -> bool:
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(manifest, dict) and (manifest.get("format") in (FORMAT, FORMAT_VERSION)) and "settings" in manifest
-
-
-# Building a cache (defined there, re-exported so that ``from tdrag.data.cache import
-# prepare_cache`` keeps working); imported last because it needs the names above.
-from tdrag.data.prepare import prepare_cache  # noqa: E402, F401

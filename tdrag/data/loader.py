@@ -27,30 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tdrag.data.augment import _CpuOutputPool
-from tdrag.data.augment import (  # re-exported: the loader module is where users look for them
-    NORM_MEAN,
-    NORM_STD,
-    center_crop_box,
-    denormalize,
-    eval_transform,
-    normalize,
-    train_transform,
-)
 from tdrag.data.cache import ClipCache, open_cache
-
-__all__ = [
-    "NORM_MEAN",
-    "NORM_STD",
-    "CacheClipDataset",
-    "center_crop_box",
-    "denormalize",
-    "eval_transform",
-    "make_loader",
-    "normalize",
-    "split_train_val",
-    "to_device",
-    "train_transform",
-]
 
 
 class CacheClipDataset(Dataset):

@@ -1,6 +1,6 @@
 """Initial trunk weights: torchvision r3d_18 weights (Kinetics-400) or a tdrag checkpoint.
 
-``load_pretrained(model, spec)`` (``ModelConfig.pretrained``, called by ``tdrag.trainer``) copies
+``load_pretrained(model, spec)`` (``ModelConfig.pretrained``, called by ``tdrag.train.fit``) copies
 the tensors of a source state dict into ``model`` where name and shape agree, and leaves the rest
 at their initialisation:
 
@@ -139,7 +139,7 @@ def read_state_dict(spec: str | os.PathLike) -> dict[str, torch.Tensor]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PretrainedError(f"{path}: cannot read as weights (torch.load with weights_only=True: {first})") from None
     if isinstance(obj, dict) and obj.get("format") == "tdrag-checkpoint":
-        from tdrag.checkpoints import load_checkpoint
+        from tdrag.runs.checkpoints import load_checkpoint
 
         try:
             obj = load_checkpoint(path)["model"]
@@ -167,7 +167,7 @@ def load_pretrained(model: nn.Module, spec: str | os.PathLike) -> PretrainedSumm
     Raises:
         PretrainedError: the source cannot be read, or none of its names is one of the model's.
     """
-    from tdrag.checkpoints import unwrap_model
+    from tdrag.runs.checkpoints import unwrap_model
 
     net = unwrap_model(model)
     source = read_state_dict(spec)

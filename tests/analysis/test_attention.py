@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 
 from analysis.internals import attention as att
 from analysis.internals.ground_truth import auroc_in_mask, mass_in_mask
-from tdrag.models import build_model, upsample_attention
+from tdrag.models.attention import upsample_attention
+from tdrag.models.registry import build_model
 
 
 def tiny_model() -> torch.nn.Module:
@@ -183,7 +184,8 @@ def test_select_keyframes_to_show():
 @pytest.fixture(scope="module")
 def synthetic_cache(tmp_path_factory):
     """7 easy synthetic clips (with ground-truth masks) and their 8-frame cache at S=40."""
-    from tdrag.data.cache import open_cache, prepare_cache
+    from tdrag.data.cache import open_cache
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("synth")

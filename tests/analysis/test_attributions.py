@@ -5,20 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from analysis.attribution.contexts import cudnn_off_for_rnns
 from analysis.attribution.attribute import METHOD_NAMES, NonFiniteAttribution, attribute, attribute_dataset
+from analysis.attribution.contexts import cudnn_off_for_rnns
 from analysis.attribution.faithfulness import completeness_gap
-from tdrag.models import build_model
+from tdrag.models.registry import build_model
 from tests.analysis.attribution_models import (
     FRAME,
     H,
+    RegionModel,
     T,
     W,
-    RegionModel,
     region_clips,
     region_mask,
     tiny_conv_gru,
 )
+
 
 @pytest.fixture(autouse=True)
 def _seeded():
@@ -321,13 +322,13 @@ def test_each_method_equals_its_captum_class_called_directly(method):
 
 
 def test_attribute_dataset_on_uint8_cache_batches():
-    loader_mod = pytest.importorskip("tdrag.data.loader")
+    augment = pytest.importorskip("tdrag.data.augment")
     model = tiny_conv_gru()
     clips_u8 = torch.randint(0, 256, (3, T, 10, 10, 3), dtype=torch.uint8)
     loader = [(clips_u8, torch.tensor([0, 1, 2]), torch.tensor([4, 5, 6]))]
     res = attribute_dataset(model, loader, "gradcam", crop=H, layer="layer3", progress=False)
     assert res.maps.shape == (3, T, H, W)
-    expected = attribute(model, loader_mod.eval_transform(clips_u8, crop=H), torch.tensor([0, 1, 2]), "gradcam", layer="layer3")
+    expected = attribute(model, augment.eval_transform(clips_u8, crop=H), torch.tensor([0, 1, 2]), "gradcam", layer="layer3")
     assert torch.allclose(res.maps, expected, atol=1e-6)
 
 

@@ -18,8 +18,8 @@ from analysis.attribution.faithfulness import (
     faithfulness_summary,
     insertion_curve,
     pointing_game,
-    randomisation_check,
     random_maps,
+    randomisation_check,
     rank_average,
     ranks_of,
     relevance_mass,
@@ -27,7 +27,8 @@ from analysis.attribution.faithfulness import (
 )
 from analysis.internals.ground_truth import ground_truth_masks
 from tdrag.data import cache as cache_module
-from tests.analysis.attribution_models import FRAME, H, T, W, RegionModel, region_clips, region_mask, tiny_conv_gru
+from tests.analysis.attribution_models import FRAME, H, RegionModel, T, W, region_clips, region_mask, tiny_conv_gru
+
 
 @pytest.fixture(autouse=True)
 def _seeded():
@@ -317,7 +318,8 @@ def test_ground_truth_masks_name_a_missing_file_and_bad_frames(tmp_path):
 
 def test_ground_truth_masks_on_a_generated_set_and_its_cache(tmp_path):
     """Through the real generator and cache: the masks of the kept frames, centre-cropped."""
-    from tdrag.data.cache import open_cache, prepare_cache
+    from tdrag.data.cache import open_cache
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset, load_clip_masks
 
     root = generate_dataset(tmp_path / "data", clips=2, preset="easy", seed=0, size=32)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from analysis.__main__ import main
-from tdrag import runs
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.runs.predictions import Predictions
+from tdrag.runs.report import write_report
 
 
 def make_run(run_dir, n: int = 14):
@@ -19,8 +20,8 @@ def make_run(run_dir, n: int = 14):
     rng = np.random.default_rng(0)
     labels = np.arange(n) % 7
     probs = rng.dirichlet(np.ones(7), size=n).astype(np.float32)
-    preds = runs.Predictions(rows=np.arange(n), video_ids=[str(i) for i in range(n)], labels=labels, probabilities=probs)
-    runs.write_report(run_dir, DFEW_CLASSES, last=(1, preds), best=None, selection_split="test")
+    preds = Predictions(rows=np.arange(n), video_ids=[str(i) for i in range(n)], labels=labels, probabilities=probs)
+    write_report(run_dir, DFEW_CLASSES, last=(1, preds), best=None, selection_split="test")
 
 
 def test_report_command_writes_figures(tmp_path, capsys):

@@ -6,10 +6,11 @@ import numpy as np
 import torch
 
 from analysis.internals.attention import attention_maps
-from tdrag.checkpoints import load_model
 from tdrag.data.augment import eval_transform
-from tdrag.data.video import extract_face_clip
-from tdrag.predict import attention_overlay, overlay_frames, predict_face_clip
+from tdrag.models.registry import load_model
+from tdrag.predict.drawing import attention_overlay, overlay_frames
+from tdrag.predict.faces import extract_face_clip
+from tdrag.predict.inference import predict_face_clip
 from tests.video_samples import face_video, tiny_checkpoint
 
 
@@ -17,7 +18,7 @@ def test_predict_overlay_map_equals_the_notebook_map(tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / "tdrag.pt")
     model, config = load_model(checkpoint)
     # Non-trivial attention: randomise the mask branches (at init their logits are ~0, M ~ 0.5 flat).
-    from tdrag.models import ResidualAttention3d
+    from tdrag.models.attention import ResidualAttention3d
 
     torch.manual_seed(0)
     with torch.no_grad():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,15 +9,18 @@ from matplotlib.figure import Figure
 
 from analysis.report import reports
 from analysis.report.tables import to_latex, to_markdown
-from tdrag import crossval, metrics, runs
+from tdrag import metrics
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.runs import PredictionsError
+from tdrag.runs.epoch_log import write_log
+from tdrag.runs.predictions import Predictions, PredictionsError
+from tdrag.runs.report import write_report
+from tdrag.train import crossval
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def make_run(run_dir, seed: int = 0, n: int = 40, epochs: int = 4, with_log: bool = True):
-    """A run directory written by the engine's own writers (tdrag.runs): predictions.csv, log.csv,
+    """A run directory written by the engine's own writers (tdrag.runs.predictions, tdrag.runs.report): predictions.csv, log.csv,
     report/metrics.json, per_class_recall.csv|.md, confusion_matrix.csv."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True)
@@ -29,10 +31,10 @@ def make_run(run_dir, seed: int = 0, n: int = 40, epochs: int = 4, with_log: boo
     def predictions(arg_max):
         probs = rng.dirichlet(np.ones(7), size=n) * 0.5
         probs[np.arange(n), arg_max] += 0.5
-        return runs.Predictions(rows=np.arange(n), video_ids=[f"{i + 1:05d}" for i in range(n)],
+        return Predictions(rows=np.arange(n), video_ids=[f"{i + 1:05d}" for i in range(n)],
                                 labels=labels, probabilities=probs.astype(np.float32))
 
-    runs.write_report(run_dir, DFEW_CLASSES, last=(epochs, predictions(preds_last)),
+    write_report(run_dir, DFEW_CLASSES, last=(epochs, predictions(preds_last)),
                       best=(epochs - 1, predictions(preds)), selection_split="test")
     if with_log:
         history = [
@@ -49,12 +51,12 @@ def make_run(run_dir, seed: int = 0, n: int = 40, epochs: int = 4, with_log: boo
             }
             for e in range(epochs)
         ]
-        runs.write_log(run_dir / "log.csv", history, with_val=False)
+        write_log(run_dir / "log.csv", history, with_val=False)
     return labels, preds
 
 
 def make_cv(cv_dir, folds: int = 2):
-    """fold_<k>/ runs plus summary.json written by the engine's own summarize (tdrag.crossval)."""
+    """fold_<k>/ runs plus summary.json written by the engine's own summarize (tdrag.train.crossval)."""
     per_fold = {}
     for k in range(1, folds + 1):
         per_fold[str(k)] = make_run(cv_dir / f"fold_{k}", seed=k, n=28 + 7 * k)

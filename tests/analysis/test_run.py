@@ -10,9 +10,9 @@ import torch
 
 from analysis.internals.run import RunNotFound, inspect_batches, inspect_split, open_run
 from tdrag.data import cache as cache_module
+from tdrag.data.augment import eval_transform
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.data.loader import eval_transform
-from tdrag.models import build_model
+from tdrag.models.registry import build_model
 
 T, S, CROP = 8, 36, 32
 
@@ -100,8 +100,8 @@ def test_inspect_batches_accepts_prepared_batches():
 
 def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: bool = True):
     """A run dir for ``model`` on ``cache`` with best.pt (chosen on ``best_metric``) and/or last.pt."""
-    from tdrag.checkpoints import save_checkpoint
     from tdrag.config import Config, DataConfig, ModelConfig, config_to_dict
+    from tdrag.runs.checkpoints import save_checkpoint
 
     config = Config(data=DataConfig(cache=str(cache.path), fold=1, frames=T, size=S, crop=CROP),
                     model=ModelConfig(name="tdrag", width=8, gru_hidden=16))
@@ -115,7 +115,7 @@ def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: 
 
 
 def test_open_run_holds_one_cached_inspection_that_every_view_reuses(tmp_path, monkeypatch):
-    from tdrag.models import upsample_attention
+    from tdrag.models.attention import upsample_attention
 
     cache = tiny_cache(tmp_path)
     model = tiny_model()

@@ -11,7 +11,7 @@ from analysis.plotting import class_index
 from analysis.report.tables import export_table
 from tdrag.config import load_config
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.demo import SMALL_OVERRIDES, demo_config
+from tdrag.train.demo import SMALL_OVERRIDES, demo_config
 
 
 def test_class_index():

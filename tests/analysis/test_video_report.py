@@ -7,9 +7,10 @@ import pytest
 
 from analysis.demo_media import pan_zoom_frames
 from analysis.notebook.video import checkpoint_for, plot_face_track, plot_video_prediction
-from tdrag.checkpoints import CheckpointError, load_model
-from tdrag.data.video import extract_face_clip
-from tdrag.predict import predict_face_clip
+from tdrag.models.registry import load_model
+from tdrag.predict.faces import extract_face_clip
+from tdrag.predict.inference import predict_face_clip
+from tdrag.runs.checkpoints import CheckpointError
 from tests.video_samples import face_video, tiny_checkpoint
 
 

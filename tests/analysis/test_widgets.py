@@ -13,11 +13,13 @@ import torch
 
 from analysis.internals.run import Run
 from analysis.notebook.widgets import INPUT_STAGE, ClassExplorer
-from tdrag.checkpoints import CheckpointChoice
 from tdrag.config import Config, DataConfig, ModelConfig
-from tdrag.data.cache import open_cache, prepare_cache
+from tdrag.data.cache import open_cache
+from tdrag.data.prepare import prepare_cache
 from tdrag.data.synthetic import generate_dataset
-from tdrag.models import ResidualAttention3d, build_model, upsample_attention
+from tdrag.models.attention import ResidualAttention3d, upsample_attention
+from tdrag.models.registry import build_model
+from tdrag.runs.checkpoints import CheckpointChoice
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SMALL_OPTIONS = {"integrated_gradients": {"n_steps": 2}}
@@ -148,7 +150,7 @@ def test_maps_are_computed_once(explorer, monkeypatch):
 
 def test_attention_overlay_matches_inspection_element_wise(explorer):
     # The overlay of method "attention" is model.inspect's map of that clip, upsampled by
-    # tdrag.models.upsample_attention, element by element, for every stage and several clips.
+    # tdrag.models.attention.upsample_attention, element by element, for every stage and several clips.
     for i in (0, 5, len(explorer.rows) - 1):
         x = explorer.clip_input(i)
         with torch.no_grad():
@@ -161,7 +163,7 @@ def test_attention_overlay_matches_inspection_element_wise(explorer):
 
 
 def test_header_says_which_checkpoint_and_what_step_readouts_mean(explorer):
-    from tdrag.models import step_readout_meaning
+    from tdrag.models.tdrag import step_readout_meaning
 
     assert "checkpoints/last.pt (epoch 2, the last epoch)" in explorer.header.value
     import html

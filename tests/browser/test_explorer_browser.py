@@ -27,7 +27,7 @@ import nbformat
 import pytest
 
 from analysis.notebook.execute import inject_parameters
-from tdrag.demo import ensure_demo
+from tdrag.train.demo import ensure_demo
 
 pytestmark = pytest.mark.browser
 

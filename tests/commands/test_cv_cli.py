@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from tdrag import metrics, runs
+from tdrag import metrics
 from tdrag.cli import main
 from tdrag.config import save_config
+from tdrag.runs.predictions import read_predictions
 from tests.run_fixtures import tiny_config
 
 
@@ -27,7 +28,7 @@ def test_cv_two_folds_writes_both_aggregations(tiny_cache, tmp_path, capsys):
     for fold in (1, 2):
         fold_metrics = json.loads((base / f"fold_{fold}" / "report" / "metrics.json").read_text())
         assert fold_metrics["fold"] == fold
-        _, y, p = runs.read_predictions(base / f"fold_{fold}" / "predictions.csv")
+        _, y, p = read_predictions(base / f"fold_{fold}" / "predictions.csv")
         fold_wars.append(metrics.war(y, p, 7))
         labels.append(y)
         preds.append(p)

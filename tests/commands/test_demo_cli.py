@@ -26,7 +26,7 @@ def test_demo_cli_tiny(tmp_path, capsys):
 
 
 def test_demo_config_is_the_shipped_preset(tmp_path):
-    from tdrag.demo import DEMO_CONFIG, demo_config
+    from tdrag.train.demo import DEMO_CONFIG, demo_config
 
     config = demo_config(tmp_path)
     assert DEMO_CONFIG.name == "synthetic_demo.yaml"

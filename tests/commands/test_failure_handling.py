@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tdrag.checkpoints import load_checkpoint
 from tdrag.cli import main
 from tdrag.config import save_config
+from tdrag.runs.checkpoints import load_checkpoint
 from tests.data.conftest import write_dfew_tree
 from tests.run_fixtures import tiny_config
 
@@ -116,7 +116,7 @@ def test_prepare_on_a_full_disk_fails_cleanly_with_workers(tmp_path):
 
 
 def test_prepare_verify_decodes_every_frame_and_says_so(tmp_path):
-    from tdrag.data.cache import prepare_cache
+    from tdrag.data.prepare import prepare_cache
 
     tree = write_dfew_tree(tmp_path / "DFEW", num_clips=6, lengths=9, size=16)
     (tree.clip_root / "00002" / "3.jpg").write_bytes(b"not a jpeg")  # uniform 4 of 9 reads files 2, 4, 6, 8
@@ -130,7 +130,7 @@ def test_prepare_verify_decodes_every_frame_and_says_so(tmp_path):
 
 
 def test_sidecars_and_cover_images_are_not_frames(tmp_path):
-    from tdrag.data.cache import prepare_cache
+    from tdrag.data.prepare import prepare_cache
 
     tree = write_dfew_tree(tmp_path / "DFEW", num_clips=6, lengths=5, size=16)
     folder = tree.clip_root / "00004"

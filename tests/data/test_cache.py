@@ -14,11 +14,12 @@ import pytest
 
 import tdrag.data.decode as decode_mod
 from tdrag.cli import main as cli_main
-from tdrag.errors import OutputError
-from tdrag.data.cache import CacheError, open_cache, prepare_cache
+from tdrag.data.cache import CacheError, open_cache
 from tdrag.data.dfew import ClipError, DFEWError
 from tdrag.data.keyframes import select_keyframes
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.data.prepare import prepare_cache
+from tdrag.errors import OutputError
 
 
 def source_keyframe(tree, video_id, n, size):

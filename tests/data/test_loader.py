@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tdrag.data.cache import open_cache, prepare_cache
-from tdrag.data.loader import CacheClipDataset, eval_transform, make_loader, split_train_val, to_device
+from tdrag.data.augment import eval_transform
+from tdrag.data.cache import open_cache
+from tdrag.data.loader import CacheClipDataset, make_loader, split_train_val, to_device
+from tdrag.data.prepare import prepare_cache
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""tdrag.models (build_model, build_model_from_config, MODEL_NAMES)."""
+"""tdrag.models.registry (build_model, build_model_from_config, MODEL_NAMES)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from tdrag.config import ModelConfig
-from tdrag.models import MODEL_NAMES, R3D18, TDRAG, build_model, build_model_from_config
 from tdrag.models.gru_head import GRUHead
+from tdrag.models.registry import MODEL_NAMES, build_model, build_model_from_config
+from tdrag.models.resnet3d import R3D18
+from tdrag.models.tdrag import TDRAG
 
 
 def test_every_name_builds_the_right_class():

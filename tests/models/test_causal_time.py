@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tdrag.models import build_model
+from tdrag.models.registry import build_model
 from tdrag.models.resnet3d import CausalConv3d
 
 

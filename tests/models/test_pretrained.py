@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tdrag.models import build_model
 from tdrag.models.pretrained import PretrainedError, load_pretrained
+from tdrag.models.registry import build_model
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -67,8 +67,8 @@ def test_shape_mismatches_are_reported_not_raised(r3d18_file):
 def test_tdrag_checkpoint_and_wrapped_keys(tmp_path):
     from dataclasses import asdict
 
-    from tdrag.checkpoints import save_checkpoint
     from tdrag.config import Config
+    from tdrag.runs.checkpoints import save_checkpoint
 
     torch.manual_seed(3)
     trained = build_model("tdrag", num_classes=7, width=8)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models.video import r3d_18
 
-from tdrag.models import build_model
+from tdrag.models.registry import build_model
 from tdrag.models.resnet3d import R3D18, BasicBlock, make_stages, stage_channels
 
 

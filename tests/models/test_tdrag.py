@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from tdrag.models import MODEL_NAMES, build_model
 from tdrag.models.attention import ResidualAttention3d
 from tdrag.models.gru_head import GRUHead
+from tdrag.models.registry import MODEL_NAMES, build_model
 
 CL = torch.channels_last_3d
 GRU_VARIANTS = ("tdrag", "tdrag_no_attention")

@@ -1,6 +1,6 @@
 """One small demo run shared by every notebook test of the session.
 
-``tdrag.demo.ensure_demo(root, small=True)`` makes it in seconds (the one place that provisions
+``tdrag.train.demo.ensure_demo(root, small=True)`` makes it in seconds (the one place that provisions
 the demo). Set ``TDRAG_NOTEBOOK_DEMO=/some/dir`` to keep it between sessions while working on the
 notebooks.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tdrag.demo import ensure_demo
+from tdrag.train.demo import ensure_demo
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,7 @@ def test_demo_is_asked_for_and_a_missing_run_says_how_to_make_one(demo_run, tmp_
     from nbclient.exceptions import CellExecutionError
 
     path = NOTEBOOK_DIR / "03_gru_trajectories.ipynb"
-    # DEMO = True on a finished demo reuses it (tdrag.demo.ensure_demo) and the notebook runs.
+    # DEMO = True on a finished demo reuses it (tdrag.train.demo.ensure_demo) and the notebook runs.
     nb = execute_notebook(path, {"RUN_DIR": str(demo_run), "DEMO": True, "SMALL": True, "DEVICE": "cpu"},
                           timeout=CELL_TIMEOUT)
     texts = [o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", [])]
@@ -107,7 +107,7 @@ def test_demo_is_asked_for_and_a_missing_run_says_how_to_make_one(demo_run, tmp_
 def test_results_report_with_cv(demo_run, tmp_path):
     """05 with CV_DIR: a real (tiny, 2-fold, 1-epoch) `tdrag cv` directory, summarised and exported."""
     from tdrag.config import load_config, replace
-    from tdrag.crossval import cross_validate
+    from tdrag.train.crossval import cross_validate
 
     config = load_config(demo_run / "config.yaml")
     config = replace(config, train={"run_dir": str(tmp_path / "cv"), "epochs": 1})

@@ -1,4 +1,4 @@
-"""tdrag.schedule: optimiser groups and the per-iteration warm-up + cosine / step schedule."""
+"""tdrag.train.schedule: optimiser groups and the per-iteration warm-up + cosine / step schedule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tdrag.config import TrainConfig
-from tdrag.schedule import WarmupSchedule, build_optimizer, build_scheduler
+from tdrag.train.schedule import WarmupSchedule, build_optimizer, build_scheduler
 
 
 def test_warmup_then_cosine_to_zero():

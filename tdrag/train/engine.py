@@ -1,6 +1,6 @@
 """The loops: train one epoch, evaluate a loader, predict a batch of clips (the MAE way).
 
-Run directories, resuming, checkpoints and reports live in ``tdrag.trainer``, which calls these.
+Run directories, resuming, checkpoints and reports live in ``tdrag.train.fit``, which calls these.
 
 Determinism: the batch augmentation's generator is re-seeded from ``(seed, epoch, rank)`` each
 epoch (:func:`epoch_generator`), so it carries no state across epochs; the shuffle order comes
@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from tdrag import distributed
 from tdrag.config import Config
 from tdrag.errors import TdragError
-from tdrag.losses import needs_inspection, training_loss
-from tdrag.runs import Predictions
+from tdrag.runs.predictions import Predictions
 from tdrag.runtime import autocast, eval_mode, to_memory_format
+from tdrag.train.losses import needs_inspection, training_loss
 
 #: Steps between the host's reads of the running loss and the non-finite marker.
 CHECK_EVERY = 50
@@ -102,7 +102,8 @@ def train_one_epoch(
     Raises:
         TrainingDiverged: a non-finite loss on any rank (found at the next check).
     """
-    from tdrag.data.loader import to_device, train_transform
+    from tdrag.data.augment import train_transform
+    from tdrag.data.loader import to_device
 
     info = info or distributed.DistInfo()
     d, t = config.data, config.train
@@ -184,7 +185,7 @@ def evaluate(
     Returns:
         Predictions ordered by row: rows, video ids, labels, probabilities ``(N, C)`` float32.
     """
-    from tdrag.data.loader import eval_transform
+    from tdrag.data.augment import eval_transform
 
     device = torch.device(device)
     info = info or distributed.DistInfo()
@@ -231,7 +232,7 @@ def predict_clips(
     Returns:
         ``(B, C)`` float32 probabilities on the CPU.
     """
-    from tdrag.data.loader import eval_transform
+    from tdrag.data.augment import eval_transform
     from tdrag.runtime import model_device
 
     device = torch.device(device) if device is not None else model_device(model)

@@ -23,7 +23,7 @@ from tdrag.config import Config, ConfigError, load_config, replace
 
 log = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic_demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_demo.yaml"
 
 
 #: The seconds-long demo (``small=True``) for CI and a first try, as overrides of the demo config:
@@ -80,7 +80,7 @@ def run_demo(
 
     Args:
         out: demo folder.
-        callback: passed to ``tdrag.trainer.fit`` (each epoch's log row).
+        callback: passed to ``tdrag.train.fit.fit`` (each epoch's log row).
         config_path: demo config (default ``configs/synthetic_demo.yaml``).
         overrides: ``key=value`` config overrides.
         fresh: rebuild everything instead of reusing a previous demo in ``out``.
@@ -110,9 +110,9 @@ def provision(config: Config, callback=None, fresh: bool = False, progress: bool
     ``config.synth`` says what to render into ``data.root``; ``data.cache`` and ``train.run_dir``
     are made from it. Used by :func:`run_demo` and by notebooks that ask for a demo run.
     """
-    from tdrag.data.cache import prepare_cache
+    from tdrag.data.prepare import prepare_cache
     from tdrag.data.synthetic import generate_dataset
-    from tdrag.trainer import fit
+    from tdrag.train.fit import fit
 
     data_root, cache_dir, run_dir = Path(config.data.root), Path(config.data.cache), Path(config.train.run_dir)
     workers = min(2, os.cpu_count() or 1) if workers is None else workers

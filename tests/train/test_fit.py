@@ -1,4 +1,4 @@
-"""tdrag.trainer: a CPU run end to end, exact resume, NaN stop, validation split, re-evaluation."""
+"""tdrag.train.fit: a CPU run end to end, exact resume, NaN stop, validation split, re-evaluation."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from tdrag import engine, losses, metrics, trainer
-from tdrag.checkpoints import load_checkpoint, load_model
+from tdrag import metrics
 from tdrag.config import load_config
 from tdrag.data.cache import open_cache
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.trainer import RunExistsError, TrainingDiverged, fit
+from tdrag.models.registry import load_model
+from tdrag.runs.checkpoints import load_checkpoint
+from tdrag.runs.layout import RunExistsError
+from tdrag.train import engine, losses
+from tdrag.train.engine import TrainingDiverged
+from tdrag.train.evaluate import evaluate_run
+from tdrag.train.fit import fit
 from tests.run_fixtures import tiny_config
 
 TIMING_COLUMNS = ("epoch_seconds", "clips_per_second")
@@ -114,10 +119,10 @@ def test_run_killed_after_epoch_1_and_resumed_equals_uninterrupted(tiny_run, tin
 
 
 def test_run_killed_mid_epoch_resumes_exactly(tiny_run, tiny_cache, tmp_path, monkeypatch):
-    import tdrag.data.loader as loader
+    import tdrag.data.augment as augment
 
     config = tiny_config(tiny_cache, tmp_path / "run")
-    original = loader.train_transform
+    original = augment.train_transform
     calls = {"n": 0}
     steps_per_epoch = -(-len(open_cache(tiny_cache.cache).rows(1, "train")) // config.train.batch_size)
 
@@ -127,10 +132,10 @@ def test_run_killed_mid_epoch_resumes_exactly(tiny_run, tiny_cache, tmp_path, mo
             raise KeyboardInterrupt("killed mid-epoch")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loader, "train_transform", dies_in_epoch_2)
+    monkeypatch.setattr(augment, "train_transform", dies_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         fit(config, progress=False)
-    monkeypatch.setattr(loader, "train_transform", original)
+    monkeypatch.setattr(augment, "train_transform", original)
     fit(config, resume=True, progress=False)
     ours = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
     reference = load_checkpoint(tiny_run / "checkpoints" / "last.pt")["model"]
@@ -189,7 +194,7 @@ def test_evaluate_run_rewrites_the_report(tiny_run, tmp_path):
     before = json.loads((run / "report" / "metrics.json").read_text())
     shutil.rmtree(run / "report")
     (run / "predictions.csv").unlink()
-    after = trainer.evaluate_run(run, device="cpu", progress=False)
+    after = evaluate_run(run, device="cpu", progress=False)
     assert (run / "predictions.csv").is_file() and (run / "report" / "per_class_recall.md").is_file()
     for name in ("last", "best"):
         assert after[name]["epoch"] == before[name]["epoch"]
@@ -215,5 +220,5 @@ def test_cuda_run_with_bf16_autocast_and_channels_last(tiny_cache, tmp_path):
     assert np.isfinite(result.history[0]["train_loss"]) and result.history[0]["test_war"] is not None
     model, _ = load_model(tmp_path / "run", device="cuda")
     assert next(model.parameters()).device.type == "cuda"
-    again = trainer.evaluate_run(tmp_path / "run", device="cuda", progress=False)
+    again = evaluate_run(tmp_path / "run", device="cuda", progress=False)
     assert again["last"]["test"]["num_clips"] == result.metrics["last"]["test"]["num_clips"]

@@ -1,4 +1,4 @@
-"""tdrag.engine: the loops read the device rarely, honour the memory format, keep labels on the host."""
+"""tdrag.train.engine: the loops read the device rarely, honour the memory format, keep labels on the host."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from tdrag import engine, losses
 from tdrag.config import Config, replace
-from tdrag.data.loader import make_loader
 from tdrag.data.cache import open_cache
-from tdrag.models import build_model
-from tdrag.schedule import build_optimizer, build_scheduler
+from tdrag.data.loader import make_loader
+from tdrag.models.registry import build_model
+from tdrag.train import engine, losses
+from tdrag.train.schedule import build_optimizer, build_scheduler
 from tests.run_fixtures import tiny_config
 
 
@@ -43,7 +43,7 @@ def _epoch(tiny_cache, monkeypatch, model=None, check_every=1000, **train):
 
 
 def _from_engine() -> bool:
-    """Whether the caller's caller is code in tdrag/engine.py (not the optimiser, not torch)."""
+    """Whether the caller's caller is code in tdrag/train/engine.py (not the optimiser, not torch)."""
     frame = sys._getframe(2)
     return frame.f_code.co_filename == engine.__file__
 

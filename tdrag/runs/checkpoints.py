@@ -175,32 +175,6 @@ def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
     return select_checkpoint(path_or_run_dir).path
 
 
-def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu",
-               which: str = "auto") -> tuple[nn.Module, Config]:
-    """Build the model a checkpoint was trained with and load its weights.
-
-    Args:
-        path_or_run_dir: a ``.pt`` file, or a run dir (the checkpoint :func:`select_checkpoint`
-            picks: best.pt only when chosen on held-out training clips, else last.pt).
-        device: where to put the model.
-        which: "auto", "best" or "last" (see :func:`select_checkpoint`).
-
-    Returns:
-        ``(model in eval mode on device, Config)``.
-    """
-    from tdrag.models import build_model_from_config
-
-    path = select_checkpoint(path_or_run_dir, which).path
-    state = load_checkpoint(path, map_location="cpu")
-    config = checkpoint_config(state, path)
-    try:
-        model = build_model_from_config(config.model)
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: its config builds no model here ({exc})") from None
-    load_weights(model, state, path, config.model.name)
-    return model.to(device).eval(), config
-
-
 def load_weights(model: nn.Module, state: dict[str, Any], path: str | os.PathLike, name: str) -> None:
     """``model.load_state_dict(state["model"])``, or one CheckpointError naming ``path`` and the
     model ``name`` when the weights do not fit (another architecture or width)."""

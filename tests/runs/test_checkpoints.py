@@ -1,4 +1,4 @@
-"""tdrag.checkpoints: atomic save, safe load, refusal of corrupt/foreign files, exact RNG restore."""
+"""tdrag.runs.checkpoints: atomic save, safe load, refusal of corrupt/foreign files, exact RNG restore."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from tdrag import checkpoints
-from tdrag.checkpoints import CheckpointError
 from tdrag.config import Config, config_to_dict
+from tdrag.runs import checkpoints
+from tdrag.runs.checkpoints import CheckpointError
 
 
 class Foreign:

@@ -1,4 +1,4 @@
-"""tdrag.predict: windows, keyframes and evaluation preprocessing, probabilities, overlays, outputs."""
+"""tdrag.predict (inference, drawing, output): windows, keyframes and evaluation preprocessing, probabilities, overlays, outputs."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import tdrag.predict as predict_module
-from tdrag.checkpoints import load_model
+import tdrag.predict.output as output_module
+from tdrag.data.augment import eval_transform
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.data.loader import eval_transform
-from tdrag.data.video import extract_face_clip, read_video
-from tdrag.predict import (
-    attention_overlay,
-    keyframe_grid,
-    predict_face_clip,
-    predict_video,
-    prediction_to_dict,
-    window_bounds,
-    write_prediction,
-)
+from tdrag.models.registry import load_model
+from tdrag.predict.drawing import OVERLAY_PANEL, attention_overlay, keyframe_grid
+from tdrag.predict.faces import extract_face_clip
+from tdrag.predict.inference import predict_face_clip, predict_video, window_bounds
+from tdrag.predict.output import prediction_to_dict, write_prediction
+from tdrag.predict.video import read_video
 from tests.video_samples import face_video, tiny_checkpoint
 
 
@@ -107,7 +102,7 @@ def test_predict_video_end_to_end_and_outputs(media, tmp_path):
     # The overlay video: one frame per keyframe of every window, crop and heatmap side by side.
     overlay, info = read_video(paths["overlay_video"])
     assert len(overlay) == len(data["windows"]) * frames
-    assert overlay.shape[2] == 2 * predict_module.OVERLAY_PANEL
+    assert overlay.shape[2] == 2 * OVERLAY_PANEL
 
 
 def test_model_without_attention(media, face, tmp_path):
@@ -118,7 +113,7 @@ def test_model_without_attention(media, face, tmp_path):
     np.testing.assert_array_equal(keyframe_grid(prediction), np.concatenate(list(prediction.keyframe_crops[0]), axis=1))
     paths = write_prediction(prediction, config, media["r3d18"], tmp_path)
     assert json.loads(paths["json"].read_text())["attention_stage"] is None
-    assert read_video(paths["overlay_video"])[0].shape[2] == predict_module.OVERLAY_PANEL
+    assert read_video(paths["overlay_video"])[0].shape[2] == OVERLAY_PANEL
 
 
 def test_failed_write_leaves_nothing(media, face, tmp_path, monkeypatch):
@@ -128,7 +123,7 @@ def test_failed_write_leaves_nothing(media, face, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(predict_module.cv2, "imencode", broken)
+    monkeypatch.setattr(output_module.cv2, "imencode", broken)
     with pytest.raises(OSError, match="disk full"):
         write_prediction(prediction, config, media["tdrag"], tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -173,10 +168,10 @@ def test_cuda_matches_cpu(media, face, monkeypatch):
 
 
 def test_attention_is_upsampled_by_the_shared_function(media, face):
-    """The overlay's maps are tdrag.models.upsample_attention of the window's stage maps (trilinear
+    """The overlay's maps are tdrag.models.attention.upsample_attention of the window's stage maps (trilinear
     in time and space), and the crops are center_crop_box's box: no second implementation."""
     from tdrag.data.augment import center_crop_box
-    from tdrag.models import upsample_attention
+    from tdrag.models.attention import upsample_attention
 
     model, config = load_model(media["tdrag"])
     prediction = predict_face_clip(model, config, face, window=0.8)

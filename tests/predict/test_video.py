@@ -1,23 +1,20 @@
-"""tdrag.data.video: decoding, clear errors for bad files, the Haar face track and its crops."""
+"""tdrag.predict.video and tdrag.predict.faces: decoding, clear errors for bad files, the Haar face track and its crops."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tdrag.data.video import (
+from tdrag.predict.faces import (
     NoFaceError,
-    VideoError,
     crop_boxes,
     crop_square,
     detect_faces,
     extract_face_clip,
     main_track,
-    probe_video,
-    read_video,
     track_faces,
-    write_video,
 )
+from tdrag.predict.video import VideoError, probe_video, read_video, write_video
 from tests.video_samples import face_video, noise_video, text_file, truncated_copy
 
 

@@ -20,14 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tdrag import distributed, runs
+from tdrag import distributed
 from tdrag.atomic import write_json, write_text
-from tdrag.checkpoints import load_checkpoint
 from tdrag.config import Config, replace
 from tdrag.data.labels import DFEW_CLASSES
 from tdrag.errors import TdragError
 from tdrag.metrics import aggregate_folds
-from tdrag.runs import SELECTION_NOTES
+from tdrag.runs.checkpoints import load_checkpoint
+from tdrag.runs.predictions import read_predictions
+from tdrag.runs.report import SELECTION_NOTES
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class FoldError(TdragError, ValueError):
 def check_folds(config: Config, folds: Sequence[int] | None) -> list[int]:
     """The folds to run (default: all of the cache's), each checked against the cache and config."""
     from tdrag.data.cache import open_cache
-    from tdrag.run_data import check_cache
+    from tdrag.train.data import check_cache
 
     cache = open_cache(config.data.cache) if config.data.cache else None
     if cache is None:
@@ -85,7 +86,7 @@ def cross_validate(
         progress: progress bars.
     """
     from tdrag.runtime import resolve_device
-    from tdrag.trainer import fit
+    from tdrag.train.fit import fit
 
     if folds is not None and not folds:
         raise FoldError("--folds: no folds given")
@@ -117,9 +118,9 @@ def summarize(base: str | Path, folds: Sequence[int], config: Config | None = No
     selection = "test"
     for fold in folds:
         run_dir = base / f"fold_{fold}"
-        _, y, p = runs.read_predictions(run_dir / "predictions.csv")
+        _, y, p = read_predictions(run_dir / "predictions.csv")
         selected[str(fold)] = (y, p)
-        _, y_last, p_last = runs.read_predictions(run_dir / "report" / "predictions_last.csv")
+        _, y_last, p_last = read_predictions(run_dir / "report" / "predictions_last.csv")
         last[str(fold)] = (y_last, p_last)
         fold_metrics = json.loads((run_dir / "report" / "metrics.json").read_text())
         class_names = fold_metrics.get("class_names", class_names)

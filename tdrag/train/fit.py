@@ -1,6 +1,6 @@
-"""Runs: ``fit(config)`` trains one model on one fold into a run directory; ``evaluate_run`` re-scores it.
+"""``fit(config)`` trains one model on one fold into a run directory.
 
-``fit`` leaves a complete run directory (see ``tdrag.runs``) and is resumable:
+``fit`` leaves a complete run directory (``tdrag.runs.layout``) and is resumable:
 ``checkpoints/last.pt`` is written atomically after every epoch with the model, optimiser and
 scheduler states, the epoch, the best-so-far record, the log rows, every rank's RNG states and
 the fingerprint of the cache it trained on, so ``fit(config, resume=True)`` continues a run killed
@@ -9,7 +9,7 @@ is not resumed on a cache rebuilt from other sources since (the fingerprints dif
 
 Order of work: the config, the device, the cache (keyframes, T, crop, classes, fold) and the model
 are checked first; only then is the run directory touched, and of it only tdrag's own files
-(``tdrag.runs.RUN_FILES``) are ever replaced.
+(``tdrag.runs.layout.RUN_FILES``) are ever replaced.
 
 Under ``torchrun`` each process trains on its shard with DistributedDataParallel: the model is
 wrapped in DDP first and compiled after (``torch.compile(DDP(model))``, so the compiled graph
@@ -32,27 +32,20 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from tdrag import distributed, ownership, runs
-from tdrag.run_data import RunData, load_run_data
-from tdrag.runs import RunExistsError, plan_run_dir
-from tdrag.checkpoints import (
-    CheckpointError,
-    checkpoint_config,
-    load_checkpoint,
-    load_weights,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from tdrag import distributed, ownership
 from tdrag.config import Config, config_to_dict, save_config
-from tdrag.engine import TrainingDiverged, evaluate, seed_everything, train_one_epoch
-from tdrag.runs import Predictions
+from tdrag.models.registry import build_model_from_config
+from tdrag.runs.checkpoints import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tdrag.runs.epoch_log import write_log
+from tdrag.runs.layout import RunExistsError, plan_run_dir
+from tdrag.runs.predictions import Predictions
 from tdrag.runtime import resolve_device
-from tdrag.schedule import WarmupSchedule, build_optimizer, build_scheduler
+from tdrag.train.data import load_run_data
+from tdrag.train.engine import TrainingDiverged, seed_everything, train_one_epoch
+from tdrag.train.evaluate import eval_loaders, evaluate_checkpoint, evaluate_splits, write_run_report
+from tdrag.train.schedule import WarmupSchedule, build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
-
-__all__ = ["RunExistsError", "RunResult", "TrainingDiverged", "evaluate_run", "fit", "load_run_data", "wrap_model"]
 
 
 @dataclass
@@ -70,30 +63,6 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     best_epoch: int | None = None
-
-
-def _eval_loaders(data: RunData, config: Config, info: distributed.DistInfo) -> dict[str, Any]:
-    """Loaders over this rank's shard of the test (and val) rows: built once per run, no padding."""
-    from tdrag.data.loader import make_loader
-
-    splits = {"test": data.test_rows}
-    if data.val_rows is not None:
-        splits["val"] = data.val_rows
-    return {
-        name: make_loader(data.cache, distributed.shard_rows(rows, info), batch_size=config.train.batch_size,
-                          shuffle=False, num_workers=config.data.num_workers, seed=config.train.seed)
-        for name, rows in splits.items()
-    }
-
-
-def _evaluate_splits(model, loaders: dict[str, Any], data: RunData, config: Config, device, info,
-                     progress) -> dict[str, Predictions]:
-    return {
-        name: evaluate(model, loader, device, crop=config.data.crop, amp=config.train.amp,
-                       channels_last=config.train.channels_last, video_ids=data.cache.video_ids, info=info,
-                       progress=progress, desc=f"eval {name}")
-        for name, loader in loaders.items()
-    }
 
 
 # ----------------------------------------------------------------------------- model wrapping
@@ -195,7 +164,6 @@ def fit(
 
 def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool, info) -> RunResult:
     from tdrag.data.loader import make_loader
-    from tdrag.models import build_model_from_config
 
     t = config.train
     device = resolve_device(t.device, info.local_rank if info.enabled else None)
@@ -274,7 +242,7 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
         save_config(config, run_dir / "config.yaml")
 
     model, eval_model = wrap_model(net, t.compile, info, device)
-    eval_loaders = _eval_loaders(data, config, info)
+    loaders = eval_loaders(data, config, info)
 
     last_epoch_preds: dict[str, Predictions] | None = None
     best_preds: dict[str, Predictions] | None = None
@@ -294,7 +262,7 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
             row.update(val_war=None, val_uar=None)
         evaluated = epoch % max(1, t.eval_every) == 0 or epoch == t.epochs
         if evaluated:
-            preds = _evaluate_splits(eval_model, eval_loaders, data, config, device, info, progress)
+            preds = evaluate_splits(eval_model, loaders, data, config, device, info, progress)
             for split, p in preds.items():
                 report = p.report(class_names)
                 row[f"{split}_war"], row[f"{split}_uar"] = report["war"], report["uar"]
@@ -321,7 +289,7 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
             save_checkpoint(last_path, {**common, "optimizer": optimizer.state_dict(),
                                         "scheduler": scheduler.state_dict(), "rng": rng_states[0],
                                         "rng_per_rank": rng_states})
-            runs.write_log(run_dir / "log.csv", history, data.val_rows is not None)
+            write_log(run_dir / "log.csv", history, data.val_rows is not None)
             log.info("epoch %d/%d: loss %.4f acc %.3f test WAR %s UAR %s (%.1fs, %.1f clips/s)", epoch, t.epochs,
                      row["train_loss"], row["train_acc"], _fmt(row["test_war"]), _fmt(row["test_uar"]),
                      row["epoch_seconds"], row["clips_per_second"])
@@ -332,12 +300,12 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
     # from best.pt when they are not (e.g. after a resume).
     distributed.barrier()
     if last_epoch_preds is None:
-        last_epoch_preds = _evaluate_splits(eval_model, eval_loaders, data, config, device, info, progress)
+        last_epoch_preds = evaluate_splits(eval_model, loaders, data, config, device, info, progress)
     if best["epoch"] is not None and best_preds is None:
-        best_preds = _evaluate_checkpoint(best_path, config, data, eval_loaders, device, info, progress)
+        best_preds = evaluate_checkpoint(best_path, config, data, loaders, device, info, progress)
     metrics = {}
     if info.is_main:
-        metrics = _write_run_report(run_dir, config, class_names, history[-1]["epoch"] if history else t.epochs,
+        metrics = write_run_report(run_dir, config, class_names, history[-1]["epoch"] if history else t.epochs,
                                     last_epoch_preds, best["epoch"], best_preds, data)
     distributed.barrier()
     return RunResult(run_dir=run_dir, history=history, metrics=metrics, best_epoch=best["epoch"])
@@ -362,79 +330,4 @@ def _params_finite(model: nn.Module) -> bool:
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
-
-def _evaluate_checkpoint(path: Path, config: Config, data: RunData, loaders, device, info,
-                         progress) -> dict[str, Predictions]:
-    from tdrag.models import build_model_from_config
-
-    state = load_checkpoint(path, map_location="cpu")
-    model = build_model_from_config(config.model)
-    load_weights(model, state, path, config.model.name)
-    model = model.to(device)
-    if config.train.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last_3d)
-    return _evaluate_splits(model, loaders, data, config, device, info, progress)
-
-
-def _write_run_report(run_dir, config, class_names, last_epoch, last_preds, best_epoch, best_preds, data):
-    selection = "val" if data.val_rows is not None else "test"
-    extra = {"model": config.model.name, "dataset": data.cache.dataset, "fold": config.data.fold,
-             "cache": config.data.cache, "keyframes": config.data.keyframes,
-             "num_train_clips": int(len(data.train_rows)),
-             "num_val_clips": int(len(data.val_rows)) if data.val_rows is not None else 0,
-             "causal_time": bool(config.model.causal_time), "step_loss": config.train.step_loss}
-    return runs.write_report(
-        run_dir, class_names,
-        last=(last_epoch, last_preds["test"]),
-        best=(best_epoch, best_preds["test"]) if best_epoch is not None else None,
-        selection_split=selection,
-        last_val=last_preds.get("val"),
-        best_val=best_preds.get("val") if best_preds else None,
-        extra=extra,
-    )
-
-
-def evaluate_run(run_dir: str | Path, device: str = "auto", cache: str | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Re-evaluate a run's ``last.pt`` and ``best.pt`` on its test (and val) split; rewrite the report.
-
-    Args:
-        run_dir: a run directory written by ``fit``.
-        device: "auto", "cpu", "cuda", ...
-        cache: use this frame cache instead of the one in the run's config (e.g. moved disks).
-        progress: show progress bars.
-
-    Returns:
-        report/metrics.json's new content.
-    """
-    run_dir = Path(run_dir)
-    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
-    source = last_path if last_path.is_file() else best_path
-    if not source.is_file():
-        raise CheckpointError(f"{run_dir}: no checkpoints/last.pt or checkpoints/best.pt to evaluate")
-    state = load_checkpoint(source)
-    config = checkpoint_config(state, source)
-    if cache:
-        from tdrag.config import replace
-
-        config = replace(config, data={"cache": str(cache)})
-    dev = resolve_device(device, key="--device")
-    data = load_run_data(config)
-    before = state.get("cache_fingerprint")
-    if before and data.cache.fingerprint and before != data.cache.fingerprint:
-        log.warning("%s: the cache %s was rebuilt from changed sources since this run trained on it; the "
-                    "figures are for the cache as it is now", run_dir, data.cache.path)
-    info = distributed.DistInfo()
-    loaders = _eval_loaders(data, config, info)
-    results = {}
-    for name, path in (("last", last_path), ("best", best_path)):
-        if path.is_file():
-            epoch = int(load_checkpoint(path)["epoch"])
-            results[name] = (epoch, _evaluate_checkpoint(path, config, data, loaders, dev, info, progress))
-    if "last" not in results:
-        # Only best.pt survives (e.g. a pruned run): report it as both.
-        results["last"] = results["best"]
-    best_epoch, best_preds = results.get("best", (None, None))
-    return _write_run_report(run_dir, config, data.class_names, results["last"][0], results["last"][1],
-                             best_epoch, best_preds, data)
 

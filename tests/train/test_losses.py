@@ -1,4 +1,4 @@
-"""tdrag.losses: per-step supervision and attention penalties, against hand-computed values."""
+"""tdrag.train.losses: per-step supervision and attention penalties, against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from tdrag.config import Config, replace
-from tdrag.losses import attention_penalty, step_weights, training_loss
 from tdrag.models.inspection import ModelInspection
+from tdrag.train.losses import attention_penalty, step_weights, training_loss
 
 
 def _train(**changes):
