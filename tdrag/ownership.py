@@ -6,7 +6,8 @@ What tdrag may delete or replace:
   (``frames.u8``, ``index.json``, ``manifest.json``) and a manifest that tdrag wrote;
 - the **files of a run** (``tdrag train``): ``config.yaml``, ``log.csv``, ``predictions.csv``,
   ``checkpoints/last.pt`` and ``best.pt``, and the report files tdrag writes into ``report/``,
-  one by one; any other file in a run folder stays where it is;
+  one by one; any other file in a run folder stays where it is (and so does the run's lock file,
+  ``.tdrag.lock``, which ``tdrag.runs.lock`` never removes);
 - a **synthetic data set** (``tdrag synth``) holding nothing but what ``tdrag synth`` writes;
 - the files of a **prediction** or a **dossier** it wrote before, recognised by their content.
 

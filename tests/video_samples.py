@@ -38,9 +38,11 @@ def text_file(path: Path) -> Path:
     return path
 
 
-def tiny_checkpoint(path: Path, name: str = "tdrag", keyframes: str = "redundancy", seed: int = 0) -> Path:
+def tiny_checkpoint(path: Path, name: str = "tdrag", keyframes: str = "redundancy", seed: int = 0,
+                    dataset: str = "dfew", class_names: tuple[str, ...] | None = None) -> Path:
     """A width-8 model with random weights saved as a tdrag checkpoint: enough to run the
-    prediction pipeline end to end (its probabilities mean nothing)."""
+    prediction pipeline end to end (its probabilities mean nothing). ``dataset`` and
+    ``class_names`` (stored, as training stores the cache's) set its classes; default DFEW's."""
     import torch
 
     from tdrag.config import Config, config_to_dict, replace
@@ -52,6 +54,9 @@ def tiny_checkpoint(path: Path, name: str = "tdrag", keyframes: str = "redundanc
         data={"frames": 8, "size": 64, "crop": 56, "keyframes": keyframes},
         model={"name": name, "width": 8, "gru_hidden": 16},
     )
+    if class_names is not None:
+        config = replace(config, data={"dataset": dataset}, model={"num_classes": len(class_names)})
     torch.manual_seed(seed)
     model = build_model_from_config(config.model)
-    return save_checkpoint(path, {"config": config_to_dict(config), "model": model.state_dict()})
+    names = {"class_names": list(class_names)} if class_names is not None else {}
+    return save_checkpoint(path, {"config": config_to_dict(config), "model": model.state_dict(), **names})

@@ -386,16 +386,6 @@ class Run:
         return keep[order[: int(count)]]
 
 
-def _find_cache(run_dir: Path, config) -> Path:
-    if not config.data.cache:
-        raise ValueError(f"{run_dir}/config.yaml: data.cache is empty, cannot find the clips")
-    cache_dir = Path(config.data.cache)
-    if not cache_dir.is_absolute() and not cache_dir.exists():
-        # A relative cache path is relative to where training ran; try next to the run too.
-        cache_dir = run_dir.parent / cache_dir.name
-    return cache_dir
-
-
 def open_run(
     run_dir: str | os.PathLike,
     split: str = "test",
@@ -443,7 +433,10 @@ def open_run(
     dev = resolve_device(device, key="device")
     model, config = load_model(choice.path, device=dev)
     model.eval()
-    cache = open_cache(_find_cache(run_dir, config))
+    if not config.data.cache:
+        raise ValueError(f"{choice.path}: its config's data.cache is empty, cannot find the clips")
+    # The config's data paths are found from here by the checkpoint's path rule (checkpoint_config).
+    cache = open_cache(config.data.cache)
     rows = np.asarray(cache.rows(config.data.fold, split), dtype=np.int64)
     if rows.size == 0:
         raise ValueError(f"{cache.path if hasattr(cache, 'path') else 'cache'}: fold {config.data.fold} has no {split} clips")

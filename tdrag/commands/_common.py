@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tdrag.runs.layout import RunPaths
+
 
 def add_run_options(parser: argparse.ArgumentParser, config_help: str, what: str) -> None:
     """``--config``, ``KEY=VALUE`` overrides, ``--resume``, ``--overwrite``, ``--no-progress``."""
@@ -25,7 +27,7 @@ def _pct(value: float | None) -> str:
 
 def print_run_summary(run_dir: str | Path, metrics: dict[str, Any]) -> None:
     """Print the last and best epochs' test WAR/UAR (labelled) and where the report is."""
-    run_dir = Path(run_dir)
+    paths = RunPaths(run_dir)
     for name in ("last", "best"):
         item = metrics.get(name)
         if item:
@@ -34,4 +36,4 @@ def print_run_summary(run_dir: str | Path, metrics: dict[str, Any]) -> None:
     selection = metrics.get("selection", {})
     if selection.get("optimistic"):
         print("note: the best epoch was chosen on the test fold (optimistic); see the report")
-    print(f"report: {run_dir / 'report' / 'per_class_recall.md'} (metrics.json, confusion_matrix.csv beside it)")
+    print(f"report: {paths.report_file('per_class_recall.md')} (metrics.json, confusion_matrix.csv beside it)")

@@ -27,17 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import time
     from pathlib import Path
 
     from tdrag.commands._common import print_run_summary
+    from tdrag.runs.layout import RunPaths
     from tdrag.train.demo import run_demo
 
     started = time.perf_counter()
     run_dir = run_demo(args.out, config_path=args.config, overrides=args.overrides, fresh=args.fresh,
                        progress=not args.no_progress)
-    metrics = json.loads((Path(run_dir) / "report" / "metrics.json").read_text())
+    metrics = RunPaths(run_dir).read_metrics() or {}
     print(f"demo finished in {time.perf_counter() - started:.0f} s: data {Path(args.out) / 'data'}, "
           f"cache {Path(args.out) / 'cache'}, run {run_dir}")
     print_run_summary(run_dir, metrics)

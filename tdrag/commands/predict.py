@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from tdrag.predict.inference import predict_video
     from tdrag.predict.output import write_prediction
     from tdrag.predict.video import VideoError
-    from tdrag.runs.checkpoints import CheckpointError, select_checkpoint
+    from tdrag.runs.checkpoints import CheckpointError, checkpoint_class_names, load_checkpoint, select_checkpoint
     from tdrag.runtime import resolve_device
 
     _quiet_video_backends()
@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         choice = select_checkpoint(args.checkpoint)
         checkpoint = choice.path
         model, config = load_model(checkpoint, device=device)
+        class_names = checkpoint_class_names(load_checkpoint(checkpoint), checkpoint)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     for video, stem in zip(tqdm(videos, desc="videos", unit="video", file=sys.stderr), stems):
         try:
             prediction = predict_video(
-                model, config, video, window=args.window or None, device=device, detect_every=args.detect_every
+                model, config, video, window=args.window or None, device=device, detect_every=args.detect_every,
+                class_names=class_names,
             )
             paths = write_prediction(prediction, config, checkpoint, out, stem=stem)
         except (VideoError, TdragError) as exc:

@@ -138,10 +138,11 @@ class ClipCache:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The dataset's class names in label order (label ``i`` is ``class_names[i]``)."""
-        from tdrag.data.labels import DFEW_CLASSES
+        """The dataset's class names in label order (label ``i`` is ``class_names[i]``), as the
+        manifest lists them (manifests older than that list: the dataset reader's classes)."""
+        from tdrag.data.datasets import get_reader
 
-        return tuple(self.manifest.get("classes") or DFEW_CLASSES)
+        return tuple(self.manifest.get("classes") or get_reader(self.dataset).CLASSES)
 
     @property
     def folds(self) -> list[int]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,9 @@ from torch import nn
 from tdrag.config import Config
 from tdrag.data.augment import center_crop_box, eval_transform
 from tdrag.data.keyframes import select_keyframes
-from tdrag.data.labels import DFEW_CLASSES
 from tdrag.models.attention import upsample_attention
 from tdrag.predict.faces import FaceClip, extract_face_clip
+from tdrag.runs.checkpoints import dataset_class_names
 from tdrag.runtime import eval_mode
 
 log = logging.getLogger(__name__)
@@ -90,21 +91,6 @@ class VideoPrediction:
         return self.class_names[self.top_index]
 
 
-def class_names_for(config: Config) -> tuple[str, ...]:
-    """The class names of the checkpoint's dataset (``data.dataset``: DFEW, FERV39k or MAFW), when
-    their number matches the model's; ``class_<i>`` otherwise."""
-    from tdrag.data.datasets import get_reader
-
-    n = config.model.num_classes
-    try:
-        classes = tuple(get_reader(config.data.dataset).CLASSES)
-    except Exception:  # noqa: BLE001 - an unknown dataset name in an old checkpoint
-        classes = DFEW_CLASSES
-    if len(classes) == n:
-        return classes
-    return DFEW_CLASSES if n == len(DFEW_CLASSES) else tuple(f"class_{i}" for i in range(n))
-
-
 def window_bounds(num_frames: int, fps: float, window: float | None) -> list[tuple[int, int]]:
     """Split ``num_frames`` frames into ``round(duration / window)`` (>= 1) equal windows.
 
@@ -145,6 +131,7 @@ def predict_face_clip(
     device: str | torch.device = "cpu",
     attention_stage: str | None = None,
     batch_size: int = 8,
+    class_names: Sequence[str] | None = None,
 ) -> VideoPrediction:
     """Classify a FaceClip whose crops are ``config.data.size`` pixels square.
 
@@ -155,6 +142,8 @@ def predict_face_clip(
         attention_stage: stage whose attention map is drawn; default the deepest one the model
             has (the most class-specific).
         batch_size: windows per forward pass.
+        class_names: the checkpoint's classes (``tdrag.runs.checkpoints.checkpoint_class_names``);
+            default the classes of the dataset its config names, where those came from.
     """
     data = config.data
     if face.frames.shape[1] != data.size:
@@ -192,7 +181,7 @@ def predict_face_clip(
     ]
     return VideoPrediction(
         path=face.path,
-        class_names=class_names_for(config),
+        class_names=tuple(class_names) if class_names is not None else dataset_class_names(config, str(face.path)),
         probabilities=probabilities.mean(axis=0),
         windows=windows,
         face=face,
@@ -209,6 +198,7 @@ def predict_video(
     window: float | None = None,
     device: str | torch.device = "cpu",
     attention_stage: str | None = None,
+    class_names: Sequence[str] | None = None,
     **face_options: Any,
 ) -> VideoPrediction:
     """Follow the face in the video at ``path`` and classify it (see the module docstring).
@@ -219,4 +209,5 @@ def predict_video(
     face = extract_face_clip(path, size=config.data.size, **face_options)
     if face.coverage < 0.5:
         log.warning("%s: the face was detected on only %.0f%% of the sampled frames", face.path, 100 * face.coverage)
-    return predict_face_clip(model, config, face, window=window, device=device, attention_stage=attention_stage)
+    return predict_face_clip(model, config, face, window=window, device=device, attention_stage=attention_stage,
+                             class_names=class_names)

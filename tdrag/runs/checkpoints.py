@@ -7,15 +7,22 @@ and refuses anything else (a pickle carrying code or foreign classes)::
       "format": "tdrag-checkpoint", "version": 1,
       "config": config_to_dict(config),          # nested dict of primitives
       "model": state_dict,                        # of the bare model (no DDP / compile wrapper)
+      "class_names": [...],                       # the cache's classes, in label order
+      "workdir": "/abs/folder",                   # where training ran: anchors the config's relative paths
+      "cache_fingerprint": "...",                 # of the cache trained on (a resume checks it)
       "optimizer": state_dict, "scheduler": state_dict,
       "epoch": int,                               # epochs completed
       "best": {"epoch", "metric", "value"},       # best so far by the selection metric
       "history": [log.csv rows as dicts],
-      "rng": rng_state(),                         # python / numpy / torch / CUDA RNGs as tensors
+      "rng": rng_state(), "rng_per_rank": [...],  # python / numpy / torch / CUDA RNGs as tensors
     }
 
 Only ``format``, ``version``, ``config`` and ``model`` are required: ``best.pt`` and exported
 weights may omit the training state.
+
+Which checkpoint of a run an analysis uses is :func:`select_checkpoint`'s choice; the config a
+checkpoint carries is read back by :func:`checkpoint_config` with its data paths made findable
+from here (``tdrag.runs.layout.RunPaths.locate``), and its classes by :func:`checkpoint_class_names`.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ import torch
 from torch import nn
 
 from tdrag.atomic import atomic_path
-from tdrag.config import Config, ConfigError, config_from_dict
+from tdrag.config import Config, ConfigError, config_from_dict, replace
+from tdrag.data.datasets import get_reader
 from tdrag.errors import TdragError
+from tdrag.runs.layout import RunPaths
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +109,43 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def run_dir_of(path: str | os.PathLike) -> Path:
+    """The run directory a checkpoint file sits in (``RUN/checkpoints/x.pt`` -> ``RUN``)."""
+    path = Path(path)
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 def checkpoint_config(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Config:
-    """The Config stored in a loaded checkpoint."""
+    """The Config stored in a loaded checkpoint, its ``data.root`` and ``data.cache`` made findable
+    from the current folder (:meth:`tdrag.runs.layout.RunPaths.locate`, anchored at the
+    checkpoint's ``workdir``): the one path rule every reader of a saved run goes through."""
     try:
-        return config_from_dict(state["config"], source=f"{path} (config)")
+        config = config_from_dict(state["config"], source=f"{path} (config)")
     except ConfigError as exc:
         raise CheckpointError(f"{path}: stored config is not valid for this tdrag: {exc}") from None
+    paths = RunPaths(run_dir_of(path))
+    workdir, trained = state.get("workdir"), config.train.run_dir
+    return replace(config, data={"root": paths.locate(config.data.root, workdir, trained),
+                                 "cache": paths.locate(config.data.cache, workdir, trained)})
+
+
+def checkpoint_class_names(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> tuple[str, ...]:
+    """The class names a checkpoint's model predicts, in label order, as training stored them
+    (the cache's); for checkpoints written before they were stored, :func:`dataset_class_names`."""
+    names = state.get("class_names")
+    if names:
+        return tuple(str(n) for n in names)
+    return dataset_class_names(checkpoint_config(state, path), str(path))
+
+
+def dataset_class_names(config: Config, where: str) -> tuple[str, ...]:
+    """The classes of the dataset ``config`` names (``data.dataset``), the list a cache of it
+    holds; CheckpointError naming ``where`` when their number is not the model's."""
+    classes = tuple(get_reader(config.data.dataset).CLASSES)
+    if len(classes) != config.model.num_classes:
+        raise CheckpointError(f"{where}: the model has {config.model.num_classes} classes, data.dataset "
+                              f"{config.data.dataset!r} has {len(classes)}; no class names to give them")
+    return classes
 
 
 @dataclass(frozen=True)
@@ -144,7 +184,7 @@ def select_checkpoint(path_or_run_dir: str | os.PathLike, which: str = "auto") -
         return CheckpointChoice(path, path.stem, None, "file", f"{path} (given)")
     if which not in ("auto", "best", "last"):
         raise CheckpointError(f"checkpoint {which!r}: choose auto, best or last")
-    best, last = path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"
+    best, last = RunPaths(path).best, RunPaths(path).last
     if not best.is_file() and not last.is_file():
         raise CheckpointError(f"{path}: run dir has no checkpoints/best.pt or checkpoints/last.pt "
                               "(train one with `tdrag train`)")

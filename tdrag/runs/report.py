@@ -12,6 +12,7 @@ from typing import Any
 from tdrag import metrics
 from tdrag.atomic import write_json, write_text
 from tdrag.runs.epoch_log import csv_cell
+from tdrag.runs.layout import RunPaths
 from tdrag.runs.predictions import Predictions, write_predictions
 
 SELECTION_NOTES = {
@@ -64,7 +65,7 @@ def write_report(
         extra: more top-level entries for metrics.json (model, fold, ...).
     """
     run_dir = Path(run_dir)
-    report_dir = run_dir / "report"
+    paths = RunPaths(run_dir)
     selected_name, (selected_epoch, selected) = ("best", best) if best is not None else ("last", last)
 
     def entry(name: str, epoch: int, test: Predictions, val: Predictions | None) -> dict[str, Any]:
@@ -94,9 +95,9 @@ def write_report(
         "predictions_csv": f"predictions.csv holds the test predictions of checkpoints/{selected_name}.pt "
                            f"(epoch {selected_epoch})",
     }
-    write_predictions(run_dir / "predictions.csv", selected, class_names)
-    write_predictions(report_dir / "predictions_last.csv", last[1], class_names)
-    write_json(report_dir / "metrics.json", result)
+    write_predictions(paths.predictions, selected, class_names)
+    write_predictions(paths.predictions_last, last[1], class_names)
+    write_json(paths.metrics, result)
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -114,8 +115,8 @@ def write_report(
     markdown.append(f"**Model selection.** {SELECTION_NOTES[selection_split]}\n")
     markdown.append("WAR = accuracy; UAR = mean of the per-class recalls. "
                     f"`predictions.csv` and `confusion_matrix.csv` are those of checkpoints/{selected_name}.pt.\n")
-    write_text(report_dir / "per_class_recall.csv", buffer.getvalue())
-    write_text(report_dir / "per_class_recall.md", "\n".join(markdown))
+    write_text(paths.report_file("per_class_recall.csv"), buffer.getvalue())
+    write_text(paths.report_file("per_class_recall.md"), "\n".join(markdown))
 
     counts = metrics.confusion_matrix(selected.labels, selected.predictions, len(class_names))
     buffer = io.StringIO()
@@ -123,6 +124,6 @@ def write_report(
     writer.writerow(["true\\predicted", *class_names])
     for name, row in zip(class_names, counts):
         writer.writerow([name, *[int(v) for v in row]])
-    write_text(report_dir / "confusion_matrix.csv", buffer.getvalue())
+    write_text(paths.report_file("confusion_matrix.csv"), buffer.getvalue())
     return result
 

@@ -7,14 +7,15 @@ writes ``<run_dir>/summary.json`` and ``summary.md``. The top level of summary.j
 (``report/predictions_last.csv``). Each has two labelled figures: the mean +- std of the per-fold
 WAR/UAR, and WAR/UAR of all folds' predictions pooled.
 
-A fold whose run already finished (its report exists and its last checkpoint reached
+A fold whose run already finished (``tdrag.runs.layout.RunPaths.finished``: its report covers
 ``train.epochs``) is not retrained when ``resume`` is set, so a killed protocol continues where it
-stopped. Every fold asked for is checked against the cache before the first one trains.
+stopped. Every fold asked for is checked against the cache before the first one trains. The
+protocol's folder is held for one process at a time, as each fold's run directory is.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,21 +24,13 @@ from typing import Any
 from tdrag import distributed
 from tdrag.atomic import write_json, write_text
 from tdrag.config import Config, replace
-from tdrag.data.labels import DFEW_CLASSES
 from tdrag.errors import TdragError
 from tdrag.metrics import aggregate_folds
-from tdrag.runs.checkpoints import load_checkpoint
+from tdrag.runs.layout import RunPaths
 from tdrag.runs.predictions import read_predictions
 from tdrag.runs.report import SELECTION_NOTES
 
 log = logging.getLogger(__name__)
-
-
-def _finished(run_dir: Path, epochs: int) -> bool:
-    last = run_dir / "checkpoints" / "last.pt"
-    if not (last.is_file() and (run_dir / "predictions.csv").is_file() and (run_dir / "report" / "metrics.json").is_file()):
-        return False
-    return int(load_checkpoint(last)["epoch"]) >= epochs
 
 
 def fold_config(config: Config, fold: int, base: Path) -> Config:
@@ -86,7 +79,6 @@ def cross_validate(
         progress: progress bars.
     """
     from tdrag.runtime import resolve_device
-    from tdrag.train.fit import fit
 
     if folds is not None and not folds:
         raise FoldError("--folds: no folds given")
@@ -94,36 +86,50 @@ def cross_validate(
     base = Path(config.train.run_dir)
     info = distributed.setup(resolve_device(config.train.device).type)
     try:
-        for fold in folds:
-            cfg = fold_config(config, fold, base)
-            if resume and _finished(Path(cfg.train.run_dir), cfg.train.epochs):
-                log.info("fold %d: finished run in %s, not retrained", fold, cfg.train.run_dir)
-                continue
-            log.info("fold %d: training into %s", fold, cfg.train.run_dir)
-            fit(cfg, resume=resume, overwrite=overwrite, progress=progress)
-        summary: dict[str, Any] = {}
-        if info.is_main:
-            summary = summarize(base, folds, config)
-        distributed.barrier()
-        return summary
+        with RunPaths(base).hold("cv") if info.is_main else contextlib.nullcontext():
+            return _cross_validate(config, folds, base, info, resume, overwrite, progress)
     finally:
         distributed.cleanup()
+
+
+def _cross_validate(config: Config, folds: list[int], base: Path, info, resume: bool, overwrite: bool,
+                    progress: bool) -> dict[str, Any]:
+    from tdrag.train.fit import fit
+
+    for fold in folds:
+        cfg = fold_config(config, fold, base)
+        if resume and RunPaths(cfg.train.run_dir).finished(cfg.train.epochs):
+            log.info("fold %d: finished run in %s, not retrained", fold, cfg.train.run_dir)
+            continue
+        log.info("fold %d: training into %s", fold, cfg.train.run_dir)
+        fit(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    summary: dict[str, Any] = {}
+    if info.is_main:
+        summary = summarize(base, folds, config)
+    distributed.barrier()
+    return summary
 
 
 def summarize(base: str | Path, folds: Sequence[int], config: Config | None = None) -> dict[str, Any]:
     """Aggregate the fold runs under ``base`` and write summary.json and summary.md."""
     base = Path(base)
-    class_names = list(DFEW_CLASSES)
+    class_names: list[str] | None = None
     selected, last, epochs = {}, {}, {}
     selection = "test"
     for fold in folds:
-        run_dir = base / f"fold_{fold}"
-        _, y, p = read_predictions(run_dir / "predictions.csv")
+        paths = RunPaths(base / f"fold_{fold}")
+        fold_metrics = paths.read_metrics()
+        if not fold_metrics or not fold_metrics.get("class_names"):
+            raise FoldError(f"{paths.metrics}: missing or without class_names; finish fold {fold} (tdrag cv --resume) "
+                            "or re-evaluate it (tdrag eval)")
+        if class_names is not None and fold_metrics["class_names"] != class_names:
+            raise FoldError(f"{paths.metrics}: classes {fold_metrics['class_names']} differ from the other folds' "
+                            f"{class_names}")
+        class_names = list(fold_metrics["class_names"])
+        _, y, p = read_predictions(paths.predictions, class_names)
         selected[str(fold)] = (y, p)
-        _, y_last, p_last = read_predictions(run_dir / "report" / "predictions_last.csv")
+        _, y_last, p_last = read_predictions(paths.predictions_last, class_names)
         last[str(fold)] = (y_last, p_last)
-        fold_metrics = json.loads((run_dir / "report" / "metrics.json").read_text())
-        class_names = fold_metrics.get("class_names", class_names)
         selection = fold_metrics["selection"]["split"]
         epochs[str(fold)] = {
             "best": fold_metrics["best"]["epoch"] if fold_metrics.get("best") else None,

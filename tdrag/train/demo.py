@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tdrag.config import Config, ConfigError, load_config, replace
+from tdrag.runs.layout import RunPaths
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def ensure_demo(out: str | os.PathLike = "runs/demo", small: bool = False, callb
     What notebooks call when they are asked (by a visible parameter) to work on the demo.
     """
     run_dir = Path(out) / "run"
-    if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "report" / "metrics.json").is_file():
+    if RunPaths(run_dir).finished():
         return run_dir
     return run_demo(out, callback=callback, progress=progress, small=small)
 

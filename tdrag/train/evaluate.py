@@ -16,6 +16,7 @@ from tdrag import distributed
 from tdrag.config import Config, replace
 from tdrag.models.registry import build_model_from_config
 from tdrag.runs.checkpoints import CheckpointError, checkpoint_config, load_checkpoint, load_weights
+from tdrag.runs.layout import RunPaths
 from tdrag.runs.predictions import Predictions
 from tdrag.runs.report import write_report
 from tdrag.runtime import resolve_device
@@ -90,12 +91,22 @@ def evaluate_run(run_dir: str | Path, device: str = "auto", cache: str | None = 
 
     Returns:
         report/metrics.json's new content.
+
+    Raises:
+        RunBusyError: another process holds the run directory (a training still running there).
     """
     run_dir = Path(run_dir)
-    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    paths = RunPaths(run_dir)
+    last_path, best_path = paths.last, paths.best
     source = last_path if last_path.is_file() else best_path
     if not source.is_file():
         raise CheckpointError(f"{run_dir}: no checkpoints/last.pt or checkpoints/best.pt to evaluate")
+    with paths.hold("eval"):
+        return _evaluate_run(run_dir, source, device, cache, progress)
+
+
+def _evaluate_run(run_dir: Path, source: Path, device: str, cache: str | None, progress: bool) -> dict[str, Any]:
+    paths = RunPaths(run_dir)
     state = load_checkpoint(source)
     config = checkpoint_config(state, source)
     if cache:
@@ -109,7 +120,7 @@ def evaluate_run(run_dir: str | Path, device: str = "auto", cache: str | None = 
     info = distributed.DistInfo()
     loaders = eval_loaders(data, config, info)
     results = {}
-    for name, path in (("last", last_path), ("best", best_path)):
+    for name, path in (("last", paths.last), ("best", paths.best)):
         if path.is_file():
             epoch = int(load_checkpoint(path)["epoch"])
             results[name] = (epoch, evaluate_checkpoint(path, config, data, loaders, dev, info, progress))

@@ -8,8 +8,10 @@ at any point and, on a CPU, ends with exactly the weights an uninterrupted run w
 is not resumed on a cache rebuilt from other sources since (the fingerprints differ).
 
 Order of work: the config, the device, the cache (keyframes, T, crop, classes, fold) and the model
-are checked first; only then is the run directory touched, and of it only tdrag's own files
-(``tdrag.runs.layout.RUN_FILES``) are ever replaced.
+are checked first; only then is the run directory touched: held for this process until ``fit``
+returns (``tdrag.runs.lock``: a second training there refuses), and of it only tdrag's own files
+(``tdrag.runs.layout.RUN_FILES``) are ever replaced. Each checkpoint records the folder training
+ran in, which anchors the config's relative data paths for every later reader of the run.
 
 Under ``torchrun`` each process trains on its shard with DistributedDataParallel: the model is
 wrapped in DDP first and compiled after (``torch.compile(DDP(model))``, so the compiled graph
@@ -20,8 +22,10 @@ and DDP's forward would wait for collectives that never come. Only rank 0 writes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,8 @@ from tdrag.config import Config, config_to_dict, save_config
 from tdrag.models.registry import build_model_from_config
 from tdrag.runs.checkpoints import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tdrag.runs.epoch_log import write_log
-from tdrag.runs.layout import RunExistsError, plan_run_dir
+from tdrag.runs.layout import RunExistsError, RunPaths, plan_run_dir
+from tdrag.runs.lock import RunBusyError
 from tdrag.runs.predictions import Predictions
 from tdrag.runtime import resolve_device
 from tdrag.train.data import load_run_data
@@ -145,6 +150,7 @@ def fit(
 
     Raises:
         RunExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        RunBusyError: another process holds ``run_dir`` (``tdrag.runs.lock``); nothing is written.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
         ConfigError, CacheError, CheckpointError, OutputError: bad settings, cache or run folder,
             found before the run directory is touched.
@@ -155,21 +161,23 @@ def fit(
     # cuDNN autotuning is global state: give the caller (a notebook kernel) back its setting.
     benchmark = torch.backends.cudnn.benchmark
     try:
-        return _fit(config, callback, resume, overwrite, progress, info)
+        with contextlib.ExitStack() as held:
+            return _fit(config, callback, resume, overwrite, progress, info, held)
     finally:
         torch.backends.cudnn.benchmark = benchmark
         if not had_group:
             distributed.cleanup()
 
 
-def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool, info) -> RunResult:
+def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool, info,
+         held: contextlib.ExitStack) -> RunResult:
     from tdrag.data.loader import make_loader
 
     t = config.train
     device = resolve_device(t.device, info.local_rank if info.enabled else None)
     run_dir = Path(t.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    paths = RunPaths(run_dir)
+    last_path, best_path = paths.last, paths.best
 
     # Inputs first: nothing in the run directory is touched until these pass.
     data = load_run_data(config)
@@ -188,18 +196,20 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
         # each rank's own (rank 0's is the single-process one), which checkpoints keep per rank.
         torch.manual_seed(t.seed + 1_000_003 * info.rank)
 
-    # Rank 0 inspects the run dir; every rank learns the outcome (or the refusal, so that no rank
-    # is left waiting in a collective for one that raised).
-    outcome: tuple[str | None, list[str], str | None] = (None, [], None)
+    # Rank 0 holds the run dir (until fit returns) and inspects it; every rank learns the outcome
+    # (or the refusal, so that no rank is left waiting in a collective for one that raised).
+    refusals = {"RunExistsError": RunExistsError, "RunBusyError": RunBusyError}
+    outcome: tuple[str | None, list[str], str | None, str] = (None, [], None, "")
     if info.is_main:
         try:
+            held.enter_context(paths.hold("train"))
             found, stale = plan_run_dir(run_dir, resume, overwrite)
-            outcome = (str(found) if found else None, stale, None)
-        except RunExistsError as exc:
-            outcome = (None, [], str(exc))
-    resume_from, stale, refusal = distributed.broadcast_object(outcome)
-    if refusal:
-        raise RunExistsError(refusal)
+            outcome = (str(found) if found else None, stale, None, "")
+        except (RunExistsError, RunBusyError) as exc:
+            outcome = (None, [], type(exc).__name__, str(exc))
+    resume_from, stale, refused, why = distributed.broadcast_object(outcome)
+    if refused:
+        raise refusals[refused](why)
 
     net = net.to(device)
     if t.channels_last and device.type == "cuda":
@@ -239,7 +249,7 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
     elif info.is_main and stale:
         ownership.remove_files(run_dir, stale)
     if info.is_main:
-        save_config(config, run_dir / "config.yaml")
+        save_config(config, paths.config)
 
     model, eval_model = wrap_model(net, t.compile, info, device)
     loaders = eval_loaders(data, config, info)
@@ -281,7 +291,7 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
             model_state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
             common = {"config": config_to_dict(config), "model": model_state, "epoch": epoch, "best": best,
                       "history": history, "cache_fingerprint": data.cache.fingerprint,
-                      "class_names": list(class_names)}
+                      "class_names": list(class_names), "workdir": os.getcwd()}
             # best.pt before last.pt: a kill in between leaves last.pt at the previous epoch, whose
             # re-run rewrites best.pt the same way.
             if improved:
@@ -289,7 +299,7 @@ def _fit(config: Config, callback, resume: bool, overwrite: bool, progress: bool
             save_checkpoint(last_path, {**common, "optimizer": optimizer.state_dict(),
                                         "scheduler": scheduler.state_dict(), "rng": rng_states[0],
                                         "rng_per_rank": rng_states})
-            write_log(run_dir / "log.csv", history, data.val_rows is not None)
+            write_log(paths.log, history, data.val_rows is not None)
             log.info("epoch %d/%d: loss %.4f acc %.3f test WAR %s UAR %s (%.1fs, %.1f clips/s)", epoch, t.epochs,
                      row["train_loss"], row["train_acc"], _fmt(row["test_war"]), _fmt(row["test_uar"]),
                      row["epoch_seconds"], row["clips_per_second"])

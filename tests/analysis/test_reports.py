@@ -20,7 +20,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def make_run(run_dir, seed: int = 0, n: int = 40, epochs: int = 4, with_log: bool = True):
-    """A run directory written by the engine's own writers (tdrag.runs.predictions, tdrag.runs.report): predictions.csv, log.csv,
+    """A run directory written by the engine's own writers (tdrag.runs): predictions.csv, log.csv,
     report/metrics.json, per_class_recall.csv|.md, confusion_matrix.csv."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True)
@@ -32,10 +32,10 @@ def make_run(run_dir, seed: int = 0, n: int = 40, epochs: int = 4, with_log: boo
         probs = rng.dirichlet(np.ones(7), size=n) * 0.5
         probs[np.arange(n), arg_max] += 0.5
         return Predictions(rows=np.arange(n), video_ids=[f"{i + 1:05d}" for i in range(n)],
-                                labels=labels, probabilities=probs.astype(np.float32))
+                           labels=labels, probabilities=probs.astype(np.float32))
 
     write_report(run_dir, DFEW_CLASSES, last=(epochs, predictions(preds_last)),
-                      best=(epochs - 1, predictions(preds)), selection_split="test")
+                 best=(epochs - 1, predictions(preds)), selection_split="test")
     if with_log:
         history = [
             {

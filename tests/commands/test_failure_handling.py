@@ -235,6 +235,44 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_cache, t
     assert not list(run.rglob("*.tmp"))
 
 
+def test_a_held_run_dir_refuses_a_second_command_and_a_killed_holder_blocks_no_resume(tiny_cache, tmp_path):
+    """Two trainings on one run dir cannot both run; the lock dies with its (SIGKILLed) holder."""
+    import socket
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    run = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(tiny_cache, run, epochs=200), config)
+    tdrag = [sys.executable, "-m", "tdrag"]
+    with open(tmp_path / "holder.err", "wb") as holder_err:
+        holder = subprocess.Popen([*tdrag, "train", "--config", str(config), "--no-progress"],
+                                  stdout=subprocess.DEVNULL, stderr=holder_err, env=env, cwd=REPO)
+    try:
+        deadline = time.time() + 240
+        while not (run / "checkpoints" / "last.pt").is_file():
+            assert holder.poll() is None, (tmp_path / "holder.err").read_text()[-2000:]
+            assert time.time() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.05)
+        for second in (["train", "--config", str(config), "--overwrite"], ["train", "--config", str(config), "--resume"],
+                       ["eval", str(run), "--device", "cpu"], ["cv", "--config", str(config), "--folds", "1"]):
+            done = subprocess.run([*tdrag, *second, "--no-progress"], capture_output=True, text=True, env=env,
+                                  cwd=REPO, timeout=600)
+            assert done.returncode == 1, (second, done.stderr[-2000:])
+            _one_error_line(done.stderr, str(run), "in use by", f"pid {holder.pid}", socket.gethostname(),
+                            f"tdrag train --config {config}")
+            assert holder.poll() is None, "the second command must not disturb the first"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+    reached = load_checkpoint(run / "checkpoints" / "last.pt")["epoch"]
+    assert (run / ".tdrag.lock").is_file()  # left behind by the killed holder, and no obstacle:
+    done = subprocess.run([*tdrag, "train", "--config", str(config), "--resume", f"train.epochs={reached + 1}",
+                           "--no-progress"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == reached + 1
+    assert json.loads((run / "report" / "metrics.json").read_text())["last"]["epoch"] == reached + 1
+
+
 def test_resume_on_a_rebuilt_cache_is_refused(tiny_cache, tmp_path, capsys):
     from tests.run_fixtures import make_tiny_data
 

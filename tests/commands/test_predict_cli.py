@@ -81,6 +81,22 @@ def test_all_good_exits_zero_and_names_are_unique(media, tmp_path, capsys):
     assert "checkpoint: checkpoints/best.pt" in captured.err and "the only checkpoint left" in captured.err
 
 
+def test_an_eleven_class_mafw_checkpoint_predicts_mafw_names(media, tmp_path, capsys):
+    from tdrag.data.labels import MAFW_CLASSES
+
+    checkpoint = tiny_checkpoint(tmp_path / "mafw.pt", dataset="mafw", class_names=MAFW_CLASSES)
+    out = tmp_path / "out"
+    assert main(["predict", str(media["face"]), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    data = json.loads((out / "astronaut.json").read_text())
+    assert data["classes"] == list(MAFW_CLASSES) and list(data["probabilities"]) == list(MAFW_CLASSES)
+    assert data["top_class"] in MAFW_CLASSES and all(w["top_class"] in MAFW_CLASSES for w in data["windows"])
+    # The names are the checkpoint's own, read back (here spelled otherwise than the reader's list).
+    titled = tuple(name.title() for name in MAFW_CLASSES)
+    checkpoint = tiny_checkpoint(tmp_path / "titled.pt", dataset="mafw", class_names=titled)
+    assert main(["predict", str(media["face"]), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "astronaut.json").read_text())["classes"] == list(titled)
+
+
 def test_bad_checkpoint_is_one_clear_error(media, tmp_path, capsys):
     broken = text_file(tmp_path / "broken.pt")
     code = main(["predict", str(media["face"]), "--checkpoint", str(broken), "--out", str(tmp_path / "out")])

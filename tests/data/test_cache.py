@@ -231,3 +231,17 @@ def test_cli_prepare(dfew_tree, caches, capsys):
     assert "empty frame file" in capsys.readouterr().err
     assert cli_main(["prepare", "--root", str(caches / "none"), "--out", str(caches / "d")]) == 1
     assert "DFEW root folder not found" in capsys.readouterr().err
+
+
+def test_class_names_come_from_the_manifest_or_the_dataset_it_names(dfew_tree, caches):
+    from tdrag.data.labels import MAFW_CLASSES
+
+    tree = dfew_tree(num_clips=5, lengths=4, size=16)
+    out = prepare_cache(tree.root, caches / "c", frames=4, size=16, workers=1, progress=False)
+    assert open_cache(out).class_names == tuple(DFEW_CLASSES)
+    manifest = json.loads((out / "manifest.json").read_text())
+    # A manifest older than its class list: the classes of the dataset it names, not DFEW's by default.
+    del manifest["classes"]
+    manifest["settings"]["dataset"] = "mafw"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert open_cache(out).class_names == tuple(MAFW_CLASSES)

@@ -154,3 +154,18 @@ def test_analysis_never_defaults_to_a_checkpoint_chosen_on_the_test_fold(tmp_pat
     checkpoints.save_checkpoint(tmp_path / "checkpoints" / "best.pt", on_test)
     choice = checkpoints.select_checkpoint(tmp_path)
     assert choice.name == "best" and "optimistic" in choice.reason
+
+
+def test_class_names_are_read_back_from_the_checkpoint(tmp_path):
+    from tdrag.config import replace
+    from tdrag.data.labels import MAFW_CLASSES
+
+    mafw = replace(Config(), data={"dataset": "mafw"}, model={"num_classes": 11})
+    stored = {"config": config_to_dict(mafw), "model": {}, "class_names": ["a", "b"]}
+    assert checkpoints.checkpoint_class_names(stored) == ("a", "b")
+    # Written before the names were stored: the classes of the dataset the config names, never DFEW's.
+    older = {"config": config_to_dict(mafw), "model": {}}
+    assert checkpoints.checkpoint_class_names(older) == tuple(MAFW_CLASSES)
+    odd = {"config": config_to_dict(replace(mafw, model={"num_classes": 4})), "model": {}}
+    with pytest.raises(CheckpointError, match="4 classes, data.dataset 'mafw' has 11"):
+        checkpoints.checkpoint_class_names(odd, tmp_path / "x.pt")
