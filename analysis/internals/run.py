@@ -2,8 +2,10 @@
 checkpoint choice, ground truth, and ONE cached ``model.inspect`` pass over the split.
 
 It plays the role of TransformerLens' ``run_with_cache``: the pass is made once, the first time a
-view asks for it, and every analysis (attention, trajectories, attributions, the explorer, the
-dossier) reads from it::
+view asks for it, through the loop evaluation and prediction use too
+(``tdrag.models.forward.forward_clips``), and every analysis (attention, trajectories,
+attributions, the explorer, the dossier) reads from it. The run's clips are the rows training used
+(``tdrag.train.data.load_run_data``: test, validation or training split, the cache checked)::
 
     run = open_run("runs/demo/run")                # the checkpoint select_checkpoint picks ("auto")
     print(run.describe())                          # model, split, clips, which checkpoint and why
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,34 +34,31 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from tdrag.runtime import autocast, eval_mode
+from tdrag.models.forward import forward_clips
+from tdrag.models.inspection import ModelInspection
 
 log = logging.getLogger(__name__)
 
+#: The splits of a run's fold that can be opened: what it trained on, what chose its best epoch
+#: (when ``data.val_fraction`` held some out), what it is tested on.
+SPLITS = ("train", "val", "test")
+
 
 @dataclass
-class SplitInspection:
-    """Everything ``model.inspect`` says about a split, on the CPU, in row order.
+class SplitInspection(ModelInspection):
+    """``model.inspect`` over a split (a ModelInspection of all its clips, on the CPU, in row
+    order) with the clips it covers.
 
-    Attributes:
+    Attributes (besides ModelInspection's logits, attention, hidden_states, step_logits):
         video_ids: N clip ids.
         rows: (N,) cache row of each clip (to look up frames or ground-truth masks again).
         labels: (N,) int64 true class.
-        logits: (N, C) float32.
-        attention: stage name -> (N, 1, T', H', W') float32 in (0, 1); empty without attention.
-        hidden_states: (N, T_gru, hidden) float32, or None for a model without a GRU.
-        step_logits: (N, T_gru, C) float32, or None for a model without a GRU.
     """
 
-    video_ids: list[str]
-    rows: np.ndarray
-    labels: np.ndarray
-    logits: torch.Tensor
-    attention: dict[str, torch.Tensor] = field(default_factory=dict)
-    hidden_states: torch.Tensor | None = None
-    step_logits: torch.Tensor | None = None
+    video_ids: list[str] = field(default_factory=list)
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def predictions(self) -> np.ndarray:
@@ -68,60 +67,6 @@ class SplitInspection:
 
     def __len__(self) -> int:
         return len(self.video_ids)
-
-
-@torch.no_grad()
-def inspect_batches(
-    model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, Sequence[int], Sequence[str], Sequence[int]]],
-    *,
-    device: str | torch.device = "cpu",
-    keep_attention: bool = True,
-    amp: bool = False,
-    total: int | None = None,
-    progress: bool = True,
-) -> SplitInspection:
-    """Inspect pre-transformed batches ``(x (B, 3, T, H, W), labels, video_ids, rows)``.
-
-    The model runs in eval mode (each submodule's own mode is given back after, by
-    ``tdrag.runtime.eval_mode``). ``amp`` uses bf16 autocast on CUDA only (``tdrag.runtime.autocast``);
-    results are always returned as float32 CPU tensors.
-    """
-    device = torch.device(device)
-    ids: list[str] = []
-    rows: list[int] = []
-    labels: list[int] = []
-    logits: list[torch.Tensor] = []
-    attention: dict[str, list[torch.Tensor]] = {}
-    hidden: list[torch.Tensor] = []
-    steps: list[torch.Tensor] = []
-    for x, batch_labels, batch_ids, batch_rows in tqdm(
-        batches, total=total, desc="inspect", unit="batch", disable=not progress
-    ):
-        with eval_mode(model), autocast(device, amp):
-            out = model.inspect(x.to(device, non_blocking=True))
-        ids.extend(str(v) for v in batch_ids)
-        rows.extend(int(r) for r in batch_rows)
-        labels.extend(int(v) for v in batch_labels)
-        logits.append(out.logits.float().cpu())
-        if keep_attention:
-            for name, maps in out.attention.items():
-                attention.setdefault(name, []).append(maps.float().cpu())
-        if out.hidden_states is not None:
-            hidden.append(out.hidden_states.float().cpu())
-        if out.step_logits is not None:
-            steps.append(out.step_logits.float().cpu())
-    if not logits:
-        raise ValueError("inspect_batches: no batches (is the split empty?)")
-    return SplitInspection(
-        video_ids=ids,
-        rows=np.asarray(rows, dtype=np.int64),
-        labels=np.asarray(labels, dtype=np.int64),
-        logits=torch.cat(logits),
-        attention={name: torch.cat(parts) for name, parts in attention.items()},
-        hidden_states=torch.cat(hidden) if hidden else None,
-        step_logits=torch.cat(steps) if steps else None,
-    )
 
 
 def inspect_split(
@@ -137,7 +82,8 @@ def inspect_split(
     amp: bool = False,
     progress: bool = True,
 ) -> SplitInspection:
-    """Run ``model.inspect`` over cache ``rows`` with the evaluation transform (centre crop).
+    """Run ``model.inspect`` over cache ``rows`` with the evaluation transform (centre crop), through
+    the one loop evaluation and prediction use (``tdrag.models.forward.forward_clips``).
 
     Args:
         model: a tdrag model (any variant; attention / GRU outputs are kept when it has them).
@@ -145,33 +91,18 @@ def inspect_split(
         rows: cache rows to inspect, e.g. ``cache.rows(fold, "test")``.
         crop: input side, the run's ``data.crop``.
     """
-    from tdrag.data.augment import eval_transform
     from tdrag.data.loader import make_loader
 
     rows = np.asarray(rows, dtype=np.int64)
     if rows.size == 0:
         raise ValueError("inspect_split: no rows given (is the split empty?)")
-    device = torch.device(device)
     loader = make_loader(cache, rows, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-
-    def batches():
-        for clips, labels, batch_rows in loader:
-            x = eval_transform(clips.to(device, non_blocking=True), crop=crop)
-            batch_rows = [int(r) for r in batch_rows]
-            ids = [str(cache.index[r]["video_id"]) for r in batch_rows]
-            yield x, [int(v) for v in labels], ids, batch_rows
-
-    return inspect_batches(
-        model,
-        batches(),
-        device=device,
-        keep_attention=keep_attention,
-        amp=amp,
-        total=len(loader),
-        progress=progress,
-    )
-
-
+    seen, (labels, seen_rows) = forward_clips(model, loader, crop=crop, device=device, amp=amp, inspect=True,
+                                              keep_attention=keep_attention, progress=progress, desc="inspect",
+                                              total=len(loader))
+    seen_rows = seen_rows.astype(np.int64)
+    return SplitInspection(**vars(seen), video_ids=[str(cache.video_ids[r]) for r in seen_rows], rows=seen_rows,
+                           labels=labels.astype(np.int64))
 
 
 class RunNotFound(FileNotFoundError):
@@ -211,7 +142,7 @@ class Run:
         config: the run's ``tdrag.config.Config``.
         checkpoint: the ``tdrag.runs.checkpoints.CheckpointChoice`` loaded (``.reason`` says why).
         cache: the ``ClipCache`` holding the clips.
-        split: "test" or "train" of ``config.data.fold``.
+        split: "test", "val" or "train" of ``config.data.fold`` (``tdrag.train.data.load_run_data``'s rows).
         rows: ``(N,)`` cache rows analysed, in order (``max_clips`` per class at most).
         labels: ``(N,)`` int64 true classes.
         video_ids: N clip ids.
@@ -402,7 +333,8 @@ def open_run(
     Args:
         run_dir: a run directory (``checkpoints/``). A missing run is an error saying how to make
             one; nothing is trained here (notebooks ask for the demo with ``DEMO = True``).
-        split: "test" or "train" of the run's fold.
+        split: "test", "val" (the clips held out of training to choose best.pt, when the run
+            held some out: ``data.val_fraction`` > 0) or "train" (the clips it trained on).
         device: "auto" (CUDA when present), "cpu", "cuda", ... (``tdrag.runtime.resolve_device``).
         max_clips: at most this many clips per class (the first of each class); None = all.
         checkpoint: "auto" (``tdrag.runs.checkpoints.select_checkpoint``: best.pt only when chosen on
@@ -410,20 +342,27 @@ def open_run(
         data_root: the dataset root, for synthetic ground truth (default: the run's ``data.root``).
         batch_size, amp: of the inspection pass.
 
+    The run's data comes from ``tdrag.train.data.load_run_data``, as in training and ``tdrag
+    eval``: the cache checked against the run's config, the same train / val / test rows; its
+    paths are found from here by the checkpoint's path rule (``checkpoint_config``).
+
     Raises:
         RunNotFound: no such run, or a run without checkpoints.
+        ConfigError: the cache does not fit the run (another T, crop, class count or fold), or
+            ``split="val"`` for a run that held no validation clips out.
     """
-    from tdrag.data.cache import open_cache
+    from tdrag.config import ConfigError
     from tdrag.data.synthetic import is_synthetic_root
     from tdrag.models.registry import load_model
     from tdrag.runs.checkpoints import CheckpointError, select_checkpoint
     from tdrag.runtime import resolve_device
+    from tdrag.train.data import load_run_data
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunNotFound(_how_to_make(run_dir))
-    if split not in ("test", "train"):
-        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     try:
         choice = select_checkpoint(run_dir, checkpoint)
     except CheckpointError as err:
@@ -432,14 +371,13 @@ def open_run(
         raise err
     dev = resolve_device(device, key="device")
     model, config = load_model(choice.path, device=dev)
-    model.eval()
-    if not config.data.cache:
-        raise ValueError(f"{choice.path}: its config's data.cache is empty, cannot find the clips")
-    # The config's data paths are found from here by the checkpoint's path rule (checkpoint_config).
-    cache = open_cache(config.data.cache)
-    rows = np.asarray(cache.rows(config.data.fold, split), dtype=np.int64)
-    if rows.size == 0:
-        raise ValueError(f"{cache.path if hasattr(cache, 'path') else 'cache'}: fold {config.data.fold} has no {split} clips")
+    data = load_run_data(config)
+    rows = {"train": data.train_rows, "val": data.val_rows, "test": data.test_rows}[split]
+    if rows is None:
+        raise ConfigError(f"{run_dir}: no validation clips to open (the run trained with data.val_fraction = 0, "
+                          "so its best epoch was chosen on the test fold); open split='test' or 'train'")
+    cache = data.cache
+    rows = np.asarray(rows, dtype=np.int64)
     labels = np.asarray(cache.labels, dtype=np.int64)[rows]
     keep = _limit_per_class(np.arange(len(rows)), labels, max_clips)
     rows, labels = rows[keep], labels[keep]
@@ -449,6 +387,6 @@ def open_run(
         root = None
     synthetic = root is not None and is_synthetic_root(root)
     return Run(run_dir=run_dir, model=model, config=config, checkpoint=choice, cache=cache, split=split, rows=rows,
-               labels=labels, video_ids=[str(cache.index[int(r)]["video_id"]) for r in rows],
-               class_names=tuple(cache.class_names), device=dev, data_root=root, synthetic=synthetic,
+               labels=labels, video_ids=[str(cache.video_ids[int(r)]) for r in rows],
+               class_names=tuple(data.class_names), device=dev, data_root=root, synthetic=synthetic,
                batch_size=batch_size, amp=amp, progress=progress)

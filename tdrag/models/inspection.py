@@ -1,7 +1,12 @@
-"""What ``model.inspect(x)`` returns: the logits plus the internals the analysis side looks at."""
+"""What ``model.inspect(x)`` returns: the logits plus the internals the analysis side looks at.
+
+One pass over many batches is one ModelInspection too: :meth:`ModelInspection.cat` joins the
+batches' inspections along the batch (``tdrag.models.forward.forward_clips`` does).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -46,4 +51,33 @@ class ModelInspection:
             attention={name: move(m) for name, m in self.attention.items()},
             hidden_states=move(self.hidden_states),
             step_logits=move(self.step_logits),
+        )
+
+    @classmethod
+    def cat(cls, parts: Sequence["ModelInspection"]) -> "ModelInspection":
+        """The inspections of consecutive batches as one, concatenated along the batch (dim 0).
+
+        Every part must hold the same outputs (the same attention stages; GRU outputs in all
+        or none), as the batches of one model do.
+        """
+        if not parts:
+            raise ValueError("ModelInspection.cat: nothing to concatenate")
+        first = parts[0]
+        stages = list(first.attention)
+        if any(list(p.attention) != stages for p in parts):
+            raise ValueError("ModelInspection.cat: the parts hold different attention stages")
+
+        def join(name: str) -> torch.Tensor | None:
+            values = [getattr(p, name) for p in parts]
+            if all(v is None for v in values):
+                return None
+            if any(v is None for v in values):
+                raise ValueError(f"ModelInspection.cat: {name} is missing from some parts")
+            return torch.cat(values)
+
+        return cls(
+            logits=torch.cat([p.logits for p in parts]),
+            attention={s: torch.cat([p.attention[s] for p in parts]) for s in stages},
+            hidden_states=join("hidden_states"),
+            step_logits=join("step_logits"),
         )

@@ -10,7 +10,7 @@ For one video (``predict_video``):
    nothing like them. ``window=None`` (or a window longer than the video) makes one window.
 3. In each window, T keyframes (``DataConfig.frames``) are chosen with the checkpoint's method
    (``DataConfig.keyframes``: redundancy or uniform), centre-cropped to ``DataConfig.crop`` and
-   normalised exactly as in evaluation (``tdrag.data.augment.eval_transform``).
+   normalised exactly as in evaluation: through the same loop (``tdrag.models.forward.forward_clips``).
 4. ``model.inspect`` gives each window's class probabilities (softmax of the logits) and, for
    models with attention, the spatial attention maps, upsampled to the keyframes by
    ``tdrag.models.attention.upsample_attention`` (as the analysis notebooks do). **The video's
@@ -38,12 +38,12 @@ import torch
 from torch import nn
 
 from tdrag.config import Config
-from tdrag.data.augment import center_crop_box, eval_transform
+from tdrag.data.augment import center_crop_box
 from tdrag.data.keyframes import select_keyframes
 from tdrag.models.attention import upsample_attention
+from tdrag.models.forward import forward_clips
 from tdrag.predict.faces import FaceClip, extract_face_clip
 from tdrag.runs.checkpoints import dataset_class_names
-from tdrag.runtime import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -153,20 +153,15 @@ def predict_face_clip(
     keyframes = [start + select_keyframes(face.frames[start:end], data.frames, data.keyframes) for start, end in bounds]
     clips = np.stack([face.frames[k] for k in keyframes])  # (W, T, S, S, 3)
 
-    probabilities, attention, stage = [], [], None
-    for first in range(0, len(clips), batch_size):
-        batch = torch.from_numpy(clips[first : first + batch_size]).to(device)
-        x = eval_transform(batch, crop=data.crop)
-        with eval_mode(model):
-            seen = model.inspect(x)
-        probabilities.append(torch.softmax(seen.logits.float(), dim=1).cpu().numpy().astype(np.float64))
-        if seen.attention:
-            if stage is None:
-                stage = attention_stage or list(seen.attention)[-1]
-                if stage not in seen.attention:
-                    raise ValueError(f"model has no attention at {stage!r} (has {', '.join(seen.attention)})")
-            attention.append(attention_per_keyframe(seen.attention[stage], data.frames, data.crop))
-    probabilities = np.concatenate(probabilities)
+    batches = ((clips[first : first + batch_size],) for first in range(0, len(clips), batch_size))
+    seen, _ = forward_clips(model, batches, crop=data.crop, device=device, inspect=True)
+    probabilities = torch.softmax(seen.logits, dim=1).numpy().astype(np.float64)
+    attention, stage = None, None
+    if seen.attention:
+        stage = attention_stage or list(seen.attention)[-1]
+        if stage not in seen.attention:
+            raise ValueError(f"model has no attention at {stage!r} (has {', '.join(seen.attention)})")
+        attention = attention_per_keyframe(seen.attention[stage], data.frames, data.crop)
     windows = [
         WindowPrediction(
             index=i,
@@ -186,7 +181,7 @@ def predict_face_clip(
         windows=windows,
         face=face,
         keyframe_crops=np.ascontiguousarray(_centre_crop(clips, data.crop)),
-        attention=np.concatenate(attention) if attention else None,
+        attention=attention,
         attention_stage=stage,
     )
 

@@ -1,4 +1,4 @@
-"""The loops: train one epoch, evaluate a loader, predict a batch of clips (the MAE way).
+"""The loops: train one epoch, evaluate a loader (the MAE way).
 
 Run directories, resuming, checkpoints and reports live in ``tdrag.train.fit``, which calls these.
 
@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 from tdrag import distributed
 from tdrag.config import Config
 from tdrag.errors import TdragError
+from tdrag.models.forward import forward_clips
 from tdrag.runs.predictions import Predictions
-from tdrag.runtime import autocast, eval_mode, to_memory_format
+from tdrag.runtime import autocast, to_memory_format
 from tdrag.train.losses import needs_inspection, training_loss
 
 #: Steps between the host's reads of the running loss and the non-finite marker.
@@ -185,58 +186,19 @@ def evaluate(
     Returns:
         Predictions ordered by row: rows, video ids, labels, probabilities ``(N, C)`` float32.
     """
-    from tdrag.data.augment import eval_transform
-
-    device = torch.device(device)
     info = info or distributed.DistInfo()
-    rows, labels, probs = [], [], []
-    with eval_mode(model):
-        for clips, y, r in tqdm(loader, desc=desc, leave=False, disable=not (progress and info.is_main)):
-            x = to_memory_format(eval_transform(clips.to(device, non_blocking=True), crop=crop), channels_last)
-            with autocast(device, amp):
-                logits = model(x)
-            probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-            labels.append(np.asarray(y))
-            rows.append(np.asarray(r))
-    num_classes = probs[0].shape[1] if probs else 0
-    local = {
-        "row": np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64),
-        "label": np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64),
-        "prob": np.concatenate(probs).astype(np.float32) if probs else np.zeros((0, num_classes), np.float32),
-    }
+    total = len(loader) if hasattr(loader, "__len__") else None
+    if total != 0:
+        seen, (labels, rows) = forward_clips(model, loader, crop=crop, device=device, amp=amp,
+                                             channels_last=channels_last, progress=progress and info.is_main,
+                                             desc=desc, total=total)
+        probs = torch.softmax(seen.logits, dim=1).numpy()
+    else:  # a rank whose shard is empty still joins the gathering
+        labels, rows, probs = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    local = {"row": rows.astype(np.int64), "label": labels.astype(np.int64), "prob": probs.astype(np.float32)}
     merged = distributed.gather_rows(local, info)
     if video_ids is None:
         cache = getattr(getattr(loader, "dataset", None), "cache", None)
         video_ids = getattr(cache, "video_ids", None)
     ids = [str(video_ids[int(r)]) for r in merged["row"]] if video_ids is not None else [str(int(r)) for r in merged["row"]]
     return Predictions(rows=merged["row"], video_ids=ids, labels=merged["label"], probabilities=merged["prob"])
-
-
-@torch.no_grad()
-def predict_clips(
-    model: nn.Module,
-    clips_u8: torch.Tensor | np.ndarray,
-    crop: int,
-    device: torch.device | str | None = None,
-    amp: bool = False,
-) -> torch.Tensor:
-    """Class probabilities for a batch of cached-format clips.
-
-    Args:
-        model: the network (run in eval mode, modes restored after).
-        clips_u8: ``(B, T, S, S, 3)`` uint8 RGB clips (as stored in the cache).
-        crop: side of the centre crop.
-        device: where to run (default: the model's device).
-        amp: bf16 autocast on CUDA.
-
-    Returns:
-        ``(B, C)`` float32 probabilities on the CPU.
-    """
-    from tdrag.data.augment import eval_transform
-    from tdrag.runtime import model_device
-
-    device = torch.device(device) if device is not None else model_device(model)
-    clips = torch.as_tensor(clips_u8).to(device)
-    with eval_mode(model), autocast(device, amp):
-        logits = model(eval_transform(clips, crop=crop))
-    return torch.softmax(logits.float(), dim=1).cpu()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.internals.run import RunNotFound, inspect_batches, inspect_split, open_run
+from analysis.internals.run import RunNotFound, inspect_split, open_run
+from tdrag.config import ConfigError
 from tdrag.data import cache as cache_module
 from tdrag.data.augment import eval_transform
 from tdrag.data.labels import DFEW_CLASSES
@@ -87,24 +88,16 @@ def test_inspect_split_without_attention_or_gru(tmp_path):
         inspect_split(tiny_model(), cache, [], crop=CROP, progress=False)
 
 
-def test_inspect_batches_accepts_prepared_batches():
-    model = tiny_model()
-    batches = [(torch.randn(2, 3, T, CROP, CROP), [0, 3], ["a", "b"], [10, 11]),
-               (torch.randn(1, 3, T, CROP, CROP), [6], ["c"], [12])]
-    result = inspect_batches(model, batches, progress=False)
-    assert result.video_ids == ["a", "b", "c"] and result.labels.tolist() == [0, 3, 6]
-    assert result.logits.shape == (3, 7)
-    with pytest.raises(ValueError, match="no batches"):
-        inspect_batches(model, [], progress=False)
-
-
-def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: bool = True):
+def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: bool = True,
+             val_fraction: float = 0.0, step_loss: str = "last", causal_time: bool = False):
     """A run dir for ``model`` on ``cache`` with best.pt (chosen on ``best_metric``) and/or last.pt."""
-    from tdrag.config import Config, DataConfig, ModelConfig, config_to_dict
+    from tdrag.config import Config, DataConfig, ModelConfig, TrainConfig, config_to_dict
     from tdrag.runs.checkpoints import save_checkpoint
 
-    config = Config(data=DataConfig(cache=str(cache.path), fold=1, frames=T, size=S, crop=CROP),
-                    model=ModelConfig(name="tdrag", width=8, gru_hidden=16))
+    config = Config(data=DataConfig(cache=str(cache.path), fold=1, frames=T, size=S, crop=CROP, keyframes="uniform",
+                                    val_fraction=val_fraction),
+                    model=ModelConfig(name="tdrag", width=8, gru_hidden=16, causal_time=causal_time),
+                    train=TrainConfig(step_loss=step_loss))
     run = tmp_path / "run"
     state = {"config": config_to_dict(config), "model": model.state_dict()}
     if best_metric is not None:
@@ -144,7 +137,17 @@ def test_open_run_holds_one_cached_inspection_that_every_view_reuses(tmp_path, m
     maps = run.attention_maps([1])
     for stage, stage_maps in run.attention.items():
         torch.testing.assert_close(maps[stage], upsample_attention(stage_maps[[1]], (T, CROP, CROP)))
-    assert "GRU" in run.step_readout_meaning() or "step" in run.step_readout_meaning()
+    # What the step readouts mean follows this run's model and step loss (not causal, last step only).
+    assert run.step_readout_meaning().startswith("Not causal") and "by-products" in run.step_readout_meaning()
+    assert run.step_readout_meaning() in run.describe()
+
+
+def test_the_step_readout_meaning_is_the_runs_own(tmp_path):
+    cache = tiny_cache(tmp_path)
+    torch.manual_seed(0)
+    causal = build_model("tdrag", width=8, gru_hidden=16, causal_time=True)
+    run = open_run(save_run(tmp_path, cache, causal, step_loss="mean", causal_time=True), device="cpu", progress=False)
+    assert run.step_readout_meaning().startswith("Causal time") and "trained predictions" in run.step_readout_meaning()
 
 
 def test_open_run_never_defaults_to_a_checkpoint_chosen_on_the_test_fold(tmp_path):
@@ -169,12 +172,31 @@ def test_open_run_limits_clips_per_class_and_refuses_missing_runs(tmp_path):
     assert not (tmp_path / "nothing_here").exists() and list((tmp_path / "empty").iterdir()) == []
 
 
-def test_inspect_batches_restores_each_module_mode():
-    model = tiny_model().train()
-    model.layer1.eval()  # a mixed-mode model (e.g. frozen BatchNorm) keeps its mix
-    modes = {name: m.training for name, m in model.named_modules()}
-    inspect_batches(model, [(torch.randn(1, 3, T, CROP, CROP), [0], ["a"], [0])], progress=False)
-    assert {name: m.training for name, m in model.named_modules()} == modes
+def test_open_run_opens_the_runs_own_splits_and_checks_its_cache(tmp_path):
+    """The rows are load_run_data's: the training rows without the validation clips, the clips
+    best.pt was chosen on, the test fold; a cache that does not fit the run is refused."""
+    from tdrag.runs.checkpoints import checkpoint_config, load_checkpoint
+    from tdrag.train.data import load_run_data
+
+    cache = tiny_cache(tmp_path)
+    manifest = json.loads((cache.path / cache_module.MANIFEST_FILE).read_text())
+    # Two training clips of classes 0 and 1, so that the validation split holds one of each.
+    manifest["folds"]["1"] = {"train": [0, 1, 2, 3, 4, 5, 7, 8], "test": [6, 9]}
+    (cache.path / cache_module.MANIFEST_FILE).write_text(json.dumps(manifest))
+    cache = cache_module.open_cache(cache.path)
+    run_dir = save_run(tmp_path, cache, tiny_model(), val_fraction=0.34)
+    data = load_run_data(checkpoint_config(load_checkpoint(run_dir / "checkpoints" / "best.pt")))
+    opened = {split: open_run(run_dir, split=split, device="cpu", progress=False) for split in ("train", "val", "test")}
+    for split, rows in (("train", data.train_rows), ("val", data.val_rows), ("test", data.test_rows)):
+        np.testing.assert_array_equal(opened[split].rows, rows)
+    assert len(opened["val"]) > 0 and not set(opened["val"].rows) & set(opened["train"].rows)
+    assert set(opened["val"].rows) | set(opened["train"].rows) == set(cache.rows(1, "train"))
+    with pytest.raises(ConfigError, match="no validation clips"):
+        open_run(save_run(tmp_path / "other", cache, tiny_model()), split="val", device="cpu", progress=False)
+    # A cache rebuilt with other keyframes than the run trained on: named, not silently used.
+    (cache.path / cache_module.MANIFEST_FILE).write_text(json.dumps({**manifest, "keyframes": "redundancy"}))
+    with pytest.raises(ConfigError, match="data.keyframes"):
+        open_run(run_dir, device="cpu", progress=False)
 
 
 @pytest.mark.gpu

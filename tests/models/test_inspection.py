@@ -1,18 +1,41 @@
-"""tdrag.models.inspection: the ModelInspection dataclass."""
+"""tdrag.models.inspection: the ModelInspection dataclass, its CPU copies and its concatenation."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tdrag.models.inspection import ModelInspection
 
 
-def test_defaults_are_empty():
-    seen = ModelInspection(logits=torch.zeros(2, 7))
-    assert seen.attention == {} and seen.hidden_states is None and seen.step_logits is None
-    # Each instance gets its own dict.
-    seen.attention["layer2"] = torch.zeros(1)
-    assert ModelInspection(logits=torch.zeros(2, 7)).attention == {}
+def test_cat_joins_batches_along_the_batch():
+    first = ModelInspection(logits=torch.tensor([[1.0, 2.0]]), attention={"layer4": torch.zeros(1, 1, 2, 3, 3)},
+                            hidden_states=torch.ones(1, 4, 8), step_logits=torch.ones(1, 4, 2))
+    second = ModelInspection(logits=torch.tensor([[3.0, 4.0], [5.0, 6.0]]),
+                             attention={"layer4": torch.ones(2, 1, 2, 3, 3)},
+                             hidden_states=torch.zeros(2, 4, 8), step_logits=torch.zeros(2, 4, 2))
+    joined = ModelInspection.cat([first, second])
+    assert torch.equal(joined.logits, torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    assert joined.attention["layer4"].shape == (3, 1, 2, 3, 3)
+    assert joined.attention["layer4"].flatten(1).mean(1).tolist() == [0.0, 1.0, 1.0]
+    assert joined.hidden_states[:, 0, 0].tolist() == [1.0, 0.0, 0.0]
+    assert joined.step_logits.shape == (3, 4, 2)
+    # Models without attention or GRU: nothing to join, nothing invented.
+    plain = ModelInspection.cat([ModelInspection(logits=torch.zeros(2, 7)), ModelInspection(logits=torch.ones(1, 7))])
+    assert plain.attention == {} and plain.hidden_states is None and plain.step_logits is None
+    assert plain.logits.sum().item() == 7.0
+
+
+def test_cat_refuses_parts_of_different_models():
+    with_gru = ModelInspection(logits=torch.zeros(1, 2), hidden_states=torch.zeros(1, 4, 8))
+    without = ModelInspection(logits=torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="hidden_states is missing"):
+        ModelInspection.cat([with_gru, without])
+    staged = ModelInspection(logits=torch.zeros(1, 2), attention={"layer2": torch.zeros(1, 1, 2, 4, 4)})
+    with pytest.raises(ValueError, match="different attention stages"):
+        ModelInspection.cat([staged, without])
+    with pytest.raises(ValueError, match="nothing"):
+        ModelInspection.cat([])
 
 
 def test_cpu_detaches_and_converts_to_float32():

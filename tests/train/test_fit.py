@@ -14,10 +14,11 @@ from tdrag import metrics
 from tdrag.config import load_config
 from tdrag.data.cache import open_cache
 from tdrag.data.labels import DFEW_CLASSES
+from tdrag.models.forward import forward_clips
 from tdrag.models.registry import load_model
 from tdrag.runs.checkpoints import load_checkpoint
 from tdrag.runs.layout import RunExistsError
-from tdrag.train import engine, losses
+from tdrag.train import losses
 from tdrag.train.engine import TrainingDiverged
 from tdrag.train.evaluate import evaluate_run
 from tdrag.train.fit import fit
@@ -86,7 +87,7 @@ def test_two_epoch_run_writes_a_complete_run_dir(tiny_run, tiny_cache):
     model, config = load_model(tiny_run, which="best")
     assert config == load_config(tiny_run / "config.yaml")
     clips = torch.from_numpy(np.array(cache.frames[test_rows]))
-    again = engine.predict_clips(model, clips, crop=config.data.crop).numpy()
+    again = torch.softmax(forward_clips(model, [(clips,)], crop=config.data.crop)[0].logits, dim=1).numpy()
     by_id = {p["video_id"]: i for i, p in enumerate(preds)}
     order = [by_id[cache.video_ids[r]] for r in test_rows]
     np.testing.assert_allclose(again, probs[order], atol=1e-5)
