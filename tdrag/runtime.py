@@ -4,6 +4,7 @@ Written once here and used by training, evaluation, prediction and the analysis 
 that every path picks the device, the precision and the layout the same way.
 
     device = resolve_device("auto")                   # CUDA when present, else CPU
+    model = place_model(model, device, channels_last=True)
     with eval_mode(model), autocast(device, True):    # bf16 on CUDA only; modes restored after
         logits = model(to_memory_format(x, channels_last=True))
 """
@@ -88,6 +89,15 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def place_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """``model`` on ``device``, in the ``channels_last_3d`` layout on CUDA when asked (the layout
+    the batch transforms produce; on the CPU the plain layout is kept)."""
+    model = model.to(device)
+    if channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model
 
 
 def model_device(model: nn.Module) -> torch.device:

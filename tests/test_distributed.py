@@ -120,6 +120,7 @@ class _Compiled(torch.nn.Module):
 
 def _wrap_and_rng_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     from tdrag.train import fit as trainer
+    from tdrag.train import saver
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -137,12 +138,12 @@ def _wrap_and_rng_worker(rank: int, world: int, port: int, out_dir: str) -> None
 
         # Every rank's RNG states reach the checkpoint, and each rank gets its own back.
         torch.manual_seed(100 + rank)
-        states = trainer._gather_rng_states(info)
+        states = saver.gather_rng_states(info)
         if rank == 0:
             assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
         states = distributed.broadcast_object(states)
         torch.manual_seed(7)
-        trainer._restore_rng({"rng": states[0], "rng_per_rank": states}, info, "ckpt")
+        saver.restore_rng({"rng": states[0], "rng_per_rank": states}, info, "ckpt")
         expected = torch.Generator().manual_seed(100 + rank).get_state()
         assert torch.equal(torch.get_rng_state(), expected)
         (torch.rand(1) + 0).numpy().tofile(os.path.join(out_dir, f"draw{rank}.bin"))

@@ -4,7 +4,8 @@
 
 Every mismatch between the config and the cache (keyframe method, T, crop larger than the cached
 frames, number of classes, a fold the cache does not hold) is a ConfigError naming the key,
-raised before anything is trained or written.
+raised before anything is trained or written. A checkpoint's cache fingerprint is held against
+the cache by :func:`cache_rebuilt_since` (a resume refuses a rebuilt cache, ``tdrag eval`` warns).
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ def check_cache(cache, config: Config) -> None:
         raise ConfigError(f"model.num_classes: {config.model.num_classes}, but the cache {cache.path} holds "
                           f"{len(classes)} classes ({cache.dataset}: {', '.join(classes)})")
     cache.check_fold(config.data.fold)
+
+
+def cache_rebuilt_since(state: dict[str, Any], cache) -> bool:
+    """Whether ``cache`` was rebuilt from other sources since the checkpoint ``state`` was trained
+    on it (their fingerprints differ; a checkpoint or cache without one is given the benefit)."""
+    before, now = state.get("cache_fingerprint"), cache.fingerprint
+    return bool(before and now and before != now)
 
 
 def load_run_data(config: Config) -> RunData:

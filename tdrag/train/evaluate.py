@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from tdrag import distributed
 from tdrag.config import Config, replace
@@ -19,8 +18,8 @@ from tdrag.runs.checkpoints import CheckpointError, checkpoint_config, load_chec
 from tdrag.runs.layout import RunPaths
 from tdrag.runs.predictions import Predictions
 from tdrag.runs.report import write_report
-from tdrag.runtime import resolve_device
-from tdrag.train.data import RunData, load_run_data
+from tdrag.runtime import place_model, resolve_device
+from tdrag.train.data import RunData, cache_rebuilt_since, load_run_data
 from tdrag.train.engine import evaluate
 
 log = logging.getLogger(__name__)
@@ -55,9 +54,7 @@ def evaluate_checkpoint(path: Path, config: Config, data: RunData, loaders, devi
     state = load_checkpoint(path, map_location="cpu")
     model = build_model_from_config(config.model)
     load_weights(model, state, path, config.model.name)
-    model = model.to(device)
-    if config.train.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last_3d)
+    model = place_model(model, device, config.train.channels_last)
     return evaluate_splits(model, loaders, data, config, device, info, progress)
 
 
@@ -113,8 +110,7 @@ def _evaluate_run(run_dir: Path, source: Path, device: str, cache: str | None, p
         config = replace(config, data={"cache": str(cache)})
     dev = resolve_device(device, key="--device")
     data = load_run_data(config)
-    before = state.get("cache_fingerprint")
-    if before and data.cache.fingerprint and before != data.cache.fingerprint:
+    if cache_rebuilt_since(state, data.cache):
         log.warning("%s: the cache %s was rebuilt from changed sources since this run trained on it; the "
                     "figures are for the cache as it is now", run_dir, data.cache.path)
     info = distributed.DistInfo()

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tdrag.cli import main
-from tdrag.config import save_config
+from tdrag.config import load_config, replace, save_config
 from tdrag.runs.checkpoints import load_checkpoint
 from tests.data.conftest import write_dfew_tree
 from tests.run_fixtures import tiny_config
@@ -271,6 +271,33 @@ def test_a_held_run_dir_refuses_a_second_command_and_a_killed_holder_blocks_no_r
     assert done.returncode == 0, done.stderr[-2000:]
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == reached + 1
     assert json.loads((run / "report" / "metrics.json").read_text())["last"]["epoch"] == reached + 1
+
+
+def test_a_checkpoint_that_cannot_be_written_ends_in_one_line_and_the_previous_one_survives(tiny_run, tmp_path):
+    """A full disk at the epoch checkpoint (here a file-size limit: torch's zip writer then raises
+    RuntimeError "unexpected pos", not OSError): one error line, last.pt as it was, --resume works."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = tmp_path / "c.yaml"
+    save_config(replace(load_config(run / "config.yaml"), train={"run_dir": str(run), "epochs": 3}), config)
+    last = run / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    limit = len(before) // 2  # room for config.yaml and log.csv, not for a checkpoint
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tdrag", "train", "--config", str(config), "--resume", "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+                          preexec_fn=small_files)
+    assert done.returncode == 1, done.stderr[-2000:]
+    _one_error_line(done.stderr, "checkpoints/", "cannot write the epoch 3 checkpoint", "is kept",
+                    f"--resume continues from {last}")
+    assert last.read_bytes() == before and not list(run.rglob("*.tmp"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_checkpoint(last)["epoch"] == 3
 
 
 def test_resume_on_a_rebuilt_cache_is_refused(tiny_cache, tmp_path, capsys):
