@@ -5,10 +5,11 @@ set `tdrag demo` renders), each mapping to the dataclass of the same name. Every
 default, so a file names only what it changes. Overrides from the command line use
 ``section.field=value`` (or a bare ``field=value`` when the name is unique across sections).
 
-Values are read as YAML 1.2 scalars (``1e-3`` is a float, ``yes`` is a string; PyYAML alone
-follows YAML 1.1, where ``1e-3`` is a string and ``yes`` a boolean), type-checked against the
-field and range-checked (``train.lr`` > 0, ``data.crop`` <= ``data.size``, ...): a bad value
-raises ``ConfigError`` naming the key, before any work starts.
+Values are read as YAML 1.2 (ruamel.yaml's safe loader: ``1e-3`` is a float, ``yes`` is a
+string, as opposed to YAML 1.1, where ``1e-3`` is a string and ``yes`` a boolean), type-checked
+against the field and range-checked (``train.lr`` > 0, ``data.crop`` <= ``data.size``, ...): a bad
+value raises ``ConfigError`` naming the key, before any work starts. The fields that take one of a
+few names list them in :data:`CHOICES`, each the registry of the module that implements it.
 
 Example::
 
@@ -19,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import typing
@@ -26,7 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from tdrag.atomic import write_text
 from tdrag.errors import TdragError
@@ -177,49 +179,25 @@ class ConfigError(TdragError, ValueError):
     """A config file or override names an unknown key, or gives a value of the wrong type or range."""
 
 
-# YAML 1.2 core schema scalars (https://yaml.org/spec/1.2.2/#1032-tag-resolution). PyYAML's
-# SafeLoader resolves YAML 1.1, where `1e-3` stays a string and `yes`/`on` are booleans.
-class _Yaml12Loader(yaml.SafeLoader):
-    pass
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                    list("tTfF"))
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-                                    list("-+0123456789"))
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."),
-)
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    text = loader.construct_scalar(node)
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    return int(text, 0) if text.startswith("0x") else int(text)
-
-
-def _construct_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
-    text = str(loader.construct_scalar(node)).lower()
-    if text.endswith("inf"):
-        return float("-inf") if text.startswith("-") else float("inf")
-    return float("nan") if text == ".nan" else float(text)
-
-
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+def _yaml() -> YAML:
+    """ruamel.yaml's safe YAML 1.2 reader and writer (pure Python: no C extension needed); mappings
+    are written in their own order (sections, then fields as the dataclasses declare them)."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.representer.sort_base_mapping_type_on_output = False
+    return yaml
 
 
 def parse_yaml(text: str):
-    """Parse YAML text with YAML 1.2 scalars (``1e-3`` -> 0.001, ``yes`` -> "yes")."""
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML 1.2 text (``1e-3`` -> 0.001, ``yes`` -> "yes"); ``YAMLError`` when it is not YAML."""
+    return _yaml().load(text)
+
+
+def config_to_yaml(config: Config) -> str:
+    """``config`` as the YAML text :func:`save_config` writes (every section and field)."""
+    buffer = io.StringIO()
+    _yaml().dump(config_to_dict(config), buffer)
+    return buffer.getvalue()
 
 
 def _check_value(key: str, value: Any, annotation: Any) -> Any:
@@ -259,6 +237,12 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
     raise ConfigError(f"{key}: unsupported field type {annotation!r}")
 
 
+def _in_source(message: str, source: str) -> str:
+    """``message`` naming where the value came from, unless that is a plain config or the overrides
+    (whose messages already name the key)."""
+    return message if source in ("config", "overrides") else f"{message} (in {source})"
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in fields(cls)}
@@ -279,7 +263,10 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         for key, value in values.items():
             if key not in types:
                 raise ConfigError(f"{source}: unknown key '{name}.{key}' (known: {', '.join(types)})")
-            kwargs[key] = _check_value(f"{name}.{key}", value, types[key])
+            try:
+                kwargs[key] = _check_value(f"{name}.{key}", value, types[key])
+            except ConfigError as exc:
+                raise ConfigError(_in_source(str(exc), source)) from None
         sections[name] = cls(**kwargs)
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
@@ -292,18 +279,23 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
 #: The device strings tdrag accepts (``train.device``, ``--device``); tdrag.runtime resolves them.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
-# Allowed values of the string fields that take one of a few names.
+#: The names each choice field accepts, checked here before any work starts. Each tuple is the
+#: registry of the module that implements the choice (named beside it), in that registry's
+#: order. config is the ground floor and cannot import those modules, so
+#: ``tests/test_config.py::REGISTRIES`` ties every entry to its registry: a name added to one and
+#: not the other fails there. A new choice field: its names here, its implementation's registry
+#: (a tuple, or a dict by name) in its module, and the pair in REGISTRIES.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.dataset": ("dfew", "ferv39k", "mafw"),
-    "data.keyframes": ("redundancy", "uniform"),
-    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru"),
-    "model.attention_mask": ("sigmoid", "softmax"),
-    "train.optimizer": ("sgd", "adamw"),
-    "train.schedule": ("cosine", "step"),
-    "train.step_loss": ("last", "mean", "linear"),
-    "train.attention_penalty": ("none", "l1", "entropy"),
-    "synth.preset": ("easy", "medium", "hard"),
-    "synth.layout": ("dfew", "ferv39k", "mafw"),
+    "data.dataset": ("dfew", "ferv39k", "mafw"),                             # tdrag.data.datasets.READERS
+    "data.keyframes": ("redundancy", "uniform"),                             # tdrag.data.keyframes.KEYFRAME_METHODS
+    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru"),  # tdrag.models.registry.MODEL_NAMES
+    "model.attention_mask": ("sigmoid", "softmax"),                          # tdrag.models.attention.MASK_KINDS
+    "train.optimizer": ("sgd", "adamw"),                                     # tdrag.train.schedule.OPTIMIZERS
+    "train.schedule": ("cosine", "step"),                                    # tdrag.train.schedule.SCHEDULES
+    "train.step_loss": ("last", "mean", "linear"),                           # tdrag.train.losses.STEP_LOSSES
+    "train.attention_penalty": ("none", "l1", "entropy"),                    # tdrag.train.losses.ATTENTION_PENALTIES
+    "synth.preset": ("easy", "medium", "hard"),                              # tdrag.data.synthetic.presets.PRESETS
+    "synth.layout": ("dfew", "ferv39k", "mafw"),                             # tdrag.data.synthetic.layouts.LAYOUTS
 }
 
 
@@ -316,7 +308,7 @@ def validate(config: Config, source: str = "config") -> None:
     d, m, t, s = config.data, config.model, config.train, config.synth
 
     def fail(key: str, problem: str) -> None:
-        raise ConfigError(f"{key}: {problem}" + ("" if source in ("config", "overrides") else f" (in {source})"))
+        raise ConfigError(_in_source(f"{key}: {problem}", source))
 
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
@@ -387,7 +379,7 @@ def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> C
             section, name = owners[0], key
         try:
             value = parse_yaml(text) if text.strip() else ""
-        except yaml.YAMLError as exc:
+        except YAMLError as exc:
             raise ConfigError(f"{key}: cannot parse the value {text!r} ({_first_line(exc)})") from None
         raw[section][name] = value
     return config_from_dict(raw, source="overrides")
@@ -430,7 +422,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (a YAML config was expected)") from None
     try:
         raw = parse_yaml(text)
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({_first_line(exc)})") from None
     if raw is None:
         return {}
@@ -454,7 +446,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write ``config`` as YAML, atomically."""
-    write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    write_text(path, config_to_yaml(config))
 
 
 def replace(config: Config, **sections: Any) -> Config:

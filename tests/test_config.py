@@ -104,3 +104,43 @@ def test_every_preset_loads_and_names_a_model(path):
     assert config.train.schedule in ("cosine", "step")
     assert config.data.keyframes in ("redundancy", "uniform")
     assert config.data.crop <= config.data.size
+
+
+def _registry(module: str, name: str):
+    import importlib
+
+    return lambda: tuple(getattr(importlib.import_module(module), name))
+
+
+#: Each choice field's registry: the implementing module's own list (or dict by name). config sits
+#: below these modules and cannot import them; this table ties them instead. A new choice field of
+#: a config section adds its pair here (and its names to tdrag.config.CHOICES).
+REGISTRIES = {
+    "data.dataset": _registry("tdrag.data.datasets", "READERS"),
+    "data.keyframes": _registry("tdrag.data.keyframes", "KEYFRAME_METHODS"),
+    "model.name": _registry("tdrag.models.registry", "MODEL_NAMES"),
+    "model.attention_mask": _registry("tdrag.models.attention", "MASK_KINDS"),
+    "train.optimizer": _registry("tdrag.train.schedule", "OPTIMIZERS"),
+    "train.schedule": _registry("tdrag.train.schedule", "SCHEDULES"),
+    "train.step_loss": _registry("tdrag.train.losses", "STEP_LOSSES"),
+    "train.attention_penalty": _registry("tdrag.train.losses", "ATTENTION_PENALTIES"),
+    "synth.preset": _registry("tdrag.data.synthetic.presets", "PRESETS"),
+    "synth.layout": _registry("tdrag.data.synthetic.layouts", "LAYOUTS"),
+}
+
+
+def test_every_choice_field_has_its_registry():
+    from tdrag.config import CHOICES
+
+    assert set(REGISTRIES) == set(CHOICES)
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRIES))
+def test_each_choice_is_its_registry(key):
+    """The names config accepts are exactly the ones the library implements, in the same order."""
+    from tdrag.config import CHOICES
+
+    assert CHOICES[key] == REGISTRIES[key]()
+    section, name = key.split(".")
+    default = getattr(getattr(Config(), section), name)
+    assert default in CHOICES[key], f"{key}'s default {default!r} is not one of its names"

@@ -40,7 +40,7 @@ def test_environment_yml_installs_this_project_with_its_extras():
 
 def test_core_dependencies_are_the_headless_set():
     deps = " ".join(_pyproject()["project"]["dependencies"])
-    for name in ("torch", "numpy", "opencv-python-headless", "pyyaml", "tqdm"):
+    for name in ("torch", "numpy", "opencv-python-headless", "ruamel.yaml", "tqdm"):
         assert name in deps
     for name in FORBIDDEN_IN_TDRAG - {"analysis"}:
         assert name not in deps, f"{name} must stay out of the core dependencies"

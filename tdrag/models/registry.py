@@ -6,20 +6,22 @@
     model, config = load_model("runs/demo/run")   # the checkpoint select_checkpoint picks, in eval mode
 
 Variants: ``r3d18`` (torchvision's r3d_18, same layers and parameter count), ``tdrag``,
-``tdrag_no_attention``, ``tdrag_no_gru``. Options are ``ModelConfig``'s fields; each variant
-ignores those that do not apply to it (r3d18 keeps r3d_18's temporal strides and has no attention,
-GRU or dropout; no_attention ignores attention_stages; no_gru ignores the GRU sizes).
+``tdrag_no_attention``, ``tdrag_no_gru``. Options are ``ModelConfig``'s fields, checked by
+``tdrag.config`` as a config file's are; each variant ignores those that do not apply to it (r3d18
+keeps r3d_18's temporal strides and has no attention, GRU or dropout; no_attention ignores
+attention_stages; no_gru ignores the GRU sizes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import torch
 from torch import nn
 
-from tdrag.config import Config, ModelConfig
+from tdrag.config import Config, ConfigError, ModelConfig, config_from_dict
 from tdrag.models.resnet3d import R3D18
 from tdrag.models.tdrag import TDRAG
 from tdrag.runs.checkpoints import (
@@ -30,75 +32,56 @@ from tdrag.runs.checkpoints import (
     select_checkpoint,
 )
 
+#: The variants by name (config's ``model.name`` choices; tests/test_config.py ties the two).
 MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru")
 
-# ModelConfig's option fields (name and num_classes are build_model's own arguments), plus
-# zero_init_residual, a library-only option (default off keeps r3d_18's init).
-_OPTIONS = ("width", "temporal_strides", "attention_stages", "gru_hidden", "gru_layers", "dropout", "causal_time",
-            "attention_mask", "attention_temperature", "zero_init_residual")
 
-
-def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
+def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = False, **options: Any) -> nn.Module:
     """Build a model variant by name.
 
     Args:
         name: one of :data:`MODEL_NAMES`.
         num_classes: classifier outputs.
-        **options: width, temporal_strides, attention_stages, gru_hidden, gru_layers, dropout,
-            causal_time, attention_mask, attention_temperature (see ``ModelConfig``),
-            zero_init_residual.
+        zero_init_residual: start each residual block's last BatchNorm at zero (a library-only
+            option; off keeps r3d_18's init).
+        **options: ``ModelConfig``'s other fields (width, temporal_strides, attention_stages,
+            gru_hidden, gru_layers, dropout, causal_time, attention_mask, ...); unset ones take
+            its defaults.
 
     Raises:
-        ValueError: unknown name, unknown option, or an option out of range.
+        ConfigError (a ValueError): an unknown name or option, or a value of the wrong type or
+            range, named as its config key (``model.width: ...``). The options are checked by
+            ``tdrag.config``, the one place they are checked, exactly as a config file's.
     """
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"build_model({name!r}): unknown option(s) {unknown} (known: {', '.join(_OPTIONS)})")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"build_model({name!r}): num_classes must be a positive integer, got {num_classes!r}")
-    defaults = ModelConfig()
-
-    def get(key: str) -> Any:
-        # Unset options take ModelConfig's defaults; zero_init_residual is not a config field.
-        return options.get(key, getattr(defaults, key, False))
-
-    if name == "r3d18":
-        return R3D18(num_classes=num_classes, width=get("width"), zero_init_residual=get("zero_init_residual"))
-    if name not in MODEL_NAMES:
-        raise ValueError(f"build_model: unknown model {name!r} (known: {', '.join(MODEL_NAMES)})")
+    if "pretrained" in options:
+        raise ConfigError(f"build_model({name!r}): model.pretrained weights are loaded into a built model by "
+                          "tdrag.models.pretrained.load_pretrained")
+    model_cfg = config_from_dict({"model": {"name": name, "num_classes": num_classes, **options}},
+                                 source=f"build_model({name!r})").model
+    if model_cfg.name == "r3d18":
+        return R3D18(num_classes=model_cfg.num_classes, width=model_cfg.width, zero_init_residual=zero_init_residual)
     return TDRAG(
-        num_classes=num_classes,
-        width=get("width"),
-        temporal_strides=get("temporal_strides"),
-        attention_stages=() if name == "tdrag_no_attention" else get("attention_stages"),
-        use_gru=name != "tdrag_no_gru",
-        gru_hidden=get("gru_hidden"),
-        gru_layers=get("gru_layers"),
-        dropout=get("dropout"),
-        zero_init_residual=get("zero_init_residual"),
-        variant=name,
-        causal_time=get("causal_time"),
-        attention_mask=get("attention_mask"),
-        attention_temperature=get("attention_temperature"),
-    )
-
-
-def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
-    """``build_model`` with every field of a ``ModelConfig`` (``pretrained`` weights are loaded by
-    ``tdrag.models.pretrained``, which the trainer calls)."""
-    return build_model(
-        model_cfg.name,
         num_classes=model_cfg.num_classes,
         width=model_cfg.width,
         temporal_strides=model_cfg.temporal_strides,
-        attention_stages=model_cfg.attention_stages,
+        attention_stages=() if model_cfg.name == "tdrag_no_attention" else model_cfg.attention_stages,
+        use_gru=model_cfg.name != "tdrag_no_gru",
         gru_hidden=model_cfg.gru_hidden,
         gru_layers=model_cfg.gru_layers,
         dropout=model_cfg.dropout,
+        zero_init_residual=zero_init_residual,
+        variant=model_cfg.name,
         causal_time=model_cfg.causal_time,
         attention_mask=model_cfg.attention_mask,
         attention_temperature=model_cfg.attention_temperature,
     )
+
+
+def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
+    """``build_model`` with every field of a ``ModelConfig``, checked the same way (``pretrained``
+    weights are loaded by ``tdrag.models.pretrained``, which the trainer calls)."""
+    fields = {f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(model_cfg) if f.name != "pretrained"}
+    return build_model(**fields)
 
 
 def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu",

@@ -27,6 +27,11 @@ import torch.nn.functional as F
 from tdrag.config import TrainConfig
 from tdrag.models.inspection import ModelInspection
 
+#: The per-step supervisions and attention penalties by name (``train.step_loss``,
+#: ``train.attention_penalty``).
+STEP_LOSSES: tuple[str, ...] = ("last", "mean", "linear")
+ATTENTION_PENALTIES: tuple[str, ...] = ("none", "l1", "entropy")
+
 
 def needs_inspection(train: TrainConfig) -> bool:
     """Whether ``training_loss`` needs the model's internals (``model(x, return_inspection=True)``)."""
@@ -47,7 +52,7 @@ def step_weights(steps: int, kind: str, device: torch.device | str = "cpu") -> t
         w = torch.arange(1, steps + 1, dtype=torch.float32)
         w = w / w.sum()
     else:
-        raise ValueError(f"train.step_loss: unknown {kind!r} (known: last, mean, linear)")
+        raise ValueError(f"train.step_loss: unknown {kind!r} (known: {', '.join(STEP_LOSSES)})")
     return w.to(device)
 
 
@@ -66,7 +71,7 @@ def attention_penalty(masks: dict[str, torch.Tensor], kind: str) -> torch.Tensor
             entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=-1)
             terms.append(entropy.mean() / math.log(max(2, flat.shape[-1])))
         else:
-            raise ValueError(f"train.attention_penalty: unknown {kind!r} (known: none, l1, entropy)")
+            raise ValueError(f"train.attention_penalty: unknown {kind!r} (known: {', '.join(ATTENTION_PENALTIES)})")
     return torch.stack(terms).mean()
 
 

@@ -15,6 +15,10 @@ from torch import nn
 
 from tdrag.config import TrainConfig
 
+#: The optimisers and schedules by name (``train.optimizer``, ``train.schedule``).
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
+SCHEDULES: tuple[str, ...] = ("cosine", "step")
+
 
 def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
     """SGD (momentum, weight decay) or AdamW over the model's parameters.
@@ -34,7 +38,7 @@ def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimiz
         return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum)
     if train.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=train.lr)
-    raise ValueError(f"train.optimizer: unknown optimizer {train.optimizer!r} (known: sgd, adamw)")
+    raise ValueError(f"train.optimizer: unknown optimizer {train.optimizer!r} (known: {', '.join(OPTIMIZERS)})")
 
 
 class WarmupSchedule:
@@ -49,8 +53,8 @@ class WarmupSchedule:
     """
 
     def __init__(self, steps_per_epoch: int, train: TrainConfig):
-        if train.schedule not in ("cosine", "step"):
-            raise ValueError(f"train.schedule: unknown schedule {train.schedule!r} (known: cosine, step)")
+        if train.schedule not in SCHEDULES:
+            raise ValueError(f"train.schedule: unknown schedule {train.schedule!r} (known: {', '.join(SCHEDULES)})")
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.total = self.steps_per_epoch * max(1, train.epochs)
         self.warmup = self.steps_per_epoch * max(0, train.warmup_epochs)
