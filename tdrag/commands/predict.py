@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="run the face detector on every K-th frame (default: about 10 times per second of video)",
     )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown on a terminal only)")
     parser.set_defaults(func=run)
 
 
@@ -115,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
     stems = _unique_stems(videos)
     out = Path(args.out)
     failed = 0
-    for video, stem in zip(tqdm(videos, desc="videos", unit="video", file=sys.stderr), stems):
+    # The bar only on a terminal (disable=None): in a captured log its carriage returns would leave
+    # the next error line glued to it; tqdm.write clears the bar before each line on a terminal.
+    bar = tqdm(videos, desc="videos", unit="video", file=sys.stderr, disable=True if args.no_progress else None)
+    for video, stem in zip(bar, stems):
         try:
             prediction = predict_video(
                 model, config, video, window=args.window or None, device=device, detect_every=args.detect_every,

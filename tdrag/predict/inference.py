@@ -20,8 +20,9 @@ For one video (``predict_video``):
 ``tdrag.predict.output.write_prediction`` then writes, atomically, ``<stem>.json`` (probabilities
 by class name, top class, windows, face coverage, model and checkpoint), ``<stem>_overlay.mp4``
 (each keyframe's face crop beside the same crop under its attention heatmap, window by window)
-and ``<stem>_keyframes.png`` (the overlays as a grid: one row per window, one column per keyframe),
-drawn by ``tdrag.predict.drawing`` with OpenCV's JET colormap.
+and ``<stem>_keyframes.png`` (the overlays window by window, each keyframe labelled with its index
+and time, each window with its span and top class), drawn by ``tdrag.predict.drawing`` with
+OpenCV's JET colormap.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 from tdrag.atomic import write_json
 from tdrag.config import Config
 from tdrag.errors import OutputError
-from tdrag.predict.drawing import OVERLAY_FPS, keyframe_grid, overlay_video_frames
+from tdrag.predict.drawing import OVERLAY_FPS, keyframe_sheet, overlay_video_frames
 from tdrag.predict.inference import VideoPrediction
 from tdrag.predict.video import write_video
 
@@ -123,7 +123,7 @@ def write_prediction(
     staging = Path(tempfile.mkdtemp(prefix=f".predict-{stem}-", dir=out_dir))
     try:
         write_video(staging / names["overlay_video"], overlay_video_frames(prediction), OVERLAY_FPS)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(keyframe_grid(prediction), cv2.COLOR_RGB2BGR))
+        ok, png = cv2.imencode(".png", cv2.cvtColor(keyframe_sheet(prediction), cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"{out_dir / names['keyframes_png']}: PNG encoding failed")
         (staging / names["keyframes_png"]).write_bytes(png.tobytes())

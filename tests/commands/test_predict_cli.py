@@ -56,6 +56,59 @@ def test_bad_inputs_fail_one_line_each_and_the_good_one_is_written(media, tmp_pa
     assert "1 of 5 video(s) predicted" in captured.out and "4 failed" in captured.out
 
 
+def test_error_lines_stand_on_their_own_lines_in_a_log(media, tmp_path, capsys):
+    """A captured stderr (a log file, CI) gets no progress bar to glue an error line to: split on
+    newlines only, as a log viewer does, every error is a whole line of its own."""
+    folder = tmp_path / "adir.mp4"
+    folder.mkdir()
+    videos = [str(media["face"]), str(folder), str(media["text"]), str(media["face"])]
+    assert main(["predict", *videos, "--checkpoint", str(media["checkpoint"]), "--out", str(tmp_path / "out"),
+                 "--window", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.split("\n") if "error:" in line]
+    assert lines == [f"error: {folder}: is a directory, not a video file",
+                     f"error: {media['text']}: not a video file (it contains text)"]
+
+
+def test_on_a_terminal_the_bar_is_cleared_before_each_error_line(media, tmp_path):
+    """On a terminal the bar is drawn; each error line still starts at the left edge, after the
+    carriage return that clears the bar."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    folder = tmp_path / "adir.mp4"
+    folder.mkdir()
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "tdrag", "predict", str(folder), str(media["face"]), str(media["missing"]),
+               "--checkpoint", str(media["checkpoint"]), "--out", str(tmp_path / "out"), "--window", "0"]
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        received += chunk
+    assert process.wait(timeout=300) == 1
+    shown = [line.split("\r")[-1] for line in received.decode().replace("\r\n", "\n").split("\n")]
+    assert "videos:" in received.decode(), "a terminal gets the progress bar"
+    errors = [line for line in shown if "error:" in line]
+    assert errors == [f"error: {folder}: is a directory, not a video file",
+                      f"error: {media['missing']}: file not found"]
+
+
 def test_all_good_exits_zero_and_names_are_unique(media, tmp_path, capsys):
     other = tmp_path / "elsewhere"
     other.mkdir()

@@ -13,7 +13,16 @@ import tdrag.predict.output as output_module
 from tdrag.data.augment import eval_transform
 from tdrag.data.labels import DFEW_CLASSES
 from tdrag.models.registry import load_model
-from tdrag.predict.drawing import OVERLAY_PANEL, attention_overlay, keyframe_grid
+from tdrag.predict.drawing import (
+    OVERLAY_PANEL,
+    SHEET_COLUMNS,
+    SHEET_PANEL,
+    attention_overlay,
+    keyframe_grid,
+    keyframe_sheet,
+    overlay_frames,
+    sheet_captions,
+)
 from tdrag.predict.faces import extract_face_clip
 from tdrag.predict.inference import predict_face_clip, predict_video, window_bounds
 from tdrag.predict.output import prediction_to_dict, write_prediction
@@ -95,14 +104,41 @@ def test_predict_video_end_to_end_and_outputs(media, tmp_path):
     assert [w["index"] for w in data["windows"]] == list(range(len(prediction.windows)))
     assert data["windows"][-1]["end_s"] == pytest.approx(data["duration_s"])
     assert data["outputs"] == {"overlay_video": "clip_overlay.mp4", "keyframes_png": "clip_keyframes.png"}
-    # The PNG grid: one row per window, one column per keyframe.
-    grid = cv2.imread(str(paths["keyframes_png"]))
-    crop, frames = config.data.crop, config.data.frames
-    assert grid.shape == (len(data["windows"]) * crop, frames * crop, 3)
+    # The PNG: a title, then per window a header and its keyframes, SHEET_COLUMNS to a line, each
+    # SHEET_PANEL px with a caption (title 30 px, headers 26 px, captions 22 px).
+    sheet = cv2.imread(str(paths["keyframes_png"]))
+    frames = config.data.frames
+    columns = min(SHEET_COLUMNS, frames)
+    lines = -(-frames // columns)
+    windows = len(data["windows"])
+    assert sheet.shape == (30 + windows * (26 + lines * (SHEET_PANEL + 22)), columns * SHEET_PANEL, 3)
+    np.testing.assert_array_equal(cv2.cvtColor(sheet, cv2.COLOR_BGR2RGB), keyframe_sheet(prediction))
     # The overlay video: one frame per keyframe of every window, crop and heatmap side by side.
     overlay, info = read_video(paths["overlay_video"])
     assert len(overlay) == len(data["windows"]) * frames
     assert overlay.shape[2] == 2 * OVERLAY_PANEL
+
+
+def test_the_keyframe_sheet_names_each_keyframe_and_window(media, face):
+    model, config = load_model(media["tdrag"])
+    prediction = predict_face_clip(model, config, face, window=0.8)
+    words = sheet_captions(prediction)
+    top = prediction.top_index
+    assert words["title"].startswith(f"{face.path.name}: {DFEW_CLASSES[top]} {prediction.probabilities[top]:.2f} ")
+    assert words["title"].endswith(f"attention of {prediction.attention_stage}")
+    assert len(words["windows"]) == len(prediction.windows) >= 2
+    for window, header, names in zip(prediction.windows, words["windows"], words["keyframes"]):
+        best = int(np.argmax(window.probabilities))
+        assert header == (f"window {window.index + 1}/{len(prediction.windows)}  {window.start_s:.1f}-"
+                          f"{window.end_s:.1f} s  {DFEW_CLASSES[best]} {window.probabilities[best]:.2f}")
+        # Each keyframe: its index in the window and its time in the video (frame / fps).
+        assert names == [f"key {t + 1}  {k / face.fps:.2f} s" for t, k in enumerate(window.keyframes)]
+    sheet = keyframe_sheet(prediction)
+    # The panels are the overlays, upscaled; the title and caption bars carry text (light on black).
+    top_left = sheet[30 + 26 : 30 + 26 + SHEET_PANEL, :SHEET_PANEL]
+    np.testing.assert_array_equal(top_left, cv2.resize(overlay_frames(prediction)[0, 0], (SHEET_PANEL, SHEET_PANEL)))
+    first_caption = sheet[30 + 26 + SHEET_PANEL : 30 + 26 + SHEET_PANEL + 22, :SHEET_PANEL]
+    assert (first_caption > 128).sum() > 50 and (sheet[:30] > 128).sum() > 200
 
 
 def test_model_without_attention(media, face, tmp_path):
