@@ -79,7 +79,7 @@ def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = Fals
 
 def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
     """``build_model`` with every field of a ``ModelConfig``, checked the same way (``pretrained``
-    weights are loaded by ``tdrag.models.pretrained``, which the trainer calls)."""
+    weights are loaded by ``tdrag.models.pretrained``, which ``tdrag.train.fit`` calls)."""
     fields = {f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(model_cfg) if f.name != "pretrained"}
     return build_model(**fields)
 

@@ -1,1 +1,2 @@
-"""The files of a run directory: its layout, checkpoints, log.csv, predictions and report."""
+"""The files of a run directory: its ``layout`` (RunPaths), its ``lock``, ``checkpoints``, ``epoch_log``
+(log.csv), ``predictions`` and ``report``."""

@@ -1,2 +1,3 @@
-"""Training: ``fit`` (a run on one fold), the engine's loops, losses, schedule, a run's data,
-evaluation, the k-fold protocol and the demo run."""
+"""Training: ``fit`` (a run on one fold) with its checkpoint ``saver``, the ``engine``'s epoch and
+evaluation loops, ``losses``, ``schedule``, a run's ``data``, ``evaluate`` (a run's report), the
+k-fold protocol (``crossval``) and the ``demo`` run."""

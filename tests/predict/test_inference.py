@@ -1,4 +1,5 @@
-"""tdrag.predict (inference, drawing, output): windows, keyframes and evaluation preprocessing, probabilities, overlays, outputs."""
+"""tdrag.predict (inference, drawing, output): windows, keyframes and evaluation preprocessing,
+probabilities, overlays, the keyframe sheet, outputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""tdrag.predict.video and tdrag.predict.faces: decoding, clear errors for bad files, the Haar face track and its crops."""
+"""tdrag.predict.video and tdrag.predict.faces: decoding, clear errors for bad files, the Haar face
+track and its crops."""
 
 from __future__ import annotations
 
