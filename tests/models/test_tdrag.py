@@ -265,3 +265,19 @@ def test_build_model_passes_every_head_option():
     assert (head.residual, head.readout, head.input_norm, head.init, head.gru.bidirectional) == (
         True, "attention", "layernorm", "orthogonal", True)
     assert isinstance(head.norm, nn.LayerNorm)
+
+
+def test_step_readout_meaning_follows_the_head_and_the_loss():
+    from tdrag.models import step_readout_meaning
+
+    plain = step_readout_meaning(_model("tdrag"), "last")
+    assert "Not causal" in plain and "GRU state at that step" in plain and "only the last step was trained" in plain
+    residual = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="mean"), "last")
+    assert "pooled features plus the GRU state's contribution" in residual and "their average" in residual
+    attention = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="attention"), "last")
+    assert "attention-weighted average" in attention
+    assert "trained predictions" in step_readout_meaning(_model("tdrag", gru_readout="mean"), "mean")
+    causal = step_readout_meaning(_model("tdrag", causal_time=True), "linear")
+    assert causal.startswith("Causal time: step s depends only on keyframes 0..2(s+1)-1")
+    assert "both directions" in step_readout_meaning(_model("tdrag", gru_bidirectional=True, causal_time=True))
+    assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))
