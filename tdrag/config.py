@@ -69,7 +69,8 @@ class DataConfig:
 class ModelConfig:
     """Which network, and the choices the TDRAG paper leaves open."""
 
-    # "r3d18" | "tdrag" | "tdrag_no_attention" | "tdrag_no_gru".
+    # "r3d18" | "tdrag" | "tdrag_no_attention" | "tdrag_no_gru" | "tdrag_trunk" (TDRAG's backbone and
+    # temporal strides with a pooled head, no attention, no GRU).
     name: str = "tdrag"
     num_classes: int = 7
     # Channels of the first stage; stages have width * (1, 2, 4, 8). 64 is r3d_18; 16 fits a CPU.
@@ -96,6 +97,28 @@ class ModelConfig:
     # the mask a distribution over places: more on one place means less elsewhere.
     attention_mask: str = "sigmoid"
     attention_temperature: float = 1.0
+    # Residual attention x * (1 + M) (true: a useless mask cannot erase features) or a plain gate
+    # x * M (false).
+    attention_residual: bool = True
+    # Layer4's map weights the head's spatial pooling instead of re-weighting layer4's features,
+    # so the map is the evidence the classifier reads (needs 4 in attention_stages).
+    attention_pooling: bool = False
+    # Learn the attention blocks' temperature (log tau per block, starting at
+    # attention_temperature), dividing the mask logits of either mask function.
+    attention_learn_temperature: bool = False
+    # The temporal head (tdrag.models.gru_head). Input normalisation of each step's pooled
+    # features before the GRU: "none" or "layernorm".
+    gru_input_norm: str = "none"
+    # How the step logits become the clip's: "last" step, "mean" over steps, or "attention"
+    # (learned softmax weights over steps).
+    gru_readout: str = "last"
+    # A pooled path beside the GRU whose GRU branch starts at zero (TDRAG starts as tdrag_no_gru
+    # and the GRU adds to it); the branch can be switched off at test time to measure it.
+    gru_residual: bool = False
+    # GRU weight init: "pytorch" (nn.GRU's uniform) or "orthogonal" (orthogonal recurrent,
+    # Xavier input, zero biases).
+    gru_init: str = "pytorch"
+    gru_bidirectional: bool = False
     # Initial weights for the trunk: "" (none), a path to a torchvision r3d_18 state dict or a
     # tdrag checkpoint, or "kinetics400" (torchvision downloads its weights; needs internet).
     pretrained: str = ""
@@ -286,16 +309,20 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 #: not the other fails there. A new choice field: its names here, its implementation's registry
 #: (a tuple, or a dict by name) in its module, and the pair in REGISTRIES.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.dataset": ("dfew", "ferv39k", "mafw"),                             # tdrag.data.datasets.READERS
-    "data.keyframes": ("redundancy", "uniform"),                             # tdrag.data.keyframes.KEYFRAME_METHODS
-    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru"),  # tdrag.models.registry.MODEL_NAMES
-    "model.attention_mask": ("sigmoid", "softmax"),                          # tdrag.models.attention.MASK_KINDS
-    "train.optimizer": ("sgd", "adamw"),                                     # tdrag.train.schedule.OPTIMIZERS
-    "train.schedule": ("cosine", "step"),                                    # tdrag.train.schedule.SCHEDULES
-    "train.step_loss": ("last", "mean", "linear"),                           # tdrag.train.losses.STEP_LOSSES
-    "train.attention_penalty": ("none", "l1", "entropy"),                    # tdrag.train.losses.ATTENTION_PENALTIES
-    "synth.preset": ("easy", "medium", "hard"),                              # tdrag.data.synthetic.presets.PRESETS
-    "synth.layout": ("dfew", "ferv39k", "mafw"),                             # tdrag.data.synthetic.layouts.LAYOUTS
+    "data.dataset": ("dfew", "ferv39k", "mafw"),                  # tdrag.data.datasets.READERS
+    "data.keyframes": ("redundancy", "uniform"),                  # tdrag.data.keyframes.KEYFRAME_METHODS
+    # tdrag.models.registry.MODEL_NAMES:
+    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk"),
+    "model.attention_mask": ("sigmoid", "softmax"),               # tdrag.models.attention.MASK_KINDS
+    "model.gru_input_norm": ("none", "layernorm"),                # tdrag.models.gru_head.INPUT_NORMS
+    "model.gru_readout": ("last", "mean", "attention"),           # tdrag.models.gru_head.READOUTS
+    "model.gru_init": ("pytorch", "orthogonal"),                  # tdrag.models.gru_head.GRU_INITS
+    "train.optimizer": ("sgd", "adamw"),                          # tdrag.train.schedule.OPTIMIZERS
+    "train.schedule": ("cosine", "step"),                         # tdrag.train.schedule.SCHEDULES
+    "train.step_loss": ("last", "mean", "linear"),                # tdrag.train.losses.STEP_LOSSES
+    "train.attention_penalty": ("none", "l1", "entropy"),         # tdrag.train.losses.ATTENTION_PENALTIES
+    "synth.preset": ("easy", "medium", "hard"),                   # tdrag.data.synthetic.presets.PRESETS
+    "synth.layout": ("dfew", "ferv39k", "mafw"),                  # tdrag.data.synthetic.layouts.LAYOUTS
 }
 
 
@@ -341,6 +368,8 @@ def validate(config: Config, source: str = "config") -> None:
         fail("model.dropout", f"must be in [0, 1), got {m.dropout}")
     if m.attention_temperature <= 0:
         fail("model.attention_temperature", f"must be > 0, got {m.attention_temperature}")
+    if m.attention_pooling and 4 not in m.attention_stages and m.name in ("tdrag", "tdrag_no_gru"):
+        fail("model.attention_pooling", f"needs stage 4 in model.attention_stages, got {list(m.attention_stages)}")
     if t.lr <= 0:
         fail("train.lr", f"must be > 0, got {t.lr}")
     for key, value in (("train.momentum", t.momentum), ("train.label_smoothing", t.label_smoothing)):

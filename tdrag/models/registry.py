@@ -6,10 +6,12 @@
     model, config = load_model("runs/demo/run")   # the checkpoint select_checkpoint picks, in eval mode
 
 Variants: ``r3d18`` (torchvision's r3d_18, same layers and parameter count), ``tdrag``,
-``tdrag_no_attention``, ``tdrag_no_gru``. Options are ``ModelConfig``'s fields, checked by
-``tdrag.config`` as a config file's are; each variant ignores those that do not apply to it (r3d18
-keeps r3d_18's temporal strides and has no attention, GRU or dropout; no_attention ignores
-attention_stages; no_gru ignores the GRU sizes).
+``tdrag_no_attention``, ``tdrag_no_gru``, and ``tdrag_trunk`` (TDRAG's backbone with its temporal
+strides, neither attention nor GRU: a pooled head, as r3d18; it isolates what the strides do).
+Options are ``ModelConfig``'s fields, checked by ``tdrag.config`` as a config file's are; each
+variant ignores those that do not apply to it (r3d18 keeps r3d_18's temporal strides and has no
+attention, GRU or dropout; no_attention and trunk ignore the attention options; no_gru and trunk
+the GRU's).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from tdrag.runs.checkpoints import (
 )
 
 #: The variants by name (config's ``model.name`` choices; tests/test_config.py ties the two).
-MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru")
+MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk")
+#: Options that only the models with a GRU use (TDRAG's head, tdrag.models.gru_head).
+_GRU_OPTIONS = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional")
 
 
 def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = False, **options: Any) -> nn.Module:
@@ -58,22 +62,28 @@ def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = Fals
                           "tdrag.models.pretrained.load_pretrained")
     model_cfg = config_from_dict({"model": {"name": name, "num_classes": num_classes, **options}},
                                  source=f"build_model({name!r})").model
-    if model_cfg.name == "r3d18":
-        return R3D18(num_classes=model_cfg.num_classes, width=model_cfg.width, zero_init_residual=zero_init_residual)
+    m = model_cfg
+    if m.name == "r3d18":
+        return R3D18(num_classes=m.num_classes, width=m.width, zero_init_residual=zero_init_residual)
+    attention = m.name not in ("tdrag_no_attention", "tdrag_trunk")
     return TDRAG(
-        num_classes=model_cfg.num_classes,
-        width=model_cfg.width,
-        temporal_strides=model_cfg.temporal_strides,
-        attention_stages=() if model_cfg.name == "tdrag_no_attention" else model_cfg.attention_stages,
-        use_gru=model_cfg.name != "tdrag_no_gru",
-        gru_hidden=model_cfg.gru_hidden,
-        gru_layers=model_cfg.gru_layers,
-        dropout=model_cfg.dropout,
+        num_classes=m.num_classes,
+        width=m.width,
+        temporal_strides=m.temporal_strides,
+        attention_stages=m.attention_stages if attention else (),
+        use_gru=m.name not in ("tdrag_no_gru", "tdrag_trunk"),
+        gru_hidden=m.gru_hidden,
+        gru_layers=m.gru_layers,
+        dropout=m.dropout,
         zero_init_residual=zero_init_residual,
-        variant=model_cfg.name,
-        causal_time=model_cfg.causal_time,
-        attention_mask=model_cfg.attention_mask,
-        attention_temperature=model_cfg.attention_temperature,
+        variant=m.name,
+        causal_time=m.causal_time,
+        attention_mask=m.attention_mask,
+        attention_temperature=m.attention_temperature,
+        attention_residual=m.attention_residual,
+        attention_learn_temperature=m.attention_learn_temperature,
+        attention_pooling=m.attention_pooling and attention,
+        **{key: getattr(m, key) for key in _GRU_OPTIONS},
     )
 
 
