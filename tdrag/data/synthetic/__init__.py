@@ -3,6 +3,8 @@
 Modules, from the bottom up:
 
 - ``faces``: one face on a canvas (identity, expression parameters, part masks).
+- ``regions``: the facial-region label maps (``REGIONS``: outside, face, the five parts, occluder,
+  distractor) drawn beside the masks.
 - ``presets``: the difficulty ladder (``SynthPreset``, ``PRESETS``).
 - ``clips``: one clip (class dynamics from onset to apex, pose, light, occluders, held runs).
 - ``dataset``: a whole data set written in DFEW's layout, and its readers (meta, masks).
@@ -20,15 +22,18 @@ from tdrag.data.synthetic.dataset import (
     get_preset,
     is_synthetic_root,
     load_clip_masks,
+    load_clip_regions,
     load_meta,
     render_clip,
     video_id,
 )
 from tdrag.data.synthetic.presets import PRESETS, SynthPreset
+from tdrag.data.synthetic.regions import REGIONS
 
 __all__ = [
     "FORMAT",
     "PRESETS",
+    "REGIONS",
     "SynthClip",
     "SynthError",
     "SynthPreset",
@@ -38,6 +43,7 @@ __all__ = [
     "get_preset",
     "is_synthetic_root",
     "load_clip_masks",
+    "load_clip_regions",
     "load_meta",
     "render_clip",
     "video_id",

@@ -28,6 +28,7 @@ from tdrag.data.synthetic.expressions import (
     group_progress,
 )
 from tdrag.data.synthetic.presets import SynthPreset
+from tdrag.data.synthetic.regions import DISTRACTOR, OCCLUDER, OUTSIDE, draw_face_regions
 from tdrag.data.synthetic.faces import (
     EXPRESSION_PARAMS,
     GROUPS,
@@ -187,7 +188,8 @@ def _occluders(rng: np.random.Generator, plan: ClipPlan, preset: SynthPreset, sk
     return out
 
 
-def _draw_occluder(img: np.ndarray, mask: np.ndarray, occ: _Occluder, step: int) -> None:
+def _draw_occluder(img: np.ndarray, mask: np.ndarray, regions: np.ndarray, occ: _Occluder, step: int) -> None:
+    """Draw ``occ`` at render ``step`` onto ``img``, clear it from the union ``mask`` and label it in ``regions``."""
     size = img.shape[0]
     t = (step - occ.first) / max(1, occ.last - occ.first - 1)
     cx, cy = (occ.start + (occ.end - occ.start) * t) * size
@@ -196,6 +198,7 @@ def _draw_occluder(img: np.ndarray, mask: np.ndarray, occ: _Occluder, step: int)
         box = ((float(cx), float(cy)), (2 * ax, 2 * ay), occ.angle)
         cv2.ellipse(img, box, occ.color, -1, cv2.LINE_AA)
         cv2.ellipse(mask, box, 0, -1)
+        cv2.ellipse(regions, box, OCCLUDER, -1)
         edge = tuple(c * 0.7 for c in occ.color)
         for k in (-1, 0, 1):  # finger gaps
             off = k * ay * 0.5
@@ -206,6 +209,7 @@ def _draw_occluder(img: np.ndarray, mask: np.ndarray, occ: _Occluder, step: int)
         pts = np.round(rect).astype(np.int32)
         cv2.fillConvexPoly(img, pts, occ.color, cv2.LINE_AA)
         cv2.fillConvexPoly(mask, pts, 0)
+        cv2.fillConvexPoly(regions, pts, OCCLUDER)
 
 
 @dataclass
@@ -247,8 +251,8 @@ def _distractors(rng: np.random.Generator, preset: SynthPreset) -> list[_Distrac
     return out
 
 
-def _draw_distractor(img: np.ndarray, d: _Distractor, t: float) -> None:
-    """Draw ``d`` at clip time ``t`` (0..1) onto the frame ``img`` in place."""
+def _draw_distractor(img: np.ndarray, regions: np.ndarray, d: _Distractor, t: float) -> None:
+    """Draw ``d`` at clip time ``t`` (0..1) onto the frame ``img`` in place and label it in ``regions``."""
     size = img.shape[0]
     u = np.clip((t - d.onset) / d.speed, 0.0, None)
     opening = float(np.clip(u, 0.0, 1.0)) if d.cycles == 0 else float(0.5 - 0.5 * np.cos(np.pi * min(u, 2 * d.cycles)))
@@ -256,7 +260,9 @@ def _draw_distractor(img: np.ndarray, d: _Distractor, t: float) -> None:
         return
     cx, cy = (d.centre + d.drift * t) * size
     axes = (max(1, int(round(d.axes[0] * size))), max(1, int(round(d.axes[1] * size * opening))))
-    cv2.ellipse(img, (int(round(cx)), int(round(cy))), axes, 0, 0, 360, d.color, -1, cv2.LINE_AA)
+    centre = (int(round(cx)), int(round(cy)))
+    cv2.ellipse(img, centre, axes, 0, 0, 360, d.color, -1, cv2.LINE_AA)
+    cv2.ellipse(regions, centre, axes, 0, 0, 360, DISTRACTOR, -1, cv2.LINE_8)
 
 
 @dataclass
@@ -266,6 +272,7 @@ class RenderedClip:
     label: int
     steps_bgr: np.ndarray  # (D, S, S, 3) uint8 BGR, one image per render step
     step_masks: np.ndarray  # (D, S, S) uint8 0/1
+    step_regions: np.ndarray  # (D, S, S) uint8 region labels (tdrag.data.synthetic.regions.REGIONS)
     frame_step: np.ndarray  # (L,)
     apex: int
     onset: int | None
@@ -298,6 +305,8 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
     num_steps = len(plan.step_frame)
     steps = np.empty((num_steps, size, size, 3), dtype=np.uint8)
     masks = np.empty((num_steps, size, size), dtype=np.uint8)
+    regions = np.empty((num_steps, size, size), dtype=np.uint8)
+    labels = np.empty((size, size), dtype=np.uint8)  # one step's regions on the canonical canvas
     active_names = [tuple(GROUPS[k] for k in np.flatnonzero(row)) for row in plan.active]
     geo = face_geometry(identity, plan.expression, size, look)
     rest = face_geometry(identity, np.zeros((1, len(EXPRESSION_PARAMS))), size, look)  # the neutral face
@@ -313,17 +322,19 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
         # uncovered is as much a sign of the movement as the part itself.
         draw_part_masks(mask, geo, s, active_names[s])
         draw_part_masks(mask, rest, 0, active_names[s])
+        draw_face_regions(labels, identity, geo, rest, s)
         for occ in occluders:
             if occ.first <= s < occ.last:
-                _draw_occluder(img, mask, occ, s)
+                _draw_occluder(img, mask, labels, occ, s)
         m = plan.poses[s]
         img = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.warpAffine(mask, m, (size, size), dst=masks[s], flags=cv2.INTER_NEAREST, borderValue=0)
+        cv2.warpAffine(labels, m, (size, size), dst=regions[s], flags=cv2.INTER_NEAREST, borderValue=OUTSIDE)
         for d in distractors:
-            _draw_distractor(img, d, float(plan.step_frame[s]) / max(1, plan.length - 1))
+            _draw_distractor(img, regions[s], d, float(plan.step_frame[s]) / max(1, plan.length - 1))
         if blur > 0:
             img = cv2.GaussianBlur(img, (0, 0), blur)
         k, oy, ox = windows[s].tolist()
         lit = cv2.multiply(img, gain3, scale=float(flicker[s]), dtype=cv2.CV_32F)
         steps[s] = cv2.add(lit, bank[k, oy : oy + size, ox : ox + size], dtype=cv2.CV_8U)  # rounds, saturates
-    return RenderedClip(plan.label, steps, masks, plan.frame_step, plan.apex, plan.onset, plan.intensity)
+    return RenderedClip(plan.label, steps, masks, regions, plan.frame_step, plan.apex, plan.onset, plan.intensity)

@@ -9,12 +9,15 @@ split files instead, with their class lists: see ``tdrag.data.synthetic.layouts`
     DIR/EmoLabel_DataSplit/test(single-labeled)/set_<k>.csv    labels 1..7 in DFEW order)
     DIR/synthetic/masks/<id>.npz   masks (L, S, S) uint8 0/1: where the class signal is, per frame
                                    apex: the frame of strongest expression, 0-based
+    DIR/synthetic/regions/<id>.npz regions (L, S, S) uint8: the facial region each pixel shows, per
+                                   frame (an index into names: tdrag.data.synthetic.regions.REGIONS)
     DIR/synthetic/meta.json        preset, seed, size, classes, layout (absent: dfew) and per
                                    clip: video_id, label (0-based), label_name, length, apex,
                                    onset, fold (the fold whose test set holds it)
 
-Masks are keyed by video id in every layout (a FERV39k id ``Action/Happy/0003`` has its masks at
-``synthetic/masks/Action/Happy/0003.npz``). Labels are balanced: class ``c`` gets ``N // C`` or
+Masks and regions are keyed by video id in every layout (a FERV39k id ``Action/Happy/0003`` has
+its masks at ``synthetic/masks/Action/Happy/0003.npz``). Sets written before the region maps
+existed have no ``regions/`` folder; their masks read as before. Labels are balanced: class ``c`` gets ``N // C`` or
 one more clips (C = the layout's class count), shuffled over ids by the seed; sorted by (class, id) the clips are dealt to folds 1..5 in turn, so every fold's test set
 has (nearly) the same count of each class, and each clip is in exactly one test set (its fold)
 and in the training sets of the other four.
@@ -48,6 +51,7 @@ from tdrag.data.labels import NUM_DFEW_CLASSES
 from tdrag.data.synthetic.clips import RenderedClip, render
 from tdrag.data.synthetic.layouts import LAYOUTS, NUM_FOLDS, get_layout
 from tdrag.data.synthetic.presets import PRESETS, SynthPreset
+from tdrag.data.synthetic.regions import REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,8 @@ class SynthClip:
 
     frames: ``(L, S, S, 3)`` uint8 RGB (held runs repeat a frame exactly);
     masks: ``(L, S, S)`` uint8 0/1, where the class signal is; apex: 0-based frame index;
-    onset: first frame with visible expression (None for Neutral); intensity: ``(L,)`` 0..1.
+    onset: first frame with visible expression (None for Neutral); intensity: ``(L,)`` 0..1;
+    regions: ``(L, S, S)`` uint8 facial-region labels (``tdrag.data.synthetic.regions.REGIONS``).
     """
 
     label: int
@@ -80,6 +85,7 @@ class SynthClip:
     apex: int
     onset: int | None
     intensity: np.ndarray
+    regions: np.ndarray
 
 
 def get_preset(preset: str | SynthPreset) -> SynthPreset:
@@ -103,7 +109,7 @@ def render_clip(seed: int, index: int, label: int, preset: str | SynthPreset = "
     clip = render(clip_rng(seed, index), int(label), get_preset(preset), int(size), get_layout(layout).classes)
     rgb = np.stack([cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in clip.steps_bgr])
     return SynthClip(clip.label, rgb[clip.frame_step], clip.step_masks[clip.frame_step], clip.apex, clip.onset,
-                     clip.intensity)
+                     clip.intensity, clip.step_regions[clip.frame_step])
 
 
 def assign_labels_and_folds(num_clips: int, seed: int, num_classes: int = NUM_DFEW_CLASSES) -> tuple[np.ndarray, np.ndarray]:
@@ -159,6 +165,9 @@ def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPres
     mask_path = root / SYNTH_DIR / "masks" / f"{vid}.npz"
     mask_path.parent.mkdir(parents=True, exist_ok=True)  # FERV39k ids are relative paths
     mask_path.write_bytes(_npz_bytes(masks=masks, apex=np.int64(clip.apex)))
+    region_path = root / SYNTH_DIR / "regions" / f"{vid}.npz"
+    region_path.parent.mkdir(parents=True, exist_ok=True)
+    region_path.write_bytes(_npz_bytes(regions=clip.step_regions[clip.frame_step], names=np.array(REGIONS)))
     return {
         "video_id": vid,
         "label": int(label),
@@ -339,19 +348,25 @@ def load_meta(root: str | os.PathLike) -> dict:
     return data
 
 
-def load_clip_masks(root: str | os.PathLike, video_id: str) -> tuple[np.ndarray, int]:
-    """Signal masks and apex of one clip: ``((L, S, S) uint8 0/1, apex frame index 0-based)``.
-
-    ``video_id`` is the clip's id in its layout: a folder name ("00012"; an unpadded "12" is
-    accepted too) or, for FERV39k, a relative path ("Action/Happy/0003").
-    """
+def _clip_file(root: str | os.PathLike, video_id: str, kind: str) -> Path:
+    """``root/synthetic/<kind>/<id>.npz`` of a clip id in its layout (a padded or unpadded DFEW number,
+    or a relative path); SynthError for an id that could climb out of the folder."""
     vid = str(video_id).strip().replace("\\", "/")
     if vid.isdigit():
         vid = f"{int(vid):05d}"
     parts = vid.split("/")
     if not vid or vid.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise SynthError(f"{video_id!r}: not a synthetic clip id (a folder name or a relative path)")
-    path = Path(root) / SYNTH_DIR / "masks" / f"{vid}.npz"
+    return Path(root) / SYNTH_DIR / kind / f"{vid}.npz"
+
+
+def load_clip_masks(root: str | os.PathLike, video_id: str) -> tuple[np.ndarray, int]:
+    """Signal masks and apex of one clip: ``((L, S, S) uint8 0/1, apex frame index 0-based)``.
+
+    ``video_id`` is the clip's id in its layout: a folder name ("00012"; an unpadded "12" is
+    accepted too) or, for FERV39k, a relative path ("Action/Happy/0003").
+    """
+    path = _clip_file(root, video_id, "masks")
     try:
         with np.load(path) as data:
             masks, apex = data["masks"], int(data["apex"])
@@ -360,3 +375,23 @@ def load_clip_masks(root: str | os.PathLike, video_id: str) -> tuple[np.ndarray,
     except (OSError, ValueError, KeyError) as exc:
         raise SynthError(f"{path} cannot be read as synthetic masks: {exc}") from None
     return masks, apex
+
+
+def load_clip_regions(root: str | os.PathLike, video_id: str) -> np.ndarray:
+    """Facial-region label maps of one clip: ``(L, S, S)`` uint8, values index ``REGIONS``.
+
+    ``video_id`` as for :func:`load_clip_masks`. A set rendered before region maps were written
+    has none: SynthError saying to render it again.
+    """
+    path = _clip_file(root, video_id, "regions")
+    try:
+        with np.load(path) as data:
+            regions, names = data["regions"], tuple(str(n) for n in data["names"])
+    except FileNotFoundError:
+        raise SynthError(f"{path} not found: {root} has no region maps for clip {video_id!r} (sets rendered "
+                         "before they existed have none; render it again with `tdrag synth`)") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise SynthError(f"{path} cannot be read as region maps: {exc}") from None
+    if names != REGIONS:
+        raise SynthError(f"{path}: region names {list(names)} differ from this version's {list(REGIONS)}")
+    return regions

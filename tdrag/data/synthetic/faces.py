@@ -59,6 +59,9 @@ PARAM_GROUP_INDEX = np.array([GROUPS.index(PARAM_GROUP[p]) for p in EXPRESSION_P
 _SHIFT = 4  # OpenCV sub-pixel bits: coordinates are drawn at 1/16 pixel precision
 _ONE = 1 << _SHIFT
 
+#: Centre of the face ellipse on the canonical canvas (fractions of the side).
+FACE_CENTRE = (0.5, 0.53)
+
 
 @dataclass(frozen=True)
 class Look:
@@ -151,7 +154,7 @@ def draw_static(identity: Identity, size: int, look: Look = Look()) -> np.ndarra
     c0, c1 = (np.array(c, dtype=np.float32) for c in identity.background)
     ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
     img = np.ascontiguousarray(np.broadcast_to(c0 + (c1 - c0) * ramp, (size, size, 3)).astype(np.uint8))
-    cx, cy = 0.5, 0.53
+    cx, cy = FACE_CENTRE
     aa = cv2.LINE_AA
     cv2.ellipse(img, _pt(size, cx, cy - 0.06), _axes(size, identity.face_w * 1.1, identity.face_h * 0.95),
                 0, 0, 360, identity.hair, -1, aa, _SHIFT)
@@ -397,29 +400,37 @@ def draw_expression(img: np.ndarray, identity: Identity, style: Style, geo: Face
     cv2.polylines(img, [up, lo], False, lip, thick, aa, sh)
 
 
-def draw_part_masks(mask: np.ndarray, geo: FaceGeometry, s: int, groups: tuple[str, ...]) -> None:
-    """Fill the regions of the face ``groups`` at step ``s`` in ``mask (S, S) uint8`` with 1, in place.
+def draw_face_area(mask: np.ndarray, identity: Identity, value: int = 1) -> None:
+    """Fill the face ellipse (skin, without hair and ears) in ``mask (S, S) uint8`` with ``value``, in place."""
+    size = mask.shape[0]
+    cv2.ellipse(mask, _pt(size, *FACE_CENTRE), _axes(size, identity.face_w, identity.face_h), 0, 0, 360, value, -1,
+                cv2.LINE_8, _SHIFT)
+
+
+def draw_part_masks(mask: np.ndarray, geo: FaceGeometry, s: int, groups: tuple[str, ...], value: int = 1) -> None:
+    """Fill the regions of the face ``groups`` at step ``s`` in ``mask (S, S) uint8`` with ``value``, in place.
 
     Regions are ellipses around each part with a margin, so a part's region covers it at any
-    expression strength and stays comparable across frames.
+    expression strength and stays comparable across frames. The union masks fill 1; the region
+    label maps (``tdrag.data.synthetic.regions``) fill each part's label.
     """
     size = mask.shape[0]
     sh = _SHIFT
     if "brows" in groups:
         for cx, cy, ax, ay in geo.brow_boxes[s].tolist():
-            cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+            cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, value, -1, cv2.LINE_8, sh)
         if geo.furrow[s] > 0.02:
             cx, cy, ax, ay = geo.furrow_box.tolist()
-            cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+            cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, value, -1, cv2.LINE_8, sh)
     if "eyes" in groups:
         axes = tuple(geo.eye_mask_axes[s].tolist())
         for c in geo.eyes.tolist():
-            cv2.ellipse(mask, tuple(c), axes, 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+            cv2.ellipse(mask, tuple(c), axes, 0, 0, 360, value, -1, cv2.LINE_8, sh)
     if "cheeks" in groups:
         for c in geo.cheeks[s].tolist():
-            cv2.circle(mask, tuple(c), int(0.065 * size * _ONE), 1, -1, cv2.LINE_8, sh)
+            cv2.circle(mask, tuple(c), int(0.065 * size * _ONE), value, -1, cv2.LINE_8, sh)
     if "nose" in groups:
-        cv2.ellipse(mask, _pt(size, 0.5, 0.53), _axes(size, 0.055, 0.075), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+        cv2.ellipse(mask, _pt(size, 0.5, 0.53), _axes(size, 0.055, 0.075), 0, 0, 360, value, -1, cv2.LINE_8, sh)
     if "mouth" in groups:
         cx, cy, ax, ay = geo.mouth_box[s].tolist()
-        cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+        cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, value, -1, cv2.LINE_8, sh)
