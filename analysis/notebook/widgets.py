@@ -36,7 +36,7 @@ import ipywidgets as widgets
 
 from analysis.attribution.attribute import METHOD_NAMES, attribute
 from analysis.attribution.defaults import run_method_options
-from analysis.attribution.methods import FRAME_METHODS
+from analysis.attribution.methods import FRAME_METHODS, LAYER_METHODS
 from analysis.attribution.views import plot_attribution_strip
 from analysis.internals.attention import plot_keyframe_strip, select_keyframes_to_show
 from analysis.internals.clip_views import plot_clip_trajectory, plot_step_probabilities
@@ -47,9 +47,10 @@ log = logging.getLogger(__name__)
 
 # Methods offered by default, besides "attention" when the model has attention stages. Cheap ones
 # first; frame_ablation gives one number per frame, not a map, so it is not an overlay.
-DEFAULT_METHODS = ("gradcam", "integrated_gradients", "saliency", "guided_gradcam", "occlusion", "smoothgrad")
+DEFAULT_METHODS = ("gradcam", "gradcam_plus_plus", "xgradcam", "layercam", "integrated_gradients", "saliency",
+                   "guided_gradcam", "occlusion", "smoothgrad")
 # Methods whose "stage" is a network stage (layer) rather than the input.
-STAGE_METHODS = {"attention", "gradcam", "guided_gradcam"}
+STAGE_METHODS = {"attention", *LAYER_METHODS}
 INPUT_STAGE = "input"
 
 
