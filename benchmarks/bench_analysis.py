@@ -36,14 +36,10 @@ import torch
 
 from analysis.internals.attention import attention_maps
 from analysis.attribution.attribute import METHOD_NAMES, attribute
-from analysis.attribution.faithfulness import (
-    completeness_gap,
-    faithfulness_scores,
-    pointing_game,
-    random_maps,
-    randomisation_check,
-    relevance_mass,
-)
+from analysis.attribution.completeness import completeness_gap
+from analysis.attribution.faithfulness import faithfulness_scores, pointing_game, relevance_mass
+from analysis.attribution.perturbation import random_maps
+from analysis.attribution.randomisation import randomisation_check
 from analysis.internals.ground_truth import ground_truth_masks
 from analysis.report.tables import to_markdown
 from tdrag.atomic import write_text

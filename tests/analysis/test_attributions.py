@@ -7,7 +7,7 @@ import torch
 
 from analysis.attribution.contexts import cudnn_off_for_rnns
 from analysis.attribution.attribute import METHOD_NAMES, NonFiniteAttribution, attribute, attribute_dataset
-from analysis.attribution.faithfulness import completeness_gap
+from analysis.attribution.completeness import completeness_gap
 from analysis.attribution.methods import LAYER_METHODS
 from tdrag.models import build_model
 from tests.analysis.attribution_models import (
