@@ -1,4 +1,5 @@
-"""``python -m analysis report RUN_DIR`` / ``python -m analysis dossier RUN_DIR --out DIR``.
+"""``python -m analysis report RUN_DIR`` / ``python -m analysis dossier RUN_DIR --out DIR`` /
+``python -m analysis regions RUN_DIR --out FILE.csv``.
 
 (``tdrag-report RUN_DIR`` is the same as ``python -m analysis report RUN_DIR``.) Every failure the
 user can fix ends in one line, ``error: <path>:<line>: <problem>`` for a bad predictions file, and
@@ -49,6 +50,19 @@ def _dossier(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _regions(args: argparse.Namespace) -> int:
+    from analysis.report.region_profile import write_region_table
+
+    try:
+        out = write_region_table(args.run_dir, args.out, methods=args.methods, small=args.small, device=args.device,
+                                 max_clips=args.max_clips, checkpoint=args.checkpoint)
+    except (TdragError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{out}: region profile of {args.run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description="Analysis tools for tdrag runs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -89,6 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
     dossier.add_argument("--timeout", type=int, default=1200, help="seconds allowed per notebook cell")
     dossier.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dossier.set_defaults(func=_dossier)
+
+    regions = commands.add_parser(
+        "regions",
+        help="the facial-region profile of a run's test clips, per class, as CSV",
+        description=(
+            "For every class and map (each attention stage, each attribution method named), the share of the "
+            "map's mass in each facial region (outside, face, brows, eyes, cheeks, nose, mouth, occluder, "
+            "distractor), the region's share of the pixels and their ratio; on synthetic data the ground-truth "
+            "masks too. Regions: the synthetic renderer's, or an approximate canonical template of aligned "
+            "face crops on real data."
+        ),
+    )
+    regions.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    regions.add_argument("--out", required=True, metavar="FILE.csv", help="the CSV written")
+    regions.add_argument("--methods", nargs="*", default=[], metavar="METHOD",
+                         help="attribution methods to profile besides the attention stages (e.g. gradcam layercam)")
+    regions.add_argument("--small", action="store_true", help="coarse attribution settings")
+    regions.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    regions.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
+    regions.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
+                         help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
+    regions.set_defaults(func=_regions)
     return parser
 
 
@@ -99,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if first is not None and argv[first] not in ("report", "dossier"):
+    if first is not None and argv[first] not in ("report", "dossier", "regions"):
         argv.insert(first, "report")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
