@@ -302,6 +302,20 @@ METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "frame_ablation": frame_ablation,
 }
 
+#: How each method is named in figures and animations.
+TITLES: dict[str, str] = {
+    "integrated_gradients": "Integrated Gradients",
+    "saliency": "saliency",
+    "smoothgrad": "SmoothGrad",
+    "occlusion": "occlusion",
+    "gradcam": "Grad-CAM",
+    "gradcam_plus_plus": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "guided_gradcam": "guided Grad-CAM",
+    "frame_ablation": "frame ablation",
+}
+
 # Methods whose maps are (B, T); all others give (B, T, H, W).
 FRAME_METHODS = frozenset({"frame_ablation"})
 # Methods that read a network stage (their ``layer`` option); the others explain the input directly.
