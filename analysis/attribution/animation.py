@@ -176,20 +176,21 @@ class Animation:
             Path(tmp).write_bytes(data)
         return path
 
+    def mp4_link(self, name: str = "clip", text: str = "MP4") -> str:
+        """An ``<a>`` that downloads the MP4 as ``<name>.mp4``, the video inline (a data URI)."""
+        video = base64.b64encode(self.mp4()).decode("ascii")
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "clip"
+        return f'<a download="{safe}.mp4" href="data:video/mp4;base64,{video}">{html.escape(text)}</a>'
+
     def html(self, mp4: bool = True, name: str = "clip") -> str:
         """The GIF as an ``<img>``, the title under it and (``mp4``) an MP4 download link, all inline."""
         gif = base64.b64encode(self.gif()).decode("ascii")
         title = html.escape(self.title)
-        parts = [f'<figure class="tdrag-animation" style="margin:0.5em 0">'
-                 f'<img src="data:image/gif;base64,{gif}" alt="{title or "animation"}" '
-                 f'width="{self.frames.shape[2]}" height="{self.frames.shape[1]}">']
-        caption = title
-        if mp4:
-            video = base64.b64encode(self.mp4()).decode("ascii")
-            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "clip"
-            caption += (f' <a download="{safe}.mp4" href="data:video/mp4;base64,{video}">MP4</a>')
-        parts.append(f"<figcaption>{caption}</figcaption></figure>")
-        return "".join(parts)
+        caption = title + (" " + self.mp4_link(name) if mp4 else "")
+        return (f'<figure class="tdrag-animation" style="margin:0.5em 0">'
+                f'<img src="data:image/gif;base64,{gif}" alt="{title or "animation"}" '
+                f'width="{self.frames.shape[2]}" height="{self.frames.shape[1]}">'
+                f"<figcaption>{caption}</figcaption></figure>")
 
     def _repr_html_(self) -> str:
         return self.html()
