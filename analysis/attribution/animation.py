@@ -56,11 +56,10 @@ def overlay_rgb(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.n
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
     """A dark band with ``text`` above ``panel (h, w, 3)``: ``(LABEL_BAND + h, w, 3)``."""
     band = np.full((LABEL_BAND, panel.shape[1], 3), 40, dtype=np.uint8)
-    scale = 0.36
-    width = cv2.getTextSize(text, _FONT, scale, 1)[0][0]
-    while width > panel.shape[1] - 4 and len(text) > 4:  # shorten what does not fit
+    room = panel.shape[1] - 4
+    scale = next((s for s in (0.36, 0.32, 0.28) if cv2.getTextSize(text, _FONT, s, 1)[0][0] <= room), 0.28)
+    while cv2.getTextSize(text, _FONT, scale, 1)[0][0] > room and len(text) > 4:  # shorten what still does not fit
         text = text[:-2] + "."
-        width = cv2.getTextSize(text, _FONT, scale, 1)[0][0]
     cv2.putText(band, text, (2, LABEL_BAND - 5), _FONT, scale, (235, 235, 235), 1, cv2.LINE_AA)
     return np.concatenate([band, panel], axis=0)
 
@@ -182,14 +181,16 @@ class Animation:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "clip"
         return f'<a download="{safe}.mp4" href="data:video/mp4;base64,{video}">{html.escape(text)}</a>'
 
-    def html(self, mp4: bool = True, name: str = "clip") -> str:
-        """The GIF as an ``<img>``, the title under it and (``mp4``) an MP4 download link, all inline."""
+    def html(self, mp4: bool = True, name: str = "clip", zoom: float = 1.5) -> str:
+        """The GIF as an ``<img>`` shown ``zoom`` times its size (pixels kept sharp), the title under it
+        and (``mp4``) an MP4 download link, all inline."""
         gif = base64.b64encode(self.gif()).decode("ascii")
         title = html.escape(self.title)
         caption = title + (" " + self.mp4_link(name) if mp4 else "")
+        width, height = round(zoom * self.frames.shape[2]), round(zoom * self.frames.shape[1])
         return (f'<figure class="tdrag-animation" style="margin:0.5em 0">'
-                f'<img src="data:image/gif;base64,{gif}" alt="{title or "animation"}" '
-                f'width="{self.frames.shape[2]}" height="{self.frames.shape[1]}">'
+                f'<img src="data:image/gif;base64,{gif}" alt="{title or "animation"}" width="{width}" height="{height}" '
+                f'style="image-rendering:pixelated">'
                 f"<figcaption>{caption}</figcaption></figure>")
 
     def _repr_html_(self) -> str:

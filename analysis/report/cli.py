@@ -40,7 +40,7 @@ def _dossier(args: argparse.Namespace) -> int:
     try:
         result = build_dossier(args.run_dir, args.out, classes=args.classes or None, small=args.small,
                                device=args.device, max_clips=args.max_clips, checkpoint=args.checkpoint,
-                               method=args.method, timeout=args.timeout, progress=not args.quiet)
+                               method=args.method, stage=args.stage, timeout=args.timeout, progress=not args.quiet)
     except (TdragError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -86,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Executes notebooks/dossier_class.ipynb once per class (papermill) and exports each to HTML "
             "(nbconvert): the class's precision/recall/F1, its confusion row and column, its most confident "
-            "correct and most confusing wrong clips with attention and an attribution, its mean attention, "
-            "GRU trajectories against its nearest competitor, keyframe importance and, on synthetic data, "
-            "agreement with the ground truth. DIR must be absent, empty or a previous dossier."
+            "correct and most confusing wrong clips with attention and an attribution (strips and animations), "
+            "its mean attention, GRU trajectories against its nearest competitor, keyframe importance, "
+            "agreement with the ground truth (synthetic data) and its facial-region profile. DIR/index.html: "
+            "the run's summary, confusion matrix, per-class recall, class thumbnails and links, the facial-region "
+            "heat table (DIR/region_profile.csv). DIR must be absent, empty or a previous dossier."
         ),
     )
     dossier.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     dossier.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
                          help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
     dossier.add_argument("--method", default="integrated_gradients", help="the attribution method shown")
+    dossier.add_argument("--stage", default=None, help="the attention stage each page animates (default: the deepest)")
     dossier.add_argument("--timeout", type=int, default=1200, help="seconds allowed per notebook cell")
     dossier.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dossier.set_defaults(func=_dossier)

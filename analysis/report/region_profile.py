@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 
 from analysis.attribution.attribute import attribute_clips
 from analysis.attribution.faithfulness import pointing_game
-from analysis.attribution.methods import FRAME_METHODS
+from analysis.attribution.methods import FRAME_METHODS, TITLES
 from analysis.internals.ground_truth import auroc_in_mask, mass_in_mask
 from analysis.internals.regions import region_areas, region_masses, run_region_maps
 from analysis.plotting import new_figure
@@ -238,7 +238,7 @@ def plot_region_profile(profile: pd.DataFrame, class_name: str) -> Figure:
             ax.bar(x + offset, np.nan_to_num(values), width, facecolor="none", edgecolor="black", hatch="//",
                    label=name)
         else:
-            ax.bar(x + offset, np.nan_to_num(values), width, color=next(colours, "#7F7F7F"), label=name)
+            ax.bar(x + offset, np.nan_to_num(values), width, color=next(colours, "#7F7F7F"), label=TITLES.get(name, name))
     ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
     ax.set_xticks(x, labels=present, fontsize=8)
     ax.set_ylabel("share of mass / share of pixels")
@@ -285,7 +285,7 @@ def plot_region_heat_table(profile: pd.DataFrame, map_name: str, class_names: Se
     colorbar.set_label("share of mass / share of pixels", fontsize=8)
     source = part["source"].iloc[0]
     outline = "; outlined: regions carrying the class signal" if not truth.empty else ""
-    ax.set_title(f"{map_name} by facial region{outline}"
+    ax.set_title(f"{TITLES.get(map_name, map_name)} by facial region{outline}"
                  + ("\n(approximate regions: canonical template)" if source == "template" else ""), fontsize=9)
     return fig
 
