@@ -45,12 +45,14 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "tdrag_no_gru": ("tdrag_no_gru", "redundancy"),
     "tdrag_uniform": ("tdrag", "uniform"),
     "r3d18_redundancy": ("r3d18", "redundancy"),
+    # TDRAG's backbone (temporal strides) with neither attention nor GRU: against r3d18_redundancy
+    # it isolates the strides, against tdrag_no_gru the attention.
+    "tdrag_trunk": ("tdrag_trunk", "redundancy"),
 }
 
 
-def prepare_data(out: Path, config, clips: int | None, workers: int) -> dict[str, Path]:
-    """The medium data set and its two caches under ``out`` (reused when present)."""
-    from tdrag.data.cache import prepare_cache
+def prepare_data(out: Path, config, clips: int | None, workers: int, methods=("redundancy", "uniform")) -> dict[str, Path]:
+    """The medium data set and one cache per keyframe method under ``out`` (reused when present)."""
     from tdrag.data.synthetic import generate_dataset, is_synthetic_root, load_meta
 
     s = config.synth
@@ -59,24 +61,37 @@ def prepare_data(out: Path, config, clips: int | None, workers: int) -> dict[str
     if not (is_synthetic_root(root) and load_meta(root)["num_clips"] == clips and load_meta(root)["preset"] == s.preset):
         generate_dataset(root, clips=clips, preset=s.preset, seed=s.render_seed, size=s.render_size, workers=workers,
                          progress=True)
-    caches = {}
-    for method in ("redundancy", "uniform"):
-        caches[method] = prepare_cache(root, out / f"cache_{method}", frames=config.data.frames, size=config.data.size,
-                                       keyframes=method, workers=workers, overwrite=True, progress=True)
-    return {"root": root, **caches}
+    paths = {"root": root}
+    for method in methods:
+        paths[method] = cache_for(out, root, config, method, workers)
+    return paths
 
 
-def run_config(base, variant: str, seed: int, paths: dict[str, Path], run_dir: Path, extra: list[str], epochs: int | None):
+def cache_for(out: Path, root: Path, config, method: str, workers: int) -> Path:
+    """The frame cache of ``root`` with keyframe ``method`` (built once; a no-op when current)."""
+    from tdrag.data.cache import prepare_cache
+
+    return prepare_cache(root, out / f"cache_{method}", frames=config.data.frames, size=config.data.size,
+                         keyframes=method, workers=workers, overwrite=True, progress=True)
+
+
+def run_config(base, variant: str, seed: int, paths: dict[str, Path], run_dir: Path, extra: list[str], epochs: int | None,
+               workers: int = 1):
+    """The config of one run: the variant's model and keyframes, then ``extra`` overrides (which may
+    change the keyframe method: its cache is made on demand)."""
+    from tdrag.config import apply_overrides
+
     model, method = VARIANTS[variant]
-    config = replace(base, data={"root": str(paths["root"]), "cache": str(paths[method]), "keyframes": method},
+    config = replace(base, data={"root": str(paths["root"]), "keyframes": method},
                      model={"name": model}, train={"run_dir": str(run_dir), "seed": int(seed)})
     if epochs:
         config = replace(config, train={"epochs": int(epochs)})
     if extra:
-        from tdrag.config import apply_overrides
-
         config = apply_overrides(config, extra)
-    return config
+    method = config.data.keyframes
+    if method not in paths:
+        paths[method] = cache_for(Path(paths["root"]).parent, Path(paths["root"]), config, method, workers)
+    return replace(config, data={"cache": str(paths[method])})
 
 
 def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str, extra: list[str], clips, epochs,
@@ -90,24 +105,69 @@ def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str
         for variant in variants:
             name = variant + (f"_{name_suffix}" if name_suffix else "")
             run_dir = out / "runs" / name / f"seed_{seed}"
-            config = run_config(base, variant, seed, paths, run_dir, extra, epochs)
+            config = run_config(base, variant, seed, paths, run_dir, extra, epochs, workers)
             metrics_path = run_dir / "report" / "metrics.json"
             started = time.perf_counter()
             if not (metrics_path.is_file() and _finished(run_dir, config.train.epochs)):
                 fit(config, resume=True, overwrite=False, progress=False)
-            metrics = json.loads(metrics_path.read_text())
-            chosen = metrics["best"] or metrics["last"]
-            results.append({
-                "variant": name, "seed": seed, "run_dir": str(run_dir),
-                "test_war": chosen["test"]["war"], "test_uar": chosen["test"]["uar"],
-                "selected_epoch": chosen["epoch"], "selection": metrics["selection"]["split"],
-                "last_test_war": metrics["last"]["test"]["war"], "last_test_uar": metrics["last"]["test"]["uar"],
-                "seconds": round(time.perf_counter() - started, 1),
-            })
-            print(f"{name} seed {seed}: test WAR {results[-1]['test_war']:.3f} UAR {results[-1]['test_uar']:.3f} "
-                  f"(epoch {chosen['epoch']} by {metrics['selection']['split']}; last {results[-1]['last_test_war']:.3f})",
+            results.append(run_result(name, seed, run_dir, round(time.perf_counter() - started, 1)))
+            r = results[-1]
+            print(f"{name} seed {seed}: test WAR {r['test_war']:.3f} UAR {r['test_uar']:.3f} (epoch "
+                  f"{r['selected_epoch']} by {r['selection']}, val {r['val_war']:.3f}); last epoch test "
+                  f"{r['last_test_war']:.3f} val {r['last_val_war']:.3f}"
+                  + (f"; GRU off {r['gru_off_test_war']:.3f}" if r.get("gru_off_test_war") is not None else ""),
                   flush=True)
     return results
+
+
+def run_result(name: str, seed: int, run_dir: Path, seconds: float) -> dict:
+    """One run's figures: test and validation WAR/UAR of the selected and of the last epoch, the
+    training loss of the first and last epochs, and the GRU-off test WAR (residual GRU heads)."""
+    import csv
+
+    metrics = json.loads((run_dir / "report" / "metrics.json").read_text())
+    chosen = metrics["best"] or metrics["last"]
+    last = metrics["last"]
+    log = list(csv.DictReader((run_dir / "log.csv").open()))
+    result = {
+        "variant": name, "seed": seed, "run_dir": str(run_dir),
+        "test_war": chosen["test"]["war"], "test_uar": chosen["test"]["uar"],
+        "selected_epoch": chosen["epoch"], "selection": metrics["selection"]["split"],
+        "val_war": (chosen.get("val") or {}).get("war"),
+        "last_test_war": last["test"]["war"], "last_test_uar": last["test"]["uar"],
+        "last_val_war": (last.get("val") or {}).get("war"),
+        "first_train_loss": float(log[0]["train_loss"]), "last_train_loss": float(log[-1]["train_loss"]),
+        "last_train_acc": float(log[-1]["train_acc"]),
+        "seconds": seconds,
+    }
+    result.update(gru_off_wars(run_dir))
+    return result
+
+
+def gru_off_wars(run_dir: Path) -> dict:
+    """Test WAR of the selected and the last checkpoint with the GRU branch switched off (empty for
+    models without a residual GRU head)."""
+    import torch
+
+    from tdrag.checkpoints import load_model
+    from tdrag.data.loader import make_loader
+    from tdrag.engine import evaluate
+    from tdrag.metrics import war
+    from tdrag.models import gru_branch_off
+    from tdrag.run_data import load_run_data
+
+    out = {}
+    for key, which in (("gru_off_test_war", "auto"), ("last_gru_off_test_war", "last")):
+        model, config = load_model(run_dir, which=which)
+        head = getattr(model, "head", None)
+        if not getattr(head, "residual", False):
+            return {}
+        data = load_run_data(config)
+        loader = make_loader(data.cache, data.test_rows, config.train.batch_size, shuffle=False)
+        with gru_branch_off(model), torch.no_grad():
+            preds = evaluate(model, loader, "cpu", config.data.crop, amp=False, channels_last=False)
+        out[key] = float(war(preds.labels, preds.probabilities.argmax(1), config.model.num_classes))
+    return out
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:
@@ -164,11 +224,25 @@ def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[
 
 
 def score_attention(results: list[dict]) -> None:
-    """Add the attention agreement of each variant with attention to its result (in place)."""
+    """Add the attention agreement of each run whose model has attention to its result (in place)."""
+    from tdrag.checkpoints import load_checkpoint, select_checkpoint
+
     for r in results:
-        if "no_attention" in r["variant"] or r["variant"].startswith("r3d18"):
-            continue
-        r["attention"] = attention_agreement(r["run_dir"])
+        state = load_checkpoint(select_checkpoint(r["run_dir"]).path)
+        if any(".logits." in k for k in state["model"]):  # the attention blocks' logits convs
+            r["attention"] = attention_agreement(r["run_dir"])
+
+
+#: Per-run figures summarised as mean +- std over seeds.
+FIGURES = ("test_war", "test_uar", "last_test_war", "last_test_uar", "val_war", "last_val_war", "first_train_loss",
+           "last_train_loss", "gru_off_test_war", "last_gru_off_test_war")
+#: Figures also compared paired (per seed) against the reference and full TDRAG.
+PAIRED = ("test_war", "test_uar", "last_test_war", "last_test_uar", "val_war", "last_val_war")
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def summarise(results: list[dict], reference: str = "r3d18", full: str = "tdrag") -> dict:
@@ -178,22 +252,22 @@ def summarise(results: list[dict], reference: str = "r3d18", full: str = "tdrag"
         by.setdefault(r["variant"], {})[r["seed"]] = r
     table = {}
     for name, runs in by.items():
-        row = {"seeds": sorted(runs)}
-        for key in ("test_war", "test_uar"):
-            values = np.array([runs[s][key] for s in sorted(runs)], dtype=float)
-            row[key] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+        seeds = sorted(runs)
+        row = {"seeds": seeds}
+        for key in FIGURES:
+            values = [runs[s].get(key) for s in seeds]
+            if values and all(v is not None for v in values):
+                row[key] = _mean_std(values)
+        for key in PAIRED:
             for other in (reference, full):
-                if other in by and other != name:
-                    common = sorted(set(runs) & set(by[other]))
-                    diffs = np.array([runs[s][key] - by[other][s][key] for s in common], dtype=float)
-                    if len(diffs):
-                        row[f"{key}_minus_{other}"] = (float(diffs.mean()),
-                                                       float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0, len(diffs))
-        att = [runs[s].get("attention") for s in sorted(runs) if runs[s].get("attention")]
+                if other in by and other != name and key in row:
+                    common = [s for s in seeds if s in by[other] and by[other][s].get(key) is not None]
+                    if common:
+                        row[f"{key}_minus_{other}"] = (*_mean_std([runs[s][key] - by[other][s][key] for s in common]),
+                                                       len(common))
+        att = [runs[s].get("attention") for s in seeds if runs[s].get("attention")]
         if att:
-            row["attention"] = {stage: {k: (float(np.mean([a[stage][k] for a in att])),
-                                            float(np.std([a[stage][k] for a in att], ddof=1)) if len(att) > 1 else 0.0)
-                                        for k in att[0][stage]}
+            row["attention"] = {stage: {k: _mean_std([a[stage][k] for a in att]) for k in att[0][stage]}
                                 for stage in att[0]}
         table[name] = row
     return table
@@ -203,18 +277,29 @@ def markdown(table: dict, reference: str = "r3d18", full: str = "tdrag") -> str:
     def pm(value) -> str:
         return "–" if value is None else f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
 
-    lines = [f"| variant | seeds | test WAR (%) | test UAR (%) | WAR − {reference} | UAR − {reference} | WAR − {full} | UAR − {full} |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| variant | seeds | test WAR (%) selected | last epoch | test UAR (%) selected | last epoch | "
+             f"WAR − {reference} selected | last epoch | WAR − {full} selected | last epoch | val WAR (%) last epoch | "
+             "GRU off: test WAR (%) selected | last epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in table.items():
-        lines.append(f"| {name} | {len(row['seeds'])} | {pm(row['test_war'])} | {pm(row['test_uar'])} | "
-                     f"{pm(row.get(f'test_war_minus_{reference}'))} | {pm(row.get(f'test_uar_minus_{reference}'))} | "
-                     f"{pm(row.get(f'test_war_minus_{full}'))} | {pm(row.get(f'test_uar_minus_{full}'))} |")
+        g = row.get
+        lines.append(f"| {name} | {len(row['seeds'])} | {pm(g('test_war'))} | {pm(g('last_test_war'))} | "
+                     f"{pm(g('test_uar'))} | {pm(g('last_test_uar'))} | "
+                     f"{pm(g(f'test_war_minus_{reference}'))} | {pm(g(f'last_test_war_minus_{reference}'))} | "
+                     f"{pm(g(f'test_war_minus_{full}'))} | {pm(g(f'last_test_war_minus_{full}'))} | "
+                     f"{pm(g('last_val_war'))} | {pm(g('gru_off_test_war'))} | {pm(g('last_gru_off_test_war'))} |")
+    lines += ["", "| variant | training loss, first epoch | last epoch |", "|---|---:|---:|"]
+    for name, row in table.items():
+        if "first_train_loss" in row:
+            (a, sa), (b, sb) = row["first_train_loss"], row["last_train_loss"]
+            lines.append(f"| {name} | {a:.2f} ± {sa:.2f} | {b:.2f} ± {sb:.2f} |")
     att_rows = [(n, r["attention"]) for n, r in table.items() if "attention" in r]
     if att_rows:
-        lines += ["", "| variant | stage | mass in mask / chance | pointing game |", "|---|---|---:|---:|"]
+        lines += ["", "| variant | stage | AUROC | mass in mask / chance | pointing game |", "|---|---|---:|---:|---:|"]
         for name, att in att_rows:
             for stage, v in att.items():
-                lines.append(f"| {name} | {stage} | {v['ratio'][0]:.2f} ± {v['ratio'][1]:.2f} | "
+                lines.append(f"| {name} | {stage} | {v['auroc'][0]:.2f} ± {v['auroc'][1]:.2f} | "
+                             f"{v['ratio'][0]:.2f} ± {v['ratio'][1]:.2f} | "
                              f"{v['pointing_game'][0]:.2f} ± {v['pointing_game'][1]:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -67,7 +67,8 @@ class DataConfig:
 class ModelConfig:
     """Which network, and the choices the TDRAG paper leaves open."""
 
-    # "r3d18" | "tdrag" | "tdrag_no_attention" | "tdrag_no_gru".
+    # "r3d18" | "tdrag" | "tdrag_no_attention" | "tdrag_no_gru" | "tdrag_trunk" (TDRAG's backbone and
+    # temporal strides with a pooled head, no attention, no GRU).
     name: str = "tdrag"
     num_classes: int = 7
     # Channels of the first stage; stages have width * (1, 2, 4, 8). 64 is r3d_18; 16 fits a CPU.
@@ -94,6 +95,25 @@ class ModelConfig:
     # the mask a distribution over places: more on one place means less elsewhere.
     attention_mask: str = "sigmoid"
     attention_temperature: float = 1.0
+    # Residual attention x * (1 + M) (true: a useless mask cannot erase features) or a plain gate
+    # x * M (false).
+    attention_residual: bool = True
+    # Layer4's map weights the head's spatial pooling instead of re-weighting layer4's features,
+    # so the map is the evidence the classifier reads (needs 4 in attention_stages).
+    attention_pooling: bool = False
+    # The temporal head (tdrag.models.gru_head). Input normalisation of each step's pooled
+    # features before the GRU: "none" or "layernorm".
+    gru_input_norm: str = "none"
+    # How the step logits become the clip's: "last" step, "mean" over steps, or "attention"
+    # (learned softmax weights over steps).
+    gru_readout: str = "last"
+    # A pooled path beside the GRU whose GRU branch starts at zero (TDRAG starts as tdrag_no_gru
+    # and the GRU adds to it); the branch can be switched off at test time to measure it.
+    gru_residual: bool = False
+    # GRU weight init: "pytorch" (nn.GRU's uniform) or "orthogonal" (orthogonal recurrent,
+    # Xavier input, zero biases).
+    gru_init: str = "pytorch"
+    gru_bidirectional: bool = False
     # Initial weights for the trunk: "" (none), a path to a torchvision r3d_18 state dict or a
     # tdrag checkpoint, or "kinetics400" (torchvision downloads its weights; needs internet).
     pretrained: str = ""
@@ -296,8 +316,11 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("dfew", "ferv39k", "mafw"),
     "data.keyframes": ("redundancy", "uniform"),
-    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru"),
+    "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk"),
     "model.attention_mask": ("sigmoid", "softmax"),
+    "model.gru_input_norm": ("none", "layernorm"),
+    "model.gru_readout": ("last", "mean", "attention"),
+    "model.gru_init": ("pytorch", "orthogonal"),
     "train.optimizer": ("sgd", "adamw"),
     "train.schedule": ("cosine", "step"),
     "train.step_loss": ("last", "mean", "linear"),
@@ -349,6 +372,8 @@ def validate(config: Config, source: str = "config") -> None:
         fail("model.dropout", f"must be in [0, 1), got {m.dropout}")
     if m.attention_temperature <= 0:
         fail("model.attention_temperature", f"must be > 0, got {m.attention_temperature}")
+    if m.attention_pooling and 4 not in m.attention_stages and m.name in ("tdrag", "tdrag_no_gru"):
+        fail("model.attention_pooling", f"needs stage 4 in model.attention_stages, got {list(m.attention_stages)}")
     if t.lr <= 0:
         fail("train.lr", f"must be > 0, got {t.lr}")
     for key, value in (("train.momentum", t.momentum), ("train.label_smoothing", t.label_smoothing)):

@@ -142,7 +142,8 @@ def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = False
     return torch.where(ok, share, torch.full_like(share, float("nan"))).float().cpu()
 
 
-def auroc_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+def auroc_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = False,
+                  within: torch.Tensor | None = None) -> torch.Tensor:
     """Threshold-free agreement: the AUROC of each frame's map as a detector of its mask's pixels.
 
     For every keyframe whose mask is neither empty nor the whole frame, the map's values rank the
@@ -157,10 +158,16 @@ def auroc_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = Fals
     Computed with average ranks (Mann-Whitney U): ``(R_in - n_in (n_in + 1) / 2) / (n_in n_out)``,
     where ``R_in`` is the sum of the ranks of the mask's pixels among the frame's pixels.
 
+    ``within`` restricts the contest to some pixels, for example the face: on centred face crops
+    a fixed blob over the centre of the frame already scores well against the background, so the
+    AUROC *within the face* (signal parts against the rest of the face) is the stricter test.
+
     Args:
         maps: ``(B, T, H, W)`` attention or attribution at frame size.
         masks: ``(B, T, H, W)`` bool (or 0/1) ground-truth regions.
         absolute: rank ``|map|`` (signed attributions) instead of the map itself.
+        within: ``(B, T, H, W)`` bool, the pixels that take part (default: all); mask pixels
+            outside it are ignored too.
 
     Returns:
         ``(B,)`` float32 on the CPU; NaN for a clip with no frame to score.
@@ -174,14 +181,21 @@ def auroc_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = Fals
     if absolute:
         values = values.abs()
     inside = masks.detach().cpu().reshape(b * t, -1).bool()
-    n = values.shape[1]
+    taking_part = torch.ones_like(inside) if within is None else within.detach().cpu().reshape(b * t, -1).bool()
+    if within is not None and within.shape != masks.shape:
+        raise ValueError(f"within {tuple(within.shape)} and masks {tuple(masks.shape)} differ in shape")
+    inside = inside & taking_part
+    # Pixels left out rank below every other one (-inf); subtracting their count gives the ranks
+    # among the pixels that take part.
+    values = torch.where(taking_part, values, torch.full_like(values, -torch.inf))
+    left_out = (~taking_part).sum(1, keepdim=True).double()
     n_in = inside.sum(1).double()
-    n_out = n - n_in
+    n_out = taking_part.sum(1).double() - n_in
     ordered = values.sort(dim=1).values
     # Average rank of each pixel (1-based): ties share the mean of the ranks they span.
     below = torch.searchsorted(ordered, values, right=False).double()
     upto = torch.searchsorted(ordered, values, right=True).double()
-    ranks = (below + upto + 1) / 2
+    ranks = (below + upto + 1) / 2 - left_out
     rank_sum = (ranks * inside).sum(1)
     scored = (n_in > 0) & (n_out > 0)
     auc = (rank_sum - n_in * (n_in + 1) / 2) / (n_in * n_out).clamp(min=1)

@@ -5,7 +5,8 @@
     seen = model.inspect(x)           # ModelInspection: logits, attention, hidden_states, step_logits
 
 Variants: ``r3d18`` (torchvision's r3d_18, same layers and parameter count), ``tdrag``,
-``tdrag_no_attention``, ``tdrag_no_gru``. Options are ``ModelConfig``'s fields; each variant
+``tdrag_no_attention``, ``tdrag_no_gru``, and ``tdrag_trunk`` (TDRAG's backbone with its temporal
+strides, neither attention nor GRU: a pooled head, as r3d18; it isolates what the strides do). Options are ``ModelConfig``'s fields; each variant
 ignores those that do not apply to it (r3d18 keeps r3d_18's temporal strides and has no attention,
 GRU or dropout; no_attention ignores attention_stages; no_gru ignores the GRU sizes).
 """
@@ -18,17 +19,20 @@ from torch import nn
 
 from tdrag.config import ModelConfig
 from tdrag.models.attention import ResidualAttention3d, upsample_attention
-from tdrag.models.gru_head import GRUHead
+from tdrag.models.gru_head import GRUHead, gru_branch_off
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import R3D18
 from tdrag.models.tdrag import TDRAG, step_readout_meaning
 
-MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru")
+MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk")
 
 # ModelConfig's option fields (name and num_classes are build_model's own arguments), plus
 # zero_init_residual, a library-only option (default off keeps r3d_18's init).
 _OPTIONS = ("width", "temporal_strides", "attention_stages", "gru_hidden", "gru_layers", "dropout", "causal_time",
-            "attention_mask", "attention_temperature", "zero_init_residual")
+            "attention_mask", "attention_temperature", "attention_residual", "attention_pooling", "gru_input_norm",
+            "gru_readout", "gru_residual", "gru_init", "gru_bidirectional", "zero_init_residual")
+#: Options that only the models with a GRU use.
+_GRU_OPTIONS = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional")
 
 
 def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
@@ -38,8 +42,9 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
         name: one of :data:`MODEL_NAMES`.
         num_classes: classifier outputs.
         **options: width, temporal_strides, attention_stages, gru_hidden, gru_layers, dropout,
-            causal_time, attention_mask, attention_temperature (see ``ModelConfig``),
-            zero_init_residual.
+            causal_time, attention_mask, attention_temperature, attention_residual,
+            attention_pooling, gru_input_norm, gru_readout, gru_residual, gru_init,
+            gru_bidirectional (see ``ModelConfig``), zero_init_residual.
 
     Raises:
         ValueError: unknown name, unknown option, or an option out of range.
@@ -63,8 +68,8 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
         num_classes=num_classes,
         width=get("width"),
         temporal_strides=get("temporal_strides"),
-        attention_stages=() if name == "tdrag_no_attention" else get("attention_stages"),
-        use_gru=name != "tdrag_no_gru",
+        attention_stages=() if name in ("tdrag_no_attention", "tdrag_trunk") else get("attention_stages"),
+        use_gru=name not in ("tdrag_no_gru", "tdrag_trunk"),
         gru_hidden=get("gru_hidden"),
         gru_layers=get("gru_layers"),
         dropout=get("dropout"),
@@ -73,25 +78,17 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
         causal_time=get("causal_time"),
         attention_mask=get("attention_mask"),
         attention_temperature=get("attention_temperature"),
+        attention_residual=get("attention_residual"),
+        attention_pooling=get("attention_pooling") and name not in ("tdrag_no_attention", "tdrag_trunk"),
+        **{key: get(key) for key in _GRU_OPTIONS},
     )
 
 
 def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
     """``build_model`` with every field of a ``ModelConfig`` (``pretrained`` weights are loaded by
     ``tdrag.models.pretrained``, which the trainer calls)."""
-    return build_model(
-        model_cfg.name,
-        num_classes=model_cfg.num_classes,
-        width=model_cfg.width,
-        temporal_strides=model_cfg.temporal_strides,
-        attention_stages=model_cfg.attention_stages,
-        gru_hidden=model_cfg.gru_hidden,
-        gru_layers=model_cfg.gru_layers,
-        dropout=model_cfg.dropout,
-        causal_time=model_cfg.causal_time,
-        attention_mask=model_cfg.attention_mask,
-        attention_temperature=model_cfg.attention_temperature,
-    )
+    options = {key: getattr(model_cfg, key) for key in _OPTIONS if hasattr(model_cfg, key)}
+    return build_model(model_cfg.name, num_classes=model_cfg.num_classes, **options)
 
 
 __all__ = [
@@ -103,6 +100,7 @@ __all__ = [
     "TDRAG",
     "build_model",
     "build_model_from_config",
+    "gru_branch_off",
     "step_readout_meaning",
     "upsample_attention",
 ]

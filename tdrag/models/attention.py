@@ -21,6 +21,10 @@ design below is ours, after the residual attention learning of Wang et al. (CVPR
   step t depends on no later step (time is never pooled or resampled in the branch).
 * **Residual attention**: ``out = x * (1 + M)`` with M in (0, 1), so a useless mask scales
   features by at most 2 and can never erase them (the paper's "residual" in residual attention).
+  ``residual=False`` (``ModelConfig.attention_residual``) gates without the floor, ``out = x * M``:
+  what the mask leaves out is gone, so the map must find the evidence for the model to work.
+* **Pooling** (``reweight=False``, used for ``ModelConfig.attention_pooling`` at layer4): the block
+  computes M but passes the features through unchanged; the head pools with M instead.
 * **Init**: the logits conv starts at N(0, 0.01) weights and zero bias, so M starts near uniform
   (0.5 for the sigmoid, 1 for the softmax: a uniform gain that BN in the next stage absorbs) and
   gradients still reach every layer of the branch from the first step.
@@ -75,13 +79,15 @@ class ResidualAttention3d(nn.Module):
         mask: "sigmoid" or "softmax" (see the module docstring).
         temperature: tau of the softmax mask.
         causal: pad the context conv's time axis only in the past.
+        residual: ``x * (1 + M)`` (True) or ``x * M`` (False).
+        reweight: re-weight the features (True) or only compute M for a pooling head (False).
 
     ``forward(x: (B, C, T, H, W)) -> (B, C, T, H, W)``; :meth:`forward_with_mask` also returns
     M: (B, 1, T, H, W) float32.
     """
 
     def __init__(self, channels: int, reduction: int = 4, min_channels: int = 8, mask: str = "sigmoid",
-                 temperature: float = 1.0, causal: bool = False) -> None:
+                 temperature: float = 1.0, causal: bool = False, residual: bool = True, reweight: bool = True) -> None:
         super().__init__()
         if mask not in MASK_KINDS:
             raise ValueError(f"model option attention_mask: expected one of {', '.join(MASK_KINDS)}, got {mask!r}")
@@ -89,6 +95,8 @@ class ResidualAttention3d(nn.Module):
             raise ValueError(f"model option attention_temperature: expected a positive number, got {temperature!r}")
         self.kind = mask
         self.temperature = float(temperature)
+        self.residual = bool(residual)
+        self.reweights = bool(reweight)
         hidden = max(channels // reduction, min_channels)
         self.reduce = nn.Sequential(
             nn.Conv3d(channels, hidden, kernel_size=1, bias=False), nn.BatchNorm3d(hidden), nn.ReLU(inplace=True)
@@ -126,7 +134,9 @@ class ResidualAttention3d(nn.Module):
 
     def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.mask(x)
-        return x * (1.0 + m).to(x.dtype), m
+        if not self.reweights:
+            return x, m
+        return x * ((1.0 + m) if self.residual else m).to(x.dtype), m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_mask(x)[0]

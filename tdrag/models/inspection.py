@@ -25,6 +25,9 @@ class ModelInspection:
             model says having seen the clip up to there (a trained prediction when the run used
             ``train.step_loss`` "mean" or "linear"); without it every step has already seen the
             whole clip, so the steps show how the GRU's summary evolves, not the clip so far.
+        readout_weights: (B, T_gru), the weights with which the head's readout averages the step
+            logits into ``logits`` (one-hot on the last step, uniform, or learned attention over
+            steps; ``logits = sum_s w_s step_logits_s``). None without a GRU.
 
     Tensors keep their graph (inspect does not switch off autograd), so attribution code can
     differentiate through them; call :meth:`cpu` for detached copies.
@@ -34,6 +37,7 @@ class ModelInspection:
     attention: dict[str, torch.Tensor] = field(default_factory=dict)
     hidden_states: torch.Tensor | None = None
     step_logits: torch.Tensor | None = None
+    readout_weights: torch.Tensor | None = None
 
     def cpu(self) -> "ModelInspection":
         """Detached float32 copies on the CPU (for plotting, saving, numpy)."""
@@ -46,4 +50,5 @@ class ModelInspection:
             attention={name: move(m) for name, m in self.attention.items()},
             hidden_states=move(self.hidden_states),
             step_logits=move(self.step_logits),
+            readout_weights=move(self.readout_weights),
         )

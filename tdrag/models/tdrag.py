@@ -10,8 +10,10 @@ Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
 * Attention after stages 2, 3 and 4 (stage 1 maps are low-level edges at 56x56, costly and
   uninformative); an attention block is the last module of its stage's Sequential, so
   ``model.layer4`` (the Grad-CAM layer analysis picks) outputs the attended features.
-* GRU with 256 hidden units, one layer, dropout 0.5 before the classifier; the prediction is the
-  classifier on the last step's hidden state.
+* The temporal head (:mod:`tdrag.models.gru_head`): GRU with 256 hidden units, one layer,
+  dropout before the classifier; its input normalisation, readout over steps, pooled path beside
+  the GRU, recurrent init and direction are ``ModelConfig`` fields (``gru_input_norm``,
+  ``gru_readout``, ``gru_residual``, ``gru_init``, ``gru_bidirectional``).
 * ``causal_time``: off by default, each layer4 step sees the whole clip (centred temporal
   kernels), so the classifier on step s's hidden state is a readout of a GRU that has read s
   summaries of the *whole* clip. On, every temporal convolution of the backbone and of the
@@ -19,8 +21,12 @@ Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
   one it covers (``(s + 1) * T / T_gru - 1``): its logits are what the model says having seen
   the clip up to there. Trained with ``TrainConfig.step_loss`` "mean" or "linear", those
   intermediate readouts are trained predictions, not by-products of the last step's loss.
-* Attention mask function and temperature (``attention_mask``, ``attention_temperature``):
-  see :mod:`tdrag.models.attention`.
+* Attention mask function and temperature (``attention_mask``, ``attention_temperature``) and
+  whether it has the residual floor (``attention_residual``: ``x * (1 + M)`` or ``x * M``): see
+  :mod:`tdrag.models.attention`.
+* ``attention_pooling``: layer4's attention map does not re-weight layer4's features; it weights
+  the head's spatial pooling instead (each step's vector is ``sum M x / sum M``), so the map is
+  exactly the evidence the classifier reads. Needs stage 4 in ``attention_stages``.
 
 Variants (``variant`` attribute): ``tdrag`` (all of it), ``tdrag_no_attention`` (no attention
 modules or parameters at all), ``tdrag_no_gru`` (attention, then global average pool, dropout,
@@ -35,7 +41,7 @@ import torch
 from torch import nn
 
 from tdrag.models.attention import ResidualAttention3d
-from tdrag.models.gru_head import GRUHead
+from tdrag.models.gru_head import GRUHead, spatial_pool
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import (
     check_input,
@@ -51,15 +57,20 @@ STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
 
 class PoolHead(nn.Module):
-    """Global average pool over (T, H, W) -> dropout -> ``fc``: ``(B, C, T, H, W) -> (B, num_classes)``."""
+    """Global average pool over (T, H, W) -> dropout -> ``fc``: ``(B, C, T, H, W) -> (B, num_classes)``.
+
+    With ``pool_weights: (B, 1, T, H, W)`` (attention pooling) each step is pooled with them first.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels, num_classes)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(features.mean(dim=(2, 3, 4))))
+    def forward(self, features: torch.Tensor, pool_weights: torch.Tensor | None = None) -> torch.Tensor:
+        if pool_weights is None:
+            return self.fc(self.dropout(features.mean(dim=(2, 3, 4))))
+        return self.fc(self.dropout(spatial_pool(features, pool_weights).mean(dim=1)))
 
 
 def _check_options(attention_stages: Sequence[int], gru_hidden: int, gru_layers: int, dropout: float, num_classes: int) -> tuple[int, ...]:
@@ -88,7 +99,10 @@ class TDRAG(nn.Module):
         zero_init_residual: zero the last BN gamma of every BasicBlock (off by default).
         variant: the name reported by ``model.variant``.
         causal_time: pad every temporal convolution only in the past (see the module docstring).
-        attention_mask, attention_temperature: the attention blocks' mask function.
+        attention_mask, attention_temperature, attention_residual: the attention blocks' mask.
+        attention_pooling: layer4's map weights the head's spatial pooling (see the module docstring).
+        gru_input_norm, gru_readout, gru_residual, gru_init, gru_bidirectional: the temporal head
+            (:class:`~tdrag.models.gru_head.GRUHead`).
 
     ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; ``forward(x, return_inspection=True)``
     and :meth:`inspect` return the internals (a :class:`ModelInspection`) from the same pass.
@@ -109,47 +123,78 @@ class TDRAG(nn.Module):
         causal_time: bool = False,
         attention_mask: str = "sigmoid",
         attention_temperature: float = 1.0,
+        attention_residual: bool = True,
+        attention_pooling: bool = False,
+        gru_input_norm: str = "none",
+        gru_readout: str = "last",
+        gru_residual: bool = False,
+        gru_init: str = "pytorch",
+        gru_bidirectional: bool = False,
     ) -> None:
         super().__init__()
         check_width(width)
         self.temporal_strides = check_temporal_strides(temporal_strides)
         self.attention_stages = _check_options(attention_stages, gru_hidden, gru_layers, dropout, num_classes)
-        if not isinstance(causal_time, bool):
-            raise ValueError(f"model option causal_time: expected true/false, got {causal_time!r}")
+        for name, value in (("causal_time", causal_time), ("attention_residual", attention_residual),
+                            ("attention_pooling", attention_pooling)):
+            if not isinstance(value, bool):
+                raise ValueError(f"model option {name}: expected true/false, got {value!r}")
+        if attention_pooling and 4 not in self.attention_stages:
+            raise ValueError("model option attention_pooling: needs stage 4 in attention_stages (its map weights "
+                             f"the head's pooling), got attention_stages={list(self.attention_stages)}")
+        self.attention_pooling = attention_pooling
         self.variant = variant
         self.causal_time = causal_time
         channels = stage_channels(width)
         self.stem = make_stem(width, causal=causal_time)
         stages = make_stages(width, self.temporal_strides, causal=causal_time)
         for number in self.attention_stages:
-            stages[number - 1].append(ResidualAttention3d(channels[number - 1], mask=attention_mask,
-                                                          temperature=attention_temperature, causal=causal_time))
+            pools = attention_pooling and number == 4
+            stages[number - 1].append(ResidualAttention3d(
+                channels[number - 1], mask=attention_mask, temperature=attention_temperature, causal=causal_time,
+                residual=attention_residual, reweight=not pools))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.head: GRUHead | PoolHead
         if use_gru:
-            self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout)
+            self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout,
+                                input_norm=gru_input_norm, readout=gru_readout, residual=gru_residual, init=gru_init,
+                                bidirectional=gru_bidirectional)
         else:
             self.head = PoolHead(channels[3], num_classes, dropout=dropout)
         init_resnet_weights(self, zero_init_residual)
-        # The generic init above overwrote the attention branches' own (near-zero logits) init.
+        # The generic init above overwrote the attention branches' own (near-zero logits) init and
+        # the head's (zero readout score and residual projection, GRU init).
         for m in self.modules():
-            if isinstance(m, ResidualAttention3d):
+            if isinstance(m, (ResidualAttention3d, GRUHead)):
                 m.reset_parameters()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, T, H, W) -> (B, 8w, T', H/16, W/16)``, the attended layer4 output."""
+        """``(B, 3, T, H, W) -> (B, 8w, T', H/16, W/16)``, the layer4 output (attended, unless layer4's
+        map pools instead)."""
+        return self._run(x)[0]
+
+    def _run(self, x: torch.Tensor, keep_maps: bool = False
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """The trunk: layer4's features, the attention maps per stage (all when ``keep_maps``, else
+        only a pooling map) and the head's pooling weights (None unless ``attention_pooling``)."""
         check_input(x)
+        maps: dict[str, torch.Tensor] = {}
         x = self.stem(x)
         for name in STAGE_NAMES:
-            x = getattr(self, name)(x)
-        return x
+            for module in getattr(self, name):
+                if isinstance(module, ResidualAttention3d) and (keep_maps or not module.reweights):
+                    x, maps[name] = module.forward_with_mask(x)
+                else:
+                    x = module(x)
+        return x, maps, maps.get("layer4") if self.attention_pooling else None
 
     def forward(self, x: torch.Tensor, return_inspection: bool = False) -> torch.Tensor | ModelInspection:
         """Logits ``(B, num_classes)``; with ``return_inspection`` the :class:`ModelInspection` of the
         same pass (training losses that need the step logits or the masks ask for it)."""
         if return_inspection:
             return self.inspect(x)
-        return self.head(self.features(x))
+        features, _, pool = self._run(x)
+        return self.head(features, pool)
 
     @property
     def step_frames(self) -> int:
@@ -165,23 +210,20 @@ class TDRAG(nn.Module):
 
         Computes the same values as ``forward`` (in eval mode, equal to ``model(x)``), keeping the graph.
         """
-        check_input(x)
-        attention: dict[str, torch.Tensor] = {}
-        x = self.stem(x)
-        for name in STAGE_NAMES:
-            for module in getattr(self, name):
-                if isinstance(module, ResidualAttention3d):
-                    x, attention[name] = module.forward_with_mask(x)
-                else:
-                    x = module(x)
+        features, attention, pool = self._run(x, keep_maps=True)
         if isinstance(self.head, GRUHead):
-            hidden, step_logits = self.head.forward_steps(x)
-            return ModelInspection(logits=step_logits[:, -1], attention=attention, hidden_states=hidden, step_logits=step_logits)
-        return ModelInspection(logits=self.head(x), attention=attention)
+            hidden, step_logits, weights, logits = self.head.forward_steps(features, pool)
+            return ModelInspection(logits=logits, attention=attention, hidden_states=hidden, step_logits=step_logits,
+                                   readout_weights=weights)
+        return ModelInspection(logits=self.head(features, pool), attention=attention)
 
 
 def step_readout_meaning(model: nn.Module, step_loss: str = "last") -> str:
-    """One sentence saying what the GRU step readouts (``inspect(x).step_logits``) of ``model`` mean.
+    """What the GRU step readouts (``inspect(x).step_logits``) of ``model`` mean, in two or three sentences.
+
+    It says what each step has seen (causal time, direction), what its logits are made of (the GRU
+    state alone, or the pooled path plus the GRU's contribution) and whether they were trained as
+    predictions (per-step loss) or only through the readout of the clip's logits.
 
     Args:
         model: a tdrag model (any variant).
@@ -189,11 +231,25 @@ def step_readout_meaning(model: nn.Module, step_loss: str = "last") -> str:
     """
     if not isinstance(model, TDRAG) or not isinstance(model.head, GRUHead):
         return "This model has no GRU: it gives one prediction per clip and no step readouts."
-    span = model.step_frames
-    trained = ("trained predictions (the loss covered every step)" if step_loss in ("mean", "linear") else
-               "by-products: only the last step was trained to predict, earlier steps' logits were never supervised")
-    if model.causal_time:
-        return (f"Causal time: step s depends only on keyframes 0..{span}(s+1)-1, so its logits are what the model "
-                f"says having seen the clip up to there; they are {trained}.")
-    return ("Not causal: every step of layer4 already sees the whole clip (centred temporal kernels), so step s is the "
-            f"GRU's state after s+1 summaries of the whole clip, not the clip so far; the step logits are {trained}.")
+    head, span = model.head, model.step_frames
+    if head.gru.bidirectional:
+        seen = ("Bidirectional GRU: every step's state has read the whole sequence in both directions, so step s is "
+                "not the clip so far.")
+    elif model.causal_time:
+        seen = (f"Causal time: step s depends only on keyframes 0..{span}(s+1)-1, so its logits are what the model "
+                "says having seen the clip up to there.")
+    else:
+        seen = ("Not causal: every step of layer4 already sees the whole clip (centred temporal kernels), so step s is "
+                "the GRU's state after s+1 summaries of the whole clip, not the clip so far.")
+    made = ("Each step's logits are the classifier on the clip's pooled features plus the GRU state's contribution at "
+            "that step (the pooled part is the same at every step)." if head.residual else
+            "Each step's logits are the classifier on the GRU state at that step.")
+    if step_loss in ("mean", "linear"):
+        trained = "They are trained predictions (the loss covered every step)."
+    elif head.readout == "last":
+        trained = "They are by-products: only the last step was trained to predict, earlier steps were never supervised."
+    else:
+        how = "average" if head.readout == "mean" else "attention-weighted average (readout_weights)"
+        trained = (f"The clip's prediction is their {how}; a single step was trained only as part of it, not as a "
+                   "prediction on its own.")
+    return f"{seen} {made} {trained}"

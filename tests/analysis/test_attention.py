@@ -78,6 +78,25 @@ def test_auroc_in_mask_equals_scikit_learn_per_frame():
     assert torch.isnan(got[2])
 
 
+def test_auroc_within_a_region_ignores_the_pixels_outside_it():
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(5)
+    maps = torch.rand(2, 3, 8, 8, generator=g)
+    masks = torch.rand(2, 3, 8, 8, generator=g) > 0.6
+    within = torch.zeros(2, 3, 8, 8, dtype=torch.bool)
+    within[..., 1:7, 2:8] = True
+    got = auroc_in_mask(maps, masks, within=within)
+    for b in range(2):
+        expected = np.mean([roc_auc_score(masks[b, t][within[b, t]].numpy(), maps[b, t][within[b, t]].numpy())
+                            for t in range(3)])
+        assert got[b].item() == pytest.approx(expected, abs=1e-6)
+    # A map that is high only outside the region changes nothing.
+    louder = maps.clone()
+    louder[~within] = 10.0
+    torch.testing.assert_close(auroc_in_mask(louder, masks, within=within), got)
+
+
 def test_auroc_in_mask_hand_cases():
     masks = torch.zeros(3, 1, 4, 4, dtype=torch.bool)
     masks[:, :, :2, :2] = True

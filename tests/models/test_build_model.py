@@ -13,11 +13,20 @@ from tdrag.models.gru_head import GRUHead
 
 
 def test_every_name_builds_the_right_class():
-    assert MODEL_NAMES == ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru")
+    assert MODEL_NAMES == ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk")
     for name in MODEL_NAMES:
         model = build_model(name, num_classes=3, width=8)
         assert isinstance(model, R3D18 if name == "r3d18" else TDRAG)
         assert model.variant == name
+
+
+def test_tdrag_trunk_is_tdrags_backbone_with_a_pooled_head():
+    # TDRAG's temporal strides, no attention block, no GRU: only the strides differ from r3d18.
+    trunk = build_model("tdrag_trunk", num_classes=3, width=8)
+    assert trunk.temporal_strides == (1, 2, 1, 1) and trunk.attention_stages == ()
+    assert not any(isinstance(m, (torch.nn.GRU, GRUHead)) for m in trunk.modules())
+    r3d = build_model("r3d18", num_classes=3, width=8)
+    assert sum(p.numel() for p in trunk.parameters()) == sum(p.numel() for p in r3d.parameters())
 
 
 def test_unknown_name_and_option_are_clear_errors():

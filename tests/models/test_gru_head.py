@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from tdrag.models.gru_head import GRUHead
+from tdrag.models.gru_head import READOUTS, GRUHead, spatial_pool
 
 
 def _head(dropout: float = 0.5) -> GRUHead:
@@ -15,7 +16,7 @@ def _head(dropout: float = 0.5) -> GRUHead:
 def test_shapes_and_last_step_equals_forward():
     head = _head().eval()
     features = torch.randn(3, 12, 6, 4, 4)
-    hidden, steps = head.forward_steps(features)
+    hidden, steps, _, _ = head.forward_steps(features)
     assert hidden.shape == (3, 6, 10)
     assert steps.shape == (3, 6, 5)
     assert torch.equal(head(features), steps[:, -1])
@@ -28,8 +29,8 @@ def test_steps_are_causal():
     changed = features.clone()
     changed[:, :, -1] += 3
     with torch.no_grad():
-        _, a = head.forward_steps(features)
-        _, b = head.forward_steps(changed)
+        _, a, _, _ = head.forward_steps(features)
+        _, b, _, _ = head.forward_steps(changed)
     torch.testing.assert_close(a[:, :-1], b[:, :-1])
     assert not torch.allclose(a[:, -1], b[:, -1])
 
@@ -65,7 +66,7 @@ def test_dropout_acts_in_training_only():
 def test_gru_runs_in_float32_under_bf16_autocast():
     head = _head().eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        hidden, steps = head.forward_steps(torch.randn(2, 12, 5, 3, 3).bfloat16())
+        hidden, steps, _, _ = head.forward_steps(torch.randn(2, 12, 5, 3, 3).bfloat16())
     assert hidden.dtype == torch.float32
     assert torch.isfinite(steps.float()).all()
 
@@ -75,3 +76,98 @@ def test_gradients_reach_the_gru():
     head(torch.randn(2, 12, 5, 3, 3)).sum().backward()
     for name, p in head.gru.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# --- the head's options (ModelConfig.gru_*) ------------------------------------------------------
+
+def _option_head(**options) -> GRUHead:
+    torch.manual_seed(0)
+    return GRUHead(in_channels=12, num_classes=5, hidden=10, dropout=0.0, **options).eval()
+
+
+@pytest.mark.parametrize("readout", READOUTS)
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_every_option_combination_has_the_documented_shapes(readout, residual, bidirectional):
+    head = _option_head(readout=readout, residual=residual, bidirectional=bidirectional, input_norm="layernorm",
+                        init="orthogonal")
+    features = torch.randn(3, 12, 6, 4, 4)
+    states, steps, weights, logits = head.forward_steps(features)
+    assert states.shape == (3, 6, 20 if bidirectional else 10)
+    assert steps.shape == (3, 6, 5) and weights.shape == (3, 6) and logits.shape == (3, 5)
+    torch.testing.assert_close(weights.sum(1), torch.ones(3))
+    # The clip's logits are the readout of the step logits, and forward returns them.
+    torch.testing.assert_close(logits, (weights.unsqueeze(-1) * steps).sum(1))
+    torch.testing.assert_close(head(features), logits)
+
+
+def test_readout_weights_last_mean_and_attention_at_init():
+    features = torch.randn(2, 12, 4, 3, 3)
+    assert torch.equal(_option_head(readout="last").forward_steps(features)[2], torch.tensor([[0.0, 0, 0, 1]] * 2))
+    torch.testing.assert_close(_option_head(readout="mean").forward_steps(features)[2], torch.full((2, 4), 0.25))
+    # The attention score starts at zero, so its softmax starts uniform.
+    torch.testing.assert_close(_option_head(readout="attention").forward_steps(features)[2], torch.full((2, 4), 0.25))
+    last = _option_head(readout="last")
+    _, steps, _, logits = last.forward_steps(features)
+    assert torch.equal(logits, steps[:, -1])
+
+
+def test_a_residual_head_starts_as_the_pooled_head():
+    # The GRU branch's projection starts at zero, so the logits are fc(mean over T, H, W): tdrag_no_gru's head.
+    head = _option_head(residual=True, readout="attention", input_norm="layernorm", init="orthogonal")
+    assert torch.equal(head.project.weight, torch.zeros_like(head.project.weight))
+    features = torch.randn(3, 12, 6, 4, 4)
+    expected = features.mean(dim=(2, 3, 4)) @ head.fc.weight.T + head.fc.bias
+    torch.testing.assert_close(head(features), expected)
+    # Switched off, the branch is absent whatever the projection holds.
+    with torch.no_grad():
+        head.project.weight.normal_()
+    assert not torch.allclose(head(features), expected)
+    head.gru_enabled = False
+    torch.testing.assert_close(head(features), expected)
+
+
+def test_gradients_reach_the_gru_through_the_residual_branch_after_one_step():
+    head = GRUHead(in_channels=12, num_classes=5, hidden=10, residual=True, readout="mean", dropout=0.0)
+    features, labels = torch.randn(4, 12, 5, 3, 3), torch.tensor([0, 1, 2, 3])
+    optimiser = torch.optim.SGD(head.parameters(), lr=0.5)
+    torch.nn.functional.cross_entropy(head(features), labels).backward()
+    # At zero projection the GRU gets no gradient yet; the projection does.
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head.gru.parameters())
+    assert head.project.weight.grad.abs().sum() > 0
+    optimiser.step()
+    optimiser.zero_grad()
+    torch.nn.functional.cross_entropy(head(features), labels).backward()
+    assert all(p.grad.abs().sum() > 0 for p in head.gru.parameters())
+
+
+def test_orthogonal_init_gives_orthogonal_recurrent_blocks_and_zero_biases():
+    head = _option_head(init="orthogonal", bidirectional=True)
+    for name, p in head.gru.named_parameters():
+        for block in p.detach().chunk(3, dim=0):
+            if name.startswith("weight_hh"):
+                torch.testing.assert_close(block @ block.T, torch.eye(block.shape[0]), atol=1e-5, rtol=0)
+            elif name.startswith("bias"):
+                assert torch.equal(block, torch.zeros_like(block))
+
+
+def test_layernorm_makes_the_head_blind_to_the_scale_of_its_input():
+    head = _option_head(input_norm="layernorm", residual=False)
+    features = torch.randn(2, 12, 5, 3, 3)
+    torch.testing.assert_close(head(features), head(features * 50 + 3), atol=1e-4, rtol=1e-4)
+
+
+def test_weighted_pooling():
+    features = torch.randn(2, 12, 3, 4, 4)
+    # Uniform weights are the plain spatial mean; a one-hot weight picks that position.
+    torch.testing.assert_close(spatial_pool(features, torch.full((2, 1, 3, 4, 4), 0.3)), spatial_pool(features))
+    onehot = torch.zeros(2, 1, 3, 4, 4)
+    onehot[..., 1, 2] = 1.0
+    torch.testing.assert_close(spatial_pool(features, onehot), features[..., 1, 2].transpose(1, 2))
+
+
+@pytest.mark.parametrize("option, value", [("input_norm", "batchnorm"), ("readout", "max"), ("init", "zeros"),
+                                           ("residual", "yes"), ("bidirectional", 1)])
+def test_bad_options_are_named(option, value):
+    with pytest.raises(ValueError, match=f"gru_{option}"):
+        GRUHead(12, 5, **{option: value})

@@ -168,11 +168,13 @@ def test_channels_last_3d_is_equivalent(name):
 
 
 def test_torch_compile_breaks_the_graph_only_at_the_gru():
-    # dynamo's trace (no inductor, so fast): one break, around the cuDNN GRU call.
+    # dynamo's trace (no inductor, so fast): the backbone is one graph; the head (which holds the
+    # cuDNN GRU) is the model's last call and is excluded, so at most one break, for that.
     explanation = torch._dynamo.explain(_model("tdrag").eval())(_clips(batch=1, frames=4))
     torch._dynamo.reset()
-    assert (explanation.graph_count, explanation.graph_break_count) == (2, 1)
-    assert "disable" in str(explanation.break_reasons[0].reason)
+    assert explanation.graph_count == 1 + explanation.graph_break_count
+    assert explanation.graph_break_count <= 1
+    assert all("disable" in str(reason.reason) for reason in explanation.break_reasons)
     assert torch._dynamo.explain(_model("r3d18").eval())(_clips(batch=1, frames=4)).graph_break_count == 0
     torch._dynamo.reset()
 
@@ -204,3 +206,78 @@ def test_cuda_bf16_channels_last_training_step(name):
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         seen = model.inspect(x)
     torch.testing.assert_close(seen.logits.float(), model(x).float().to(seen.logits.device), rtol=2e-2, atol=2e-2)
+
+
+# --- head and attention design options -----------------------------------------------------------
+
+HEAD = {"gru_residual": True, "gru_input_norm": "layernorm", "gru_readout": "attention", "gru_init": "orthogonal"}
+
+
+def test_a_residual_tdrag_starts_as_tdrag_no_gru():
+    # Same seed, same trunk init; the GRU branch's projection starts at zero, so the logits agree.
+    x = _clips()
+    with_gru = _model("tdrag", **HEAD).eval()
+    without = _model("tdrag_no_gru").eval()
+    trunk = {k: v for k, v in without.state_dict().items() if not k.startswith("head.")}
+    with_gru.load_state_dict(trunk, strict=False)
+    with torch.no_grad():
+        with_gru.head.fc.load_state_dict(without.head.fc.state_dict())
+        torch.testing.assert_close(with_gru(x), without(x))
+        seen = with_gru.inspect(x)
+    torch.testing.assert_close(seen.logits, (seen.readout_weights.unsqueeze(-1) * seen.step_logits).sum(1))
+
+
+def test_attention_pooling_weights_the_heads_pooling_with_layer4s_map():
+    model = _model("tdrag", attention_pooling=True, **HEAD).eval()
+    x = _clips()
+    with torch.no_grad():
+        seen = model.inspect(x)
+        features = model.features(x)
+        pooled = (features * seen.attention["layer4"]).sum((3, 4)) / seen.attention["layer4"].sum((3, 4))
+        # layer4's block computes the map but leaves the features as they are ...
+        block = model.layer4[-1]
+        assert isinstance(block, ResidualAttention3d) and not block.reweights
+        torch.testing.assert_close(features, model.layer4[:-1](model.layer3(model.layer2(model.layer1(model.stem(x))))))
+        # ... and the head reads the map-weighted mean of each step.
+        clip = pooled.transpose(1, 2).mean(1)
+        expected = model.head.fc(clip + model.head.project(seen.hidden_states).mean(1))
+    torch.testing.assert_close(seen.logits, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(x), seen.logits)
+    with pytest.raises(ValueError, match="attention_pooling"):
+        _model("tdrag", attention_pooling=True, attention_stages=(2, 3))
+
+
+def test_attention_without_the_residual_floor_gates_the_features():
+    torch.manual_seed(0)
+    block = ResidualAttention3d(16, residual=False).eval()
+    x = torch.randn(2, 16, 3, 6, 6)
+    with torch.no_grad():
+        out, m = block.forward_with_mask(x)
+    torch.testing.assert_close(out, x * m)
+    block.residual = True
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x * (1 + m))
+
+
+def test_build_model_passes_every_head_option():
+    model = _model("tdrag", gru_bidirectional=True, **HEAD)
+    head = model.head
+    assert (head.residual, head.readout, head.input_norm, head.init, head.gru.bidirectional) == (
+        True, "attention", "layernorm", "orthogonal", True)
+    assert isinstance(head.norm, nn.LayerNorm)
+
+
+def test_step_readout_meaning_follows_the_head_and_the_loss():
+    from tdrag.models import step_readout_meaning
+
+    plain = step_readout_meaning(_model("tdrag"), "last")
+    assert "Not causal" in plain and "GRU state at that step" in plain and "only the last step was trained" in plain
+    residual = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="mean"), "last")
+    assert "pooled features plus the GRU state's contribution" in residual and "their average" in residual
+    attention = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="attention"), "last")
+    assert "attention-weighted average" in attention
+    assert "trained predictions" in step_readout_meaning(_model("tdrag", gru_readout="mean"), "mean")
+    causal = step_readout_meaning(_model("tdrag", causal_time=True), "linear")
+    assert causal.startswith("Causal time: step s depends only on keyframes 0..2(s+1)-1")
+    assert "both directions" in step_readout_meaning(_model("tdrag", gru_bidirectional=True, causal_time=True))
+    assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))

@@ -251,18 +251,20 @@ def _distractors(rng: np.random.Generator, preset: SynthPreset) -> list[_Distrac
     return out
 
 
-def _draw_distractor(img: np.ndarray, regions: np.ndarray, d: _Distractor, t: float) -> None:
-    """Draw ``d`` at clip time ``t`` (0..1) onto the frame ``img`` in place and label it in ``regions``."""
+def _draw_distractor(img: np.ndarray, regions: np.ndarray, d: _Distractor, t: float) -> bool:
+    """Draw ``d`` at clip time ``t`` (0..1) onto the frame ``img`` in place and label it in ``regions``;
+    whether it showed."""
     size = img.shape[0]
     u = np.clip((t - d.onset) / d.speed, 0.0, None)
     opening = float(np.clip(u, 0.0, 1.0)) if d.cycles == 0 else float(0.5 - 0.5 * np.cos(np.pi * min(u, 2 * d.cycles)))
     if opening < 0.05:
-        return
+        return False
     cx, cy = (d.centre + d.drift * t) * size
     axes = (max(1, int(round(d.axes[0] * size))), max(1, int(round(d.axes[1] * size * opening))))
     centre = (int(round(cx)), int(round(cy)))
     cv2.ellipse(img, centre, axes, 0, 0, 360, d.color, -1, cv2.LINE_AA)
     cv2.ellipse(regions, centre, axes, 0, 0, 360, DISTRACTOR, -1, cv2.LINE_8)
+    return True
 
 
 @dataclass
@@ -277,6 +279,13 @@ class RenderedClip:
     apex: int
     onset: int | None
     intensity: np.ndarray  # (L,)
+    # What the nuisances did at each render step (for analyses of what attracts keyframes or
+    # attention; nothing is drawn from them): an occluder over the face, a distractor visible,
+    # the global brightness gain (flicker), and the face's pose (canonical canvas -> frame).
+    occluded: np.ndarray | None = None  # (D,) bool
+    distractor_visible: np.ndarray | None = None  # (D,) bool
+    flicker: np.ndarray | None = None  # (D,) float
+    poses: np.ndarray | None = None  # (D, 2, 3) float
 
 
 def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
@@ -314,6 +323,8 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
     gain3 = np.ascontiguousarray(np.repeat(gain, 3, axis=2))
     flicker = 1.0 + preset.flicker * rng.standard_normal(num_steps)
     windows = rng.integers(0, [3, pad, pad], size=(num_steps, 3))  # noise image, row, column
+    occluded = np.zeros(num_steps, dtype=bool)
+    visible = np.zeros(num_steps, dtype=bool)
     for s in range(num_steps):
         img = static.copy()
         draw_expression(img, identity, style, geo, s)
@@ -326,15 +337,17 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
         for occ in occluders:
             if occ.first <= s < occ.last:
                 _draw_occluder(img, mask, labels, occ, s)
+                occluded[s] = True
         m = plan.poses[s]
         img = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.warpAffine(mask, m, (size, size), dst=masks[s], flags=cv2.INTER_NEAREST, borderValue=0)
         cv2.warpAffine(labels, m, (size, size), dst=regions[s], flags=cv2.INTER_NEAREST, borderValue=OUTSIDE)
         for d in distractors:
-            _draw_distractor(img, regions[s], d, float(plan.step_frame[s]) / max(1, plan.length - 1))
+            visible[s] |= _draw_distractor(img, regions[s], d, float(plan.step_frame[s]) / max(1, plan.length - 1))
         if blur > 0:
             img = cv2.GaussianBlur(img, (0, 0), blur)
         k, oy, ox = windows[s].tolist()
         lit = cv2.multiply(img, gain3, scale=float(flicker[s]), dtype=cv2.CV_32F)
         steps[s] = cv2.add(lit, bank[k, oy : oy + size, ox : ox + size], dtype=cv2.CV_8U)  # rounds, saturates
-    return RenderedClip(plan.label, steps, masks, regions, plan.frame_step, plan.apex, plan.onset, plan.intensity)
+    return RenderedClip(plan.label, steps, masks, regions, plan.frame_step, plan.apex, plan.onset, plan.intensity,
+                        occluded=occluded, distractor_visible=visible, flicker=flicker, poses=plan.poses)
