@@ -63,6 +63,15 @@ def _regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(parser: argparse.ArgumentParser, small: str) -> None:
+    """The options that say how a run is opened (``open_run``), shared by the commands that open one."""
+    parser.add_argument("--small", action="store_true", help=small)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
+    parser.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
+                        help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description="Analysis tools for tdrag runs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -96,11 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     dossier.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
     dossier.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced only if a previous dossier)")
     dossier.add_argument("--classes", nargs="+", metavar="CLASS", help="class names (default: every class)")
-    dossier.add_argument("--small", action="store_true", help="coarse, seconds-long settings (CI, first try)")
-    dossier.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    dossier.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
-    dossier.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
-                         help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
+    _add_run_options(dossier, "coarse, seconds-long settings (CI, first try)")
     dossier.add_argument("--method", default="integrated_gradients", help="the attribution method shown")
     dossier.add_argument("--stage", default=None, help="the attention stage each page animates (default: the deepest)")
     dossier.add_argument("--timeout", type=int, default=1200, help="seconds allowed per notebook cell")
@@ -122,11 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     regions.add_argument("--out", required=True, metavar="FILE.csv", help="the CSV written")
     regions.add_argument("--methods", nargs="*", default=[], metavar="METHOD",
                          help="attribution methods to profile besides the attention stages (e.g. gradcam layercam)")
-    regions.add_argument("--small", action="store_true", help="coarse attribution settings")
-    regions.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    regions.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
-    regions.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
-                         help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
+    _add_run_options(regions, "coarse attribution settings")
     regions.set_defaults(func=_regions)
     return parser
 
