@@ -117,7 +117,7 @@ def index_html(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Map
                     f"<td>{100 * r['f1']:.1f}</td><td>{status}</td></tr>")
     regions = ""
     if map_name is not None and not profile.empty:
-        heat = figure_png(plot_region_heat_table(profile, map_name, names), dpi)
+        heat = figure_png(plot_region_heat_table(profile, map_name, names), round(1.25 * dpi))
         csv = f' The whole profile (every map, class and region): <a href="{esc(region_csv)}">{esc(region_csv)}</a>.' \
             if region_csv else ""
         source = profile["source"].iloc[0]
@@ -137,8 +137,8 @@ def index_html(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Map
 <style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.4}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right;vertical-align:middle}}
 td:first-child,th:first-child{{text-align:left}}td.thumb{{padding:2px}}img.thumb{{display:block}}
-.figures{{display:flex;gap:1em;align-items:flex-start}}.figures img{{max-width:calc(50% - .5em);height:auto}}
-img.figure{{max-width:100%}}
+img.figure{{max-width:100%;height:auto}}
+.figures{{display:flex;gap:1em;align-items:flex-start}}.figures img.figure{{max-width:calc(50% - .5em)}}
 .failed{{color:#b00}}</style></head>
 <body>
 <h1>Per-class dossier</h1>
