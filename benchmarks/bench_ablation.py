@@ -339,7 +339,13 @@ def main(argv=None) -> int:
     parser.add_argument("--figure", default=None, help="write the bar chart here (PNG)")
     parser.add_argument("--markdown", default=None, help="write the Markdown table here")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per training (default: torch's); CPU results are exact for a given count")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]

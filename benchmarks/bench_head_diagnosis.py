@@ -183,6 +183,25 @@ def format_row(variant: str, row: dict) -> str:
     return text
 
 
+def markdown(results: list[dict]) -> str:
+    """One table: per variant and epoch, the loss, the gradient reaching the trunk and the head, the
+    GRU's gate saturation and the spread of its inputs and last states across clips."""
+    lines = ["| variant | epoch | train loss | train acc | grad stem | grad layer4 | grad GRU input weights | "
+             "grad classifier | GRU input mean / std | z saturated | r saturated | n saturated | "
+             "last state: std across clips |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for result in results:
+        for row in result["epochs"]:
+            g, s = row["gradients"], row.get("gru") or {}
+            cell = lambda key: f"{g[key]['grad']:.3f}" if key in g else "–"  # noqa: E731
+            gru = (f"{s['input_mean']:.1f} / {s['input_std']:.1f} | {s['z_saturated']:.2f} | {s['r_saturated']:.2f} | "
+                   f"{s['n_saturated']:.2f} | {s['state_std_across_clips']:.3f}") if s else "– | – | – | – | –"
+            loss = f"{row['train_loss']:.3f} | {row['train_acc']:.3f}" if "train_loss" in row else "– | –"
+            lines.append(f"| {result['variant']} | {row['epoch']} | {loss} | {cell('stem')} | {cell('layer4')} | "
+                         f"{cell('gru_input')} | {cell('head_fc')} | {gru} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/ablation", help="bench_ablation's folder (data and caches)")
@@ -193,6 +212,7 @@ def main(argv=None) -> int:
     parser.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--name", default="")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--markdown", default=None, help="write the summary table here")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     base = load_config(bench_ablation.CONFIG)
@@ -204,6 +224,10 @@ def main(argv=None) -> int:
         results.append(diagnose(variant + (f"_{args.name}" if args.name else ""), config, args.epochs, args.probe))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    text = markdown(results)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
     return 0
 
 

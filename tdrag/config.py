@@ -101,6 +101,9 @@ class ModelConfig:
     # Layer4's map weights the head's spatial pooling instead of re-weighting layer4's features,
     # so the map is the evidence the classifier reads (needs 4 in attention_stages).
     attention_pooling: bool = False
+    # Learn the attention blocks' temperature (log tau per block, starting at
+    # attention_temperature), dividing the mask logits of either mask function.
+    attention_learn_temperature: bool = False
     # The temporal head (tdrag.models.gru_head). Input normalisation of each step's pooled
     # features before the GRU: "none" or "layernorm".
     gru_input_norm: str = "none"

@@ -29,7 +29,8 @@ MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_n
 # ModelConfig's option fields (name and num_classes are build_model's own arguments), plus
 # zero_init_residual, a library-only option (default off keeps r3d_18's init).
 _OPTIONS = ("width", "temporal_strides", "attention_stages", "gru_hidden", "gru_layers", "dropout", "causal_time",
-            "attention_mask", "attention_temperature", "attention_residual", "attention_pooling", "gru_input_norm",
+            "attention_mask", "attention_temperature", "attention_residual", "attention_pooling",
+            "attention_learn_temperature", "gru_input_norm",
             "gru_readout", "gru_residual", "gru_init", "gru_bidirectional", "zero_init_residual")
 #: Options that only the models with a GRU use.
 _GRU_OPTIONS = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional")
@@ -43,7 +44,7 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
         num_classes: classifier outputs.
         **options: width, temporal_strides, attention_stages, gru_hidden, gru_layers, dropout,
             causal_time, attention_mask, attention_temperature, attention_residual,
-            attention_pooling, gru_input_norm, gru_readout, gru_residual, gru_init,
+            attention_pooling, attention_learn_temperature, gru_input_norm, gru_readout, gru_residual, gru_init,
             gru_bidirectional (see ``ModelConfig``), zero_init_residual.
 
     Raises:
@@ -79,6 +80,7 @@ def build_model(name: str, num_classes: int = 7, **options: Any) -> nn.Module:
         attention_mask=get("attention_mask"),
         attention_temperature=get("attention_temperature"),
         attention_residual=get("attention_residual"),
+        attention_learn_temperature=get("attention_learn_temperature"),
         attention_pooling=get("attention_pooling") and name not in ("tdrag_no_attention", "tdrag_trunk"),
         **{key: get(key) for key in _GRU_OPTIONS},
     )

@@ -25,6 +25,9 @@ design below is ours, after the residual attention learning of Wang et al. (CVPR
   what the mask leaves out is gone, so the map must find the evidence for the model to work.
 * **Pooling** (``reweight=False``, used for ``ModelConfig.attention_pooling`` at layer4): the block
   computes M but passes the features through unchanged; the head pools with M instead.
+* **Learned temperature** (``ModelConfig.attention_learn_temperature``): the logits are divided
+  by ``tau = exp(s)`` with ``s`` a learned scalar per block (starting at ``log
+  attention_temperature``), for either mask function.
 * **Init**: the logits conv starts at N(0, 0.01) weights and zero bias, so M starts near uniform
   (0.5 for the sigmoid, 1 for the softmax: a uniform gain that BN in the next stage absorbs) and
   gradients still reach every layer of the branch from the first step.
@@ -41,6 +44,7 @@ precision; the multiply goes back to the features' dtype.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -77,7 +81,9 @@ class ResidualAttention3d(nn.Module):
         reduction: channel reduction r of the mask branch.
         min_channels: floor on the mask branch's channels (small CPU models).
         mask: "sigmoid" or "softmax" (see the module docstring).
-        temperature: tau of the softmax mask.
+        temperature: tau of the softmax mask (and, when learned, its starting value for either mask).
+        learn_temperature: make tau a parameter (``log tau`` is learned), dividing the logits of
+            the sigmoid mask too: the block can sharpen or soften its own map.
         causal: pad the context conv's time axis only in the past.
         residual: ``x * (1 + M)`` (True) or ``x * M`` (False).
         reweight: re-weight the features (True) or only compute M for a pooling head (False).
@@ -87,7 +93,8 @@ class ResidualAttention3d(nn.Module):
     """
 
     def __init__(self, channels: int, reduction: int = 4, min_channels: int = 8, mask: str = "sigmoid",
-                 temperature: float = 1.0, causal: bool = False, residual: bool = True, reweight: bool = True) -> None:
+                 temperature: float = 1.0, causal: bool = False, residual: bool = True, reweight: bool = True,
+                 learn_temperature: bool = False) -> None:
         super().__init__()
         if mask not in MASK_KINDS:
             raise ValueError(f"model option attention_mask: expected one of {', '.join(MASK_KINDS)}, got {mask!r}")
@@ -95,6 +102,9 @@ class ResidualAttention3d(nn.Module):
             raise ValueError(f"model option attention_temperature: expected a positive number, got {temperature!r}")
         self.kind = mask
         self.temperature = float(temperature)
+        # log tau: learned when asked (a scale must stay positive), absent otherwise so state dicts
+        # of fixed-temperature models do not change.
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature))) if learn_temperature else None
         self.residual = bool(residual)
         self.reweights = bool(reweight)
         hidden = max(channels // reduction, min_channels)
@@ -119,16 +129,21 @@ class ResidualAttention3d(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.logits.weight, 0.0, 0.01)
         nn.init.zeros_(self.logits.bias)
+        if self.log_temperature is not None:
+            with torch.no_grad():
+                self.log_temperature.fill_(math.log(self.temperature))
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """M: (B, 1, T, H, W) float32 in (0, 1) for ``x: (B, C, T, H, W)``."""
         m = self.logits(self.context(self.pool(self.reduce(x))))
         # Upsample the one-channel logits, not C/r channels: cheaper, and smooth before the sigmoid.
         m = F.interpolate(m, size=x.shape[-3:], mode="trilinear", align_corners=False).float()
+        if self.log_temperature is not None:
+            m = m / self.log_temperature.exp()
         if self.kind == "sigmoid":
             return torch.sigmoid(m)
         # Spatial softmax per time step divided by its peak: exp((m - max) / tau), in (0, 1].
-        scaled = m / self.temperature
+        scaled = m if self.log_temperature is not None else m / self.temperature
         peak = scaled.amax(dim=(-2, -1), keepdim=True)
         return torch.exp(scaled - peak)
 

@@ -99,7 +99,8 @@ class TDRAG(nn.Module):
         zero_init_residual: zero the last BN gamma of every BasicBlock (off by default).
         variant: the name reported by ``model.variant``.
         causal_time: pad every temporal convolution only in the past (see the module docstring).
-        attention_mask, attention_temperature, attention_residual: the attention blocks' mask.
+        attention_mask, attention_temperature, attention_residual, attention_learn_temperature: the
+            attention blocks' mask.
         attention_pooling: layer4's map weights the head's spatial pooling (see the module docstring).
         gru_input_norm, gru_readout, gru_residual, gru_init, gru_bidirectional: the temporal head
             (:class:`~tdrag.models.gru_head.GRUHead`).
@@ -125,6 +126,7 @@ class TDRAG(nn.Module):
         attention_temperature: float = 1.0,
         attention_residual: bool = True,
         attention_pooling: bool = False,
+        attention_learn_temperature: bool = False,
         gru_input_norm: str = "none",
         gru_readout: str = "last",
         gru_residual: bool = False,
@@ -136,7 +138,8 @@ class TDRAG(nn.Module):
         self.temporal_strides = check_temporal_strides(temporal_strides)
         self.attention_stages = _check_options(attention_stages, gru_hidden, gru_layers, dropout, num_classes)
         for name, value in (("causal_time", causal_time), ("attention_residual", attention_residual),
-                            ("attention_pooling", attention_pooling)):
+                            ("attention_pooling", attention_pooling),
+                            ("attention_learn_temperature", attention_learn_temperature)):
             if not isinstance(value, bool):
                 raise ValueError(f"model option {name}: expected true/false, got {value!r}")
         if attention_pooling and 4 not in self.attention_stages:
@@ -152,7 +155,7 @@ class TDRAG(nn.Module):
             pools = attention_pooling and number == 4
             stages[number - 1].append(ResidualAttention3d(
                 channels[number - 1], mask=attention_mask, temperature=attention_temperature, causal=causal_time,
-                residual=attention_residual, reweight=not pools))
+                residual=attention_residual, reweight=not pools, learn_temperature=attention_learn_temperature))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.head: GRUHead | PoolHead
         if use_gru:

@@ -281,3 +281,19 @@ def test_step_readout_meaning_follows_the_head_and_the_loss():
     assert causal.startswith("Causal time: step s depends only on keyframes 0..2(s+1)-1")
     assert "both directions" in step_readout_meaning(_model("tdrag", gru_bidirectional=True, causal_time=True))
     assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))
+
+
+def test_a_learned_temperature_divides_the_mask_logits():
+    torch.manual_seed(0)
+    fixed = ResidualAttention3d(16).eval()
+    torch.manual_seed(0)
+    learned = ResidualAttention3d(16, learn_temperature=True).eval()
+    x = torch.randn(2, 16, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(learned.mask(x), fixed.mask(x))  # tau starts at 1
+        learned.log_temperature.fill_(float(torch.tensor(0.5).log()))
+        logits = torch.logit(fixed.mask(x).double(), eps=0).float()
+        torch.testing.assert_close(learned.mask(x), torch.sigmoid(logits / 0.5), atol=1e-4, rtol=1e-4)
+    assert "log_temperature" not in dict(fixed.named_parameters())
+    model = _model("tdrag", attention_learn_temperature=True)
+    assert sum(name.endswith("log_temperature") for name, _ in model.named_parameters()) == 3
