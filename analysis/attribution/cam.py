@@ -17,16 +17,13 @@ With ``A`` the layer's activations and ``g = d logit_target / d A`` (one backwar
 - **LayerCAM** (Jiang et al., IEEE TIP 2021): a weight per position, map
   ``sum_k relu(g_kp) A_kp``; it keeps fine detail at shallow layers.
 
-The layer's output is read with forward hooks for the one call (Captum's Grad-CAM reads it the
-same way): the layer must run once per forward pass and give one tensor. A model may run a stage's
-blocks one by one instead of calling the stage (TDRAG does, to collect its attention maps): the
-stage's output is then its last block's that runs (:func:`layer_output_module`).
+The layer's output is read with a forward hook for the one call (Captum's Grad-CAM reads it the
+same way): the layer must run once per forward pass and return one tensor.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -46,43 +43,6 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
         raise ValueError(f"layer {layer!r} is not a submodule of the model (top level: {stages})") from err
 
 
-@contextlib.contextmanager
-def _recording(module: nn.Module) -> Iterator[list[tuple[nn.Module, object]]]:
-    """Inside the body, ``(submodule, output)`` of every call of ``module`` and of its direct children,
-    in call order."""
-    calls: list[tuple[nn.Module, object]] = []
-    handles = [m.register_forward_hook(lambda m, _args, out: calls.append((m, out))) for m in (module, *module.children())]
-    try:
-        yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _layer_output(calls: list[tuple[nn.Module, object]], module: nn.Module, layer) -> tuple[nn.Module, object]:
-    """The module whose call gave ``module``'s output in one forward pass, and that output: ``module``
-    itself when the model called it, else its last direct child that ran (the model ran its
-    children one by one)."""
-    own = [out for m, out in calls if m is module]
-    if len(own) > 1:
-        raise ValueError(f"layer {layer!r} ran {len(own)} times in one forward pass; choose a layer that runs once")
-    if own:
-        return module, own[0]
-    if not calls:
-        raise ValueError(f"layer {layer!r} did not run in the forward pass; choose a layer the model uses")
-    return calls[-1]
-
-
-def layer_output_module(model: nn.Module, x: torch.Tensor, layer: str | nn.Module) -> nn.Module:
-    """The module to hook for ``layer``'s output (for Captum's layer methods): ``layer`` itself, or
-    its last child that runs when the model runs the layer's children one by one. One forward pass
-    of ``x`` without gradients finds out."""
-    module = resolve_layer(model, layer)
-    with torch.no_grad(), _recording(module) as calls:
-        model(x)
-    return _layer_output(calls, module, layer)[0]
-
-
 def layer_activations_and_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                                     layer: str | nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's output ``A`` and the gradient of each clip's target logit with respect to it.
@@ -100,9 +60,19 @@ def layer_activations_and_gradients(model: nn.Module, x: torch.Tensor, target: t
     module = resolve_layer(model, layer)
     if not x.requires_grad:  # a layer with no parameters below it needs the input in the graph
         x = x.detach().requires_grad_(True)
-    with _recording(module) as calls:
+    outputs: list[torch.Tensor] = []
+
+    def keep(_module, _args, output):
+        outputs.append(output)
+
+    handle = module.register_forward_hook(keep)
+    try:
         logits = model(x)
-    acts = _layer_output(calls, module, layer)[1]
+    finally:
+        handle.remove()
+    if len(outputs) != 1:
+        raise ValueError(f"layer {layer!r} ran {len(outputs)} times in one forward pass; choose a layer that runs once")
+    acts = outputs[0]
     if not isinstance(acts, torch.Tensor) or acts.dim() != 5:
         shape = tuple(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__
         raise ValueError(f"layer {layer!r} gave {shape}; the CAM methods need a (B, K, T', H', W') feature map "

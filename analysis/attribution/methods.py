@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.attribution.cam import gradcam_plus_plus, layer_output_module, layercam, xgradcam
+from analysis.attribution.cam import gradcam_plus_plus, layercam, resolve_layer, xgradcam
 from analysis.attribution.contexts import cudnn_off_for_rnns, relus_not_inplace
 
 # Samples (clip copies) per forward/backward pass in the batched methods, by default.
@@ -223,7 +223,7 @@ def gradcam(
     """
     from captum.attr import LayerGradCam
 
-    module = layer_output_module(model, x, layer)
+    module = resolve_layer(model, layer)
     with cudnn_off_for_rnns(model, x.device):
         cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=relu)
     if cam.dim() != 5:
@@ -249,7 +249,7 @@ def guided_gradcam(
     """
     from captum.attr import GuidedGradCam
 
-    module = layer_output_module(model, x, layer)
+    module = resolve_layer(model, layer)
     with relus_not_inplace(model), cudnn_off_for_rnns(model, x.device), warnings.catch_warnings():
         # Captum warns on every call that it sets (and later removes) ReLU hooks.
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")

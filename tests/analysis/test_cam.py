@@ -95,29 +95,3 @@ def test_a_layer_that_is_not_a_video_feature_map_is_named():
         attribute(model, x, 0, "layercam", layer="layer9")
     with pytest.raises(ValueError, match=r"\(B, K, T', H', W'\)"):
         attribute(model, x, 0, "xgradcam", layer=[n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1])
-
-
-class ChildByChild(SquareAndSumModel):
-    """SquareAndSumModel whose ``features`` is a Sequential the model runs block by block (as TDRAG
-    runs its stages, collecting attention maps): hooks on ``features`` itself never fire."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Identity())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = x[:, :2]
-        for block in self.features:
-            a = block(a)
-        a0, a1 = a[:, 0].flatten(1), a[:, 1].flatten(1)
-        return torch.stack([0.5 * a0.pow(2).sum(1) + a1.sum(1), -a1.sum(1)], dim=1)
-
-
-@pytest.mark.parametrize("method", (*CAMS, "gradcam", "guided_gradcam"))
-def test_a_stage_run_block_by_block_is_read_at_its_last_block(method):
-    x = hand_clip().repeat(2, 1, 1, 1, 1)
-    target = torch.tensor([0, 1])
-    expected = attribute(SquareAndSumModel(), x, target, method, layer="features")
-    torch.testing.assert_close(attribute(ChildByChild(), x, target, method, layer="features"), expected)
-    if method in CAMS:
-        torch.testing.assert_close(expected[0, :, 0, 0], torch.tensor(CLASS_0[method]))
