@@ -4,9 +4,11 @@ Layers, each importing only those below it::
 
     analysis.plotting      colours, pyplot-free figures, PNG bytes, class lookup
     analysis.demo_media    a real face video for demos and tests (the astronaut, panned and zoomed)
-    analysis.internals     the opened Run (one cached inspect pass), attention, trajectories, ground truth
-    analysis.attribution   Captum methods, their defaults, faithfulness, overlay figures
-    analysis.report        tables, run/CV report figures, per-class dossier, the CLI
+    analysis.internals     the opened Run (one cached inspect pass), attention, trajectories, ground truth,
+                           facial regions
+    analysis.attribution   Captum methods and the CAM family, their defaults, faithfulness checks, overlay
+                           figures, animations
+    analysis.report        tables, run/CV report figures, region profiles, per-class dossier, the CLI
     analysis.notebook      widgets, live curves, training glue, notebook execution
 
 The names most notebooks need are importable from here (loaded on first use)::

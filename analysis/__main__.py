@@ -1,4 +1,5 @@
-"""``python -m analysis report RUN_DIR`` and ``python -m analysis dossier RUN_DIR --out DIR``
+"""``python -m analysis report RUN_DIR``, ``python -m analysis dossier RUN_DIR --out DIR`` and
+``python -m analysis regions RUN_DIR --out FILE.csv``
 (also installed as ``tdrag-report``); the commands live in :mod:`analysis.report.cli`."""
 
 from __future__ import annotations

@@ -2,14 +2,16 @@
 
 Measures, on the run's test split of the synthetic set (ground-truth masks from the generator):
 
-1. Pointing game and relevance mass against the ground-truth masks, for the model's spatial
-   attention (per stage, ``model.inspect``), Grad-CAM (layer4, layer3), saliency and uniform
-   random maps (the chance level), targets = true labels, ``--clips`` test clips.
+1. Agreement with the ground-truth masks: the AUROC of each map as a detector of the signal pixels
+   (per keyframe with a non-empty mask, averaged; 0.5 = chance), the pointing game and relevance
+   mass, for the model's spatial attention (per stage, ``model.inspect``), the CAM family
+   (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM at layer4 and layer3), saliency and uniform random
+   maps (the chance level), targets = true labels, ``--clips`` test clips.
 2. Cascading model-parameter randomisation (head first, down to the stem): mean Spearman rank
    correlation with the original map, for Grad-CAM (layer4) and saliency (``--heavy-clips``).
 3. Integrated Gradients' completeness gap at 64 steps (Gauss-Legendre, mean-colour baseline).
 4. Deletion / insertion AUC (16 steps; deletion to the mean colour, insertion from a blur) for
-   saliency, IG, Grad-CAM, frame ablation and random maps.
+   saliency, IG, the CAM family at layer4, frame ablation and random maps, with their AUROC.
 5. Speed: attributions per second for every method, batch ``--batch``, the settings listed.
 
 Examples:
@@ -34,22 +36,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.attribution.attribute import METHOD_NAMES, attribute
-from analysis.attribution.faithfulness import (
-    completeness_gap,
-    faithfulness_scores,
-    pointing_game,
-    random_maps,
-    randomisation_check,
-    relevance_mass,
-)
 from analysis.internals.attention import attention_maps
-from analysis.internals.ground_truth import ground_truth_masks
+from analysis.attribution.attribute import METHOD_NAMES, attribute
+from analysis.attribution.completeness import completeness_gap
+from analysis.attribution.faithfulness import faithfulness_scores, pointing_game, relevance_mass
+from analysis.attribution.perturbation import random_maps
+from analysis.attribution.randomisation import randomisation_check
+from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks
 from analysis.report.tables import to_markdown
 from tdrag.atomic import write_text
-from tdrag.data.augment import eval_transform
-from tdrag.data.cache import open_cache
 from tdrag.models.registry import load_model
+from tdrag.data.cache import open_cache
+from tdrag.data.augment import eval_transform
 
 # Speed settings: what each method costs per clip is set by these.
 SPEED_OPTIONS = {
@@ -58,8 +56,18 @@ SPEED_OPTIONS = {
     "smoothgrad": {"nt_samples": 16},
     "occlusion": {"window": (2, 16, 16), "strides": (2, 8, 8)},
     "gradcam": {"layer": "layer4"},
+    "gradcam_plus_plus": {"layer": "layer4"},
+    "xgradcam": {"layer": "layer4"},
+    "layercam": {"layer": "layer4"},
     "guided_gradcam": {"layer": "layer4"},
     "frame_ablation": {},
+}
+
+#: The attributions scored against the ground truth: row name -> (method, options).
+AGREEMENT_ATTRIBUTIONS = {
+    **{f"{method} {layer}": (method, {"layer": layer})
+       for method in ("gradcam", "gradcam_plus_plus", "xgradcam", "layercam") for layer in ("layer4", "layer3")},
+    "saliency": ("saliency", {}),
 }
 
 
@@ -104,15 +112,14 @@ def load_split(run: str, device: torch.device, limit: int):
 
 
 def agreement_table(model, clips, labels, masks, batch: int, device) -> pd.DataFrame:
-    """Pointing game (per frame and per clip) and relevance mass of each kind of map."""
+    """AUROC, pointing game (per frame and per clip) and relevance mass of each kind of map."""
     per_kind: dict[str, list[torch.Tensor]] = {}
     for start in range(0, clips.shape[0], batch):
         x = clips[start : start + batch].to(device)
         y = labels[start : start + batch]
         maps = {f"attention {k}": v.cpu() for k, v in attention_maps(model, x).items()}
-        maps["gradcam layer4"] = attribute(model, x, y, "gradcam", layer="layer4").cpu()
-        maps["gradcam layer3"] = attribute(model, x, y, "gradcam", layer="layer3").cpu()
-        maps["saliency"] = attribute(model, x, y, "saliency").cpu()
+        for name, (method, options) in AGREEMENT_ATTRIBUTIONS.items():
+            maps[name] = attribute(model, x, y, method, **options).cpu()
         maps["random (chance)"] = random_maps(x[:, 0].cpu(), seed=start)
         for name, m in maps.items():
             per_kind.setdefault(name, []).append(m)
@@ -123,10 +130,12 @@ def agreement_table(model, clips, labels, masks, batch: int, device) -> pd.DataF
         pg_clip = pointing_game(m, masks, per="clip")
         pg_tol = pointing_game(m, masks, per="frame", tolerance=2)
         rm = relevance_mass(m, masks)
+        auroc = auroc_in_mask(m, masks)
         rows.append(
             {
                 "map": name,
                 "clips scored": int((~pg_frame.isnan()).sum()),
+                "AUROC": float(np.nanmean(auroc.numpy())),
                 "pointing (frame)": float(np.nanmean(pg_frame.numpy())),
                 "pointing (frame, 2 px tol.)": float(np.nanmean(pg_tol.numpy())),
                 "pointing (clip)": float(np.nanmean(pg_clip.numpy())),
@@ -181,15 +190,19 @@ def curves_section(model, x, y, masks, batch: int) -> list[str]:
         "saliency": {},
         "integrated_gradients": {"n_steps": 32},
         "gradcam": {"layer": "layer4"},
+        "gradcam_plus_plus": {"layer": "layer4"},
+        "xgradcam": {"layer": "layer4"},
+        "layercam": {"layer": "layer4"},
         "frame_ablation": {},
     }
     scores = faithfulness_scores(model, x, y, methods, masks=masks, steps=16, batch_size=batch, progress=False)
-    curves = scores.groupby("method", sort=False)[["deletion_auc", "insertion_auc"]].mean().reset_index()
+    curves = scores.groupby("method", sort=False)[["deletion_auc", "insertion_auc", "auroc"]].mean().reset_index()
     return [
         f"### Deletion / insertion AUC ({x.shape[0]} clips, 16 steps, target probability)",
         "",
         "Deletion replaces the top-ranked voxels (frames for frame ablation) by the mean colour "
-        "(lower = more faithful); insertion puts them back into a blurred clip (higher = more faithful).",
+        "(lower = more faithful); insertion puts them back into a blurred clip (higher = more faithful). "
+        "AUROC: the map as a detector of the ground-truth pixels (0.5 = chance; none for frame ablation).",
         "",
         to_markdown(fmt(curves), index=False),
         "",
@@ -266,6 +279,8 @@ def main(argv=None) -> int:
         part = [
             "### Agreement with the synthetic ground-truth masks",
             "",
+            "AUROC: the map as a detector of the mask's pixels, per frame with a non-empty mask, "
+            "averaged (0.5 = chance; a floor under the map does not dilute it). "
             "Pointing game: share of frames (with a non-empty mask) whose map maximum lies in the "
             "mask (ties share the hit); per clip: the single clip-wide maximum. Relevance mass: "
             "share of the positive map inside the masks. Random maps give the chance level.",

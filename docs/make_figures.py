@@ -25,7 +25,7 @@ from analysis.internals.run import open_run
 from analysis.internals.trajectories import fit_pca, plot_trajectories
 from analysis.notebook.widgets import ClassExplorer
 from analysis.plotting import class_index, new_figure, save_figure
-from analysis.report import reports
+from analysis.report import figures, results, run_files
 
 log = logging.getLogger("make_figures")
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(fig, name):
         written.append(save_figure(fig, out / name, dpi=args.dpi))
 
-    save(reports.plot_training_curves(reports.load_log(run.run_dir), title=f"{run.config.model.name} on the synthetic demo"),
+    save(figures.plot_training_curves(run_files.load_log(run.run_dir), title=f"{run.config.model.name} on the synthetic demo"),
          "notebook_01_training_curves.png")
     maps = run.attention_maps([i])
     save(plot_keyframe_strip(frames, {k: v[0] for k, v in maps.items()},
@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     side = {m: attribute_clips(run, [i], m)[0] for m in ("gradcam", "integrated_gradients", "saliency")}
     save(plot_attribution_strip(frames, side, title=f"clip {vid}: attributions of '{run.class_names[pred]}'"),
          "notebook_04_attributions.png")
-    preds = reports.load_predictions(run.run_dir)
-    names = reports.class_names_from_predictions(preds)
-    save(reports.plot_confusion_matrix(reports.confusion_from_predictions(preds, names), names, normalize=True),
+    preds = run_files.load_predictions(run.run_dir)
+    names = run_files.class_names_from_predictions(preds)
+    save(figures.plot_confusion_matrix(results.confusion_from_predictions(preds, names), names, normalize=True),
          "notebook_05_confusion_matrix.png")
     explorer = ClassExplorer(run, methods=["attention", "gradcam"], dpi=args.dpi)
     explorer.class_select.value = label

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.attribution.methods import METHODS
+from analysis.attribution.methods import LAYER_METHODS, METHODS
 
 __all__ = ["method_options", "run_method_options"]
 
@@ -21,7 +21,8 @@ def method_options(method: str, frames: int = 16, crop: int = 112, small: bool =
                    layer: str = "layer4", **overrides: Any) -> dict[str, Any]:
     """The options used for ``method`` on clips of ``frames`` keyframes of ``crop`` pixels.
 
-    - Grad-CAM / guided Grad-CAM: the stage ``layer`` (default the deepest, ``layer4``).
+    - The methods that read a stage (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, guided Grad-CAM:
+      ``LAYER_METHODS``): the stage ``layer`` (default the deepest, ``layer4``).
     - Occlusion: a window of a quarter of the clip in time and space, stride half the window
       (about 350 forward passes per clip at 16x112x112); at ``small`` size half the clip, no
       overlap.
@@ -33,7 +34,7 @@ def method_options(method: str, frames: int = 16, crop: int = 112, small: bool =
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
     options: dict[str, Any] = {}
-    if method in ("gradcam", "guided_gradcam"):
+    if method in LAYER_METHODS:
         options["layer"] = layer
     elif method == "occlusion":
         t, side = int(frames), int(crop)

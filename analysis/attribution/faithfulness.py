@@ -1,17 +1,12 @@
-"""Is an attribution map faithful to the model, and does it point at the right place?
+"""Scoring attribution maps: against ground-truth masks, and every faithfulness check in one table.
 
-- :func:`deletion_curve` / :func:`insertion_curve` (Petsiuk et al., RISE): remove (or insert) the
-  voxels -- or whole frames, for ``(B, T)`` maps -- in order of attribution, in ``steps`` equal
-  steps, and record the target probability; a faithful map makes deletion fall fast (low AUC)
-  and insertion rise fast (high AUC). Compare with a random order (:func:`random_maps`).
-- :func:`pointing_game`, :func:`relevance_mass`: agreement with ground-truth masks
+- :func:`pointing_game`, :func:`relevance_mass` and the AUROC of a map as a detector of the mask's
+  pixels (:func:`analysis.internals.ground_truth.auroc_in_mask`): agreement with ground-truth masks
   ``(B, T, H, W)`` bool (the synthetic set's, see :mod:`analysis.internals.ground_truth`).
-- :func:`randomisation_check` (Adebayo et al., "Sanity checks for saliency maps"): re-initialise
-  the model from the classifier downward, one block at a time, and measure the Spearman rank
-  correlation of each new map with the original; a map that survives randomisation does not
-  explain the model.
-- :func:`completeness_gap`: Integrated Gradients' ``|sum(attr) - (f(x) - f(b))| / |f(x) - f(b)|``.
-- :func:`faithfulness_scores` (per clip) and :func:`faithfulness_summary` (per method and class).
+- :func:`faithfulness_scores` (per clip) and :func:`faithfulness_summary` (per method and class)
+  gather them with the deletion / insertion curves (:mod:`analysis.attribution.perturbation`) and
+  Integrated Gradients' completeness gap (:mod:`analysis.attribution.completeness`). The
+  randomisation sanity check is :mod:`analysis.attribution.randomisation`.
 
 All model evaluations run in eval mode under ``torch.no_grad`` (the submodules' modes are
 restored after).
@@ -19,185 +14,19 @@ restored after).
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.attribution.attribute import attribute, check_clips, target_tensor
+from analysis.attribution.attribute import attribute, check_clips
+from analysis.attribution.completeness import completeness_gap
 from analysis.attribution.methods import FRAME_METHODS
-from analysis.internals.ground_truth import mass_in_mask
+from analysis.attribution.perturbation import deletion_curve, insertion_curve, random_maps
+from analysis.internals.ground_truth import auroc_in_mask, mass_in_mask
 from tdrag.runtime import eval_mode, model_device
-
-
-# --------------------------------------------------------------------------------------------
-# Deletion / insertion
-
-
-def blur_clips(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of every frame (space only): ``(B, 3, T, H, W) -> same``."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    coords = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    b, c, t, h, w = x.shape
-    flat = x.permute(0, 2, 1, 3, 4).reshape(b * t * c, 1, h, w)
-    # Reflect padding keeps the border from darkening; it needs radius < size.
-    mode = "reflect" if radius < min(h, w) else "replicate"
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode=mode), kernel.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode=mode), kernel.view(1, 1, -1, 1))
-    return flat.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4).contiguous()
-
-
-def baseline_clips(x: torch.Tensor, baseline: str | float | torch.Tensor, blur_sigma: float | None = None) -> torch.Tensor:
-    """The replacement clip: ``"blur"`` (Gaussian, sigma default W/10 px), ``"mean"`` (zeros in
-    normalised space = mean colour), a float, or a tensor broadcastable to ``x``."""
-    if isinstance(baseline, torch.Tensor):
-        return baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
-    if baseline == "blur":
-        return blur_clips(x, blur_sigma if blur_sigma is not None else x.shape[-1] / 10)
-    if baseline == "mean":
-        return torch.zeros_like(x)
-    if isinstance(baseline, (int, float)):
-        return torch.full_like(x, float(baseline))
-    raise ValueError(f"baseline must be 'blur', 'mean', a float or a tensor, got {baseline!r}")
-
-
-def _check_maps(maps: torch.Tensor, x: torch.Tensor) -> None:
-    b, _, t, h, w = x.shape
-    if tuple(maps.shape) not in ((b, t, h, w), (b, t)):
-        raise ValueError(
-            f"maps of shape {tuple(maps.shape)} do not fit clips {tuple(x.shape)}: expected "
-            f"({b}, {t}, {h}, {w}) or ({b}, {t})"
-        )
-
-
-def ranks_of(maps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rank of each unit of each map, 0 = most important: ``(B, *S) -> (B, n)`` long.
-
-    Ties (e.g. the zeros of a ReLU'd Grad-CAM) are broken at random, so that no spatial order
-    (top-left first) sneaks into the curves.
-    """
-    flat = maps.reshape(maps.shape[0], -1)
-    n = flat.shape[1]
-    perm = torch.randperm(n, generator=generator).to(flat.device)
-    order = perm[torch.sort(flat[:, perm], dim=1, descending=True, stable=True).indices]
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(n, device=flat.device).expand_as(order).contiguous())
-    return ranks
-
-
-@dataclass
-class PerturbationCurve:
-    """Result of :func:`deletion_curve` / :func:`insertion_curve`.
-
-    fractions: ``(K + 1,)`` share of units removed/inserted at each step, 0 .. 1.
-    scores: ``(B, K + 1)`` target probability (or logit) at each step.
-    auc: ``(B,)`` trapezoidal area under ``scores`` over ``fractions``.
-    """
-
-    mode: str
-    fractions: torch.Tensor
-    scores: torch.Tensor
-    auc: torch.Tensor
-
-
-def perturbation_curve(
-    model: nn.Module,
-    clips: torch.Tensor,
-    target: int | Sequence[int] | torch.Tensor,
-    maps: torch.Tensor,
-    mode: str = "deletion",
-    steps: int = 16,
-    baseline: str | float | torch.Tensor | None = None,
-    blur_sigma: float | None = None,
-    score: str = "probability",
-    batch_size: int = 16,
-    seed: int = 0,
-) -> PerturbationCurve:
-    """Deletion or insertion curve of ``maps`` for ``clips``.
-
-    Args:
-        clips: ``(B, 3, T, H, W)`` normalised.
-        maps: ``(B, T, H, W)`` (units are voxels: all 3 channels of a pixel of a frame) or
-            ``(B, T)`` (units are whole frames). Higher = more important.
-        mode: "deletion" (start from the clip, replace the top units by the baseline) or
-            "insertion" (start from the baseline, put back the top units of the clip).
-        steps: K; step k touches ``round(k / K * n_units)`` units.
-        baseline: replacement; default "mean" for deletion, "blur" for insertion (RISE's
-            choices). See :func:`baseline_clips`.
-        score: "probability" (softmax of the target) or "logit".
-        batch_size: perturbed clips per forward pass.
-        seed: tie-breaking of equal attribution values.
-    """
-    if mode not in ("deletion", "insertion"):
-        raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
-    if score not in ("probability", "logit"):
-        raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    check_clips(clips)
-    _check_maps(maps, clips)
-    device = model_device(model)
-    x = clips.detach().to(device=device, dtype=torch.float32)
-    b = x.shape[0]
-    tgt = target_tensor(target, b, device)
-    if baseline is None:
-        baseline = "mean" if mode == "deletion" else "blur"
-    base = baseline_clips(x, baseline, blur_sigma)
-    gen = torch.Generator().manual_seed(seed)
-    ranks = ranks_of(maps.detach().float().to(device), gen)  # (B, n)
-    n_units = ranks.shape[1]
-    unit_shape = (b, 1, *maps.shape[1:]) + (1,) * (5 - maps.dim() - 1)
-    counts = [round(k / steps * n_units) for k in range(steps + 1)]
-    fractions = torch.tensor([c / n_units for c in counts])
-
-    # Evaluate (step, clip) pairs in chunks of about batch_size clips.
-    pairs = [(k, i) for k in range(steps + 1) for i in range(b)]
-    scores = torch.empty(steps + 1, b)
-    with eval_mode(model), torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
-            ks = torch.tensor([k for k, _ in chunk], device=device)
-            idx = torch.tensor([i for _, i in chunk], device=device)
-            limit = torch.tensor(counts, device=device)[ks]
-            touched = (ranks[idx] < limit[:, None]).view(len(chunk), *unit_shape[1:])
-            if mode == "deletion":
-                batch = torch.where(touched, base[idx], x[idx])
-            else:
-                batch = torch.where(touched, x[idx], base[idx])
-            out = model(batch).float()
-            if score == "probability":
-                out = out.softmax(dim=1)
-            scores[ks.cpu(), idx.cpu()] = out.gather(1, tgt[idx][:, None])[:, 0].cpu()
-    scores = scores.T.contiguous()
-    return PerturbationCurve(mode, fractions, scores, curve_auc(fractions, scores))
-
-
-def curve_auc(fractions: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Trapezoidal area under ``scores (B, K+1)`` over ``fractions (K+1,)``: ``(B,)``."""
-    return torch.trapezoid(scores, fractions.to(scores), dim=-1)
-
-
-def deletion_curve(model, clips, target, maps, **options) -> PerturbationCurve:
-    """:func:`perturbation_curve` with ``mode="deletion"`` (lower AUC = more faithful)."""
-    return perturbation_curve(model, clips, target, maps, mode="deletion", **options)
-
-
-def insertion_curve(model, clips, target, maps, **options) -> PerturbationCurve:
-    """:func:`perturbation_curve` with ``mode="insertion"`` (higher AUC = more faithful)."""
-    return perturbation_curve(model, clips, target, maps, mode="insertion", **options)
-
-
-def random_maps(like: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Uniform random maps shaped like ``like``: the chance-level reference for the curves."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(like.shape, generator=gen).to(like.device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,160 +104,7 @@ def relevance_mass(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = Fal
 
 
 # --------------------------------------------------------------------------------------------
-# Model-parameter randomisation
-
-
-def rank_average(values: torch.Tensor) -> torch.Tensor:
-    """Ranks (1-based) of a 1D tensor with ties given their average rank (as Spearman needs)."""
-    uniq, inverse, counts = torch.unique(values, sorted=True, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    average = ends - (counts.double() - 1) / 2
-    return average[inverse]
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of two tensors (flattened); NaN if either is constant."""
-    ra = rank_average(a.detach().flatten().double().cpu())
-    rb = rank_average(b.detach().flatten().double().cpu())
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = ra.norm() * rb.norm()
-    return float(ra @ rb / denom) if denom > 0 else float("nan")
-
-
-def default_cascade(model: nn.Module) -> list[str]:
-    """Top-level children with parameters, last registered first (classifier down to stem).
-
-    Our models register ``stem, layer1..layer4`` then the head (``fc`` or ``head``); models
-    with another registration order should pass ``layers=`` explicitly.
-    """
-    names = [name for name, child in model.named_children() if any(True for _ in child.parameters())]
-    return names[::-1]
-
-
-def reinitialise(module: nn.Module, seed: int) -> None:
-    """Re-draw ``module``'s parameters as at construction time, seeded (global RNG untouched).
-
-    Every submodule with ``reset_parameters`` (conv, linear, BatchNorm -- which also resets its
-    running statistics --, GRU, ...) is reset; any parameter left over (owned by a module
-    without ``reset_parameters``) is redrawn from a normal with its old mean and std.
-    """
-    devices = [p.device for p in module.parameters() if p.device.type == "cuda"][:1]
-    covered: set[int] = set()
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        torch.manual_seed(seed)
-        for sub in module.modules():
-            reset = getattr(sub, "reset_parameters", None)
-            if callable(reset):
-                reset()
-                covered.update(id(p) for p in sub.parameters(recurse=False))
-        for p in module.parameters():
-            if id(p) not in covered:
-                mean, std = p.mean().item(), p.std().item() if p.numel() > 1 else 0.0
-                p.normal_(mean, std if std > 0 else 0.02)
-
-
-def randomisation_check(
-    model: nn.Module,
-    clips: torch.Tensor,
-    target: int | Sequence[int] | torch.Tensor,
-    method: str,
-    layers: Sequence[str] | None = None,
-    seed: int = 0,
-    **options: Any,
-) -> "pandas.DataFrame":  # noqa: F821
-    """Cascading model-parameter randomisation, from the top layer down.
-
-    A deep copy of ``model`` (the original is untouched) has ``layers`` re-initialised one more
-    at a time (default :func:`default_cascade`: classifier first); after each step the maps are
-    recomputed for the same ``target`` and compared with the original maps.
-
-    Returns:
-        DataFrame, one row per (step, clip): ``step`` (1 = first layer randomised), ``layer``
-        (the layer randomised at that step), ``clip``, ``spearman`` (rank correlation of the maps)
-        and ``spearman_abs`` (of their absolute values). Faithful maps fall towards 0.
-    """
-    import pandas as pd
-
-    check_clips(clips)
-    layers = list(layers) if layers is not None else default_cascade(model)
-    if not layers:
-        raise ValueError("randomisation_check: the model has no layers with parameters to randomise")
-    original = attribute(model, clips, target, method, **options).cpu()
-    copy_ = copy.deepcopy(model)
-    rows = []
-    for step, name in enumerate(layers, start=1):
-        try:
-            sub = copy_.get_submodule(name)
-        except AttributeError as err:
-            raise ValueError(f"randomisation_check: {name!r} is not a submodule of the model") from err
-        reinitialise(sub, seed + step)
-        maps = attribute(copy_, clips, target, method, **options).cpu()
-        for i in range(maps.shape[0]):
-            rows.append(
-                {
-                    "step": step,
-                    "layer": name,
-                    "clip": i,
-                    "spearman": spearman(original[i], maps[i]),
-                    "spearman_abs": spearman(original[i].abs(), maps[i].abs()),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# Integrated Gradients completeness
-
-
-def completeness_gap(
-    model: nn.Module,
-    clips: torch.Tensor,
-    target: int | Sequence[int] | torch.Tensor,
-    n_steps: int = 64,
-    baseline: float | torch.Tensor = 0.0,
-    maps: torch.Tensor | None = None,
-    **options: Any,
-) -> "pandas.DataFrame":  # noqa: F821
-    """How far IG's attributions are from summing to ``f(x) - f(baseline)`` (target logit).
-
-    Args:
-        n_steps, baseline, **options: passed to ``attribute(..., "integrated_gradients")``.
-        maps: IG maps already computed with the same baseline (skips recomputing them).
-
-    Returns:
-        DataFrame per clip: ``clip``, ``target``, ``attribution_sum``, ``output_difference``,
-        ``gap`` = ``|attribution_sum - output_difference| / |output_difference|`` (NaN when the
-        difference is 0).
-    """
-    import pandas as pd
-
-    check_clips(clips)
-    device = model_device(model)
-    x = clips.detach().to(device=device, dtype=torch.float32)
-    tgt = target_tensor(target, x.shape[0], device)
-    if maps is None:
-        maps = attribute(model, x, tgt, "integrated_gradients", n_steps=n_steps, baseline=baseline, **options)
-    base = baseline.to(x).expand_as(x) if isinstance(baseline, torch.Tensor) else torch.full_like(x, float(baseline))
-    with eval_mode(model), torch.no_grad():
-        fx = model(x).double().gather(1, tgt[:, None])[:, 0]
-        fb = model(base).double().gather(1, tgt[:, None])[:, 0]
-    diff = (fx - fb).cpu()
-    total = maps.double().flatten(1).sum(1).cpu()
-    gap = (total - diff).abs() / diff.abs()
-    gap = torch.where(diff != 0, gap, torch.full_like(gap, float("nan")))
-    return pd.DataFrame(
-        {
-            "clip": range(x.shape[0]),
-            "target": tgt.cpu().numpy(),
-            "attribution_sum": total.numpy(),
-            "output_difference": diff.numpy(),
-            "gap": gap.numpy(),
-        }
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Summary
+# Every score in one table
 
 
 def faithfulness_scores(
@@ -452,16 +128,17 @@ def faithfulness_scores(
         clips: ``(N, 3, T, H, W)`` normalised; processed ``batch_size`` at a time.
         labels: ``(N,)`` true classes (the grouping of the summary).
         methods: names, or ``{name: options}`` (options go to :func:`attribute`).
-        masks: ``(N, T, H, W)`` bool ground truth; without it the pointing game and relevance
-            mass are NaN. They are NaN for ``(B, T)`` maps (frame ablation) too.
+        masks: ``(N, T, H, W)`` bool ground truth; without it the pointing game, relevance mass
+            and AUROC are NaN. They are NaN for ``(B, T)`` maps (frame ablation) too.
         targets: "label", "prediction" or a tensor ``(N,)``.
         steps: deletion/insertion steps (baselines: RISE's defaults).
         include_random: add a "random" method (uniform random maps) as the chance reference.
 
     Returns:
         DataFrame, one row per (method, clip): ``method``, ``clip``, ``label``, ``target``,
-        ``deletion_auc``, ``insertion_auc``, ``pointing_game``, ``relevance_mass`` and, for
-        integrated_gradients, ``completeness_gap``.
+        ``deletion_auc``, ``insertion_auc``, ``pointing_game``, ``relevance_mass``, ``auroc`` (of
+        the map as a detector of the mask's pixels, per frame: :func:`auroc_in_mask`; 0.5 =
+        chance) and, for integrated_gradients, ``completeness_gap``.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -504,6 +181,7 @@ def faithfulness_scores(
             spatial = method not in FRAME_METHODS and gt is not None
             pg = pointing_game(maps, gt, per=pointing, tolerance=tolerance) if spatial else None
             rm = relevance_mass(maps, gt) if spatial else None
+            auc = auroc_in_mask(maps, gt) if spatial else None
             gap = None
             if method == "integrated_gradients":
                 ig_opts = {k: v for k, v in opts.items() if k != "n_steps"}
@@ -521,6 +199,7 @@ def faithfulness_scores(
                         "insertion_auc": float(ins[i]),
                         "pointing_game": float(pg[i]) if pg is not None else float("nan"),
                         "relevance_mass": float(rm[i]) if rm is not None else float("nan"),
+                        "auroc": float(auc[i]) if auc is not None else float("nan"),
                         "completeness_gap": float(gap[i]) if gap is not None else float("nan"),
                     }
                 )
@@ -538,7 +217,7 @@ def summarise_scores(scores: "pandas.DataFrame", class_names: Sequence[str] | No
         from tdrag.data.labels import DFEW_CLASSES
 
         class_names = DFEW_CLASSES
-    metrics = ["deletion_auc", "insertion_auc", "pointing_game", "relevance_mass", "completeness_gap"]
+    metrics = ["deletion_auc", "insertion_auc", "pointing_game", "relevance_mass", "auroc", "completeness_gap"]
     scores = scores.copy()
     scores["class"] = [class_names[i] if 0 <= i < len(class_names) else str(i) for i in scores["label"]]
     per_class = scores.groupby(["method", "class"], sort=False)[metrics].mean()
@@ -567,6 +246,6 @@ def faithfulness_summary(
 ) -> "pandas.DataFrame":  # noqa: F821
     """Faithfulness per method and class: :func:`faithfulness_scores` then
     :func:`summarise_scores`. Columns: method, class, n, deletion_auc, insertion_auc,
-    pointing_game, relevance_mass, completeness_gap (means; NaN where not applicable)."""
+    pointing_game, relevance_mass, auroc, completeness_gap (means; NaN where not applicable)."""
     scores = faithfulness_scores(model, clips, labels, methods, masks=masks, **options)
     return summarise_scores(scores, class_names)

@@ -15,6 +15,9 @@ occlusion           (B, T, H, W) drop of the logit when a (t, h, w) window of al
                                   replaced by the baseline, averaged over the windows that
                                   cover the voxel (signed: > 0 means the region helped)
 gradcam             (B, T, H, W) LayerGradCam (ReLU'd) on a stage, trilinearly upsampled (>= 0)
+gradcam_plus_plus   (B, T, H, W) Grad-CAM++ on a stage (:mod:`analysis.attribution.cam`) (>= 0)
+xgradcam            (B, T, H, W) XGrad-CAM on a stage (>= 0)
+layercam            (B, T, H, W) LayerCAM on a stage: a weight per position (>= 0)
 guided_gradcam      (B, T, H, W) ``|guided backprop x Grad-CAM|`` summed over channels (>= 0)
 frame_ablation      (B, T)       drop of the logit when one whole frame is replaced by the
                                   baseline (signed)
@@ -38,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analysis.attribution.cam import gradcam_plus_plus, layercam, resolve_layer, xgradcam
 from analysis.attribution.contexts import cudnn_off_for_rnns, relus_not_inplace
 
 # Samples (clip copies) per forward/backward pass in the batched methods, by default.
@@ -62,17 +66,6 @@ def _baseline(x: torch.Tensor, baseline: BaselineLike) -> torch.Tensor | float:
             baseline = baseline.unsqueeze(0)
         return baseline
     return float(baseline)
-
-
-def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
-    """``"layer4"`` / ``"layer3.1"`` -> the submodule; a module is returned as is."""
-    if isinstance(layer, nn.Module):
-        return layer
-    try:
-        return model.get_submodule(layer)
-    except AttributeError as err:
-        stages = [name for name, _ in model.named_children()]
-        raise ValueError(f"layer {layer!r} is not a submodule of the model (top level: {stages})") from err
 
 
 def _per_pass(batch: int, requested: int | None) -> int:
@@ -230,7 +223,7 @@ def gradcam(
     """
     from captum.attr import LayerGradCam
 
-    module = _resolve_layer(model, layer)
+    module = resolve_layer(model, layer)
     with cudnn_off_for_rnns(model, x.device):
         cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=relu)
     if cam.dim() != 5:
@@ -256,7 +249,7 @@ def guided_gradcam(
     """
     from captum.attr import GuidedGradCam
 
-    module = _resolve_layer(model, layer)
+    module = resolve_layer(model, layer)
     with relus_not_inplace(model), cudnn_off_for_rnns(model, x.device), warnings.catch_warnings():
         # Captum warns on every call that it sets (and later removes) ReLU hooks.
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
@@ -302,9 +295,30 @@ METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "smoothgrad": smoothgrad,
     "occlusion": occlusion,
     "gradcam": gradcam,
+    "gradcam_plus_plus": gradcam_plus_plus,
+    "xgradcam": xgradcam,
+    "layercam": layercam,
     "guided_gradcam": guided_gradcam,
     "frame_ablation": frame_ablation,
 }
 
+#: How each method is named in figures and animations.
+TITLES: dict[str, str] = {
+    "integrated_gradients": "Integrated Gradients",
+    "saliency": "saliency",
+    "smoothgrad": "SmoothGrad",
+    "occlusion": "occlusion",
+    "gradcam": "Grad-CAM",
+    "gradcam_plus_plus": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "guided_gradcam": "guided Grad-CAM",
+    "frame_ablation": "frame ablation",
+}
+
 # Methods whose maps are (B, T); all others give (B, T, H, W).
 FRAME_METHODS = frozenset({"frame_ablation"})
+# Methods that read a network stage (their ``layer`` option); the others explain the input directly.
+LAYER_METHODS = frozenset({"gradcam", "gradcam_plus_plus", "xgradcam", "layercam", "guided_gradcam"})
+# The class activation map family: a weighted sum of a stage's activations.
+CAM_METHODS = frozenset({"gradcam", "gradcam_plus_plus", "xgradcam", "layercam"})

@@ -5,7 +5,8 @@ resolution (``model.inspect``). Here they are upsampled to the input's ``(T, H, 
 ``tdrag.models.attention.upsample_attention``, the one upsampling ``tdrag predict`` uses too), drawn over
 the keyframes, averaged per class, and scored against the synthetic ground-truth masks: the share
 of a map's mass that falls inside the region carrying the class signal, next to the share a
-uniform map would get (the mask's area), which is the chance level.
+uniform map would get (the mask's area), which is the chance level, and the AUROC of the map as a
+detector of the signal pixels (0.5 = chance).
 
 Example::
 
@@ -23,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from analysis.internals.ground_truth import ground_truth_masks, mass_in_mask
+from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks, mass_in_mask
 from analysis.plotting import new_figure
 from tdrag.data.labels import DFEW_CLASSES
 from tdrag.models.attention import upsample_attention
@@ -84,23 +85,29 @@ def mass_in_mask_table(
     labels: Sequence[int] | np.ndarray,
     mask_fractions: np.ndarray | torch.Tensor | None = None,
     class_names: Sequence[str] = DFEW_CLASSES,
+    aurocs: np.ndarray | torch.Tensor | None = None,
 ) -> pd.DataFrame:
-    """Per-class summary of attention-in-mask shares.
+    """Per-class summary of attention's agreement with the ground truth.
 
     Args:
         shares: (N,) share of attention mass inside the mask per clip.
         labels: (N,) true class per clip.
         mask_fractions: (N,) mask area fraction per clip (the share a uniform map would get).
+        aurocs: (N,) AUROC of each clip's maps as a detector of the mask's pixels
+            (``analysis.internals.ground_truth.auroc_in_mask``; NaN for a clip with no frame to score).
     Returns:
         DataFrame indexed by class (plus "all") with columns clips, mass_in_mask (mean),
-        mass_in_mask_std, and when given mask_area (mean) and ratio = mass_in_mask / mask_area
-        (> 1 means attention concentrates on the ground truth).
+        mass_in_mask_std, when given mask_area (mean) and ratio = mass_in_mask / mask_area
+        (> 1 means attention concentrates on the ground truth), and auroc (mean over the clips
+        with a score; 0.5 is chance, 1 every signal pixel above every other).
     """
     shares = np.asarray(shares, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     frame = pd.DataFrame({"label": labels, "mass_in_mask": shares})
     if mask_fractions is not None:
         frame["mask_area"] = np.asarray(mask_fractions, dtype=np.float64)
+    if aurocs is not None:
+        frame["auroc"] = np.asarray(aurocs, dtype=np.float64)
     records = []
     groups = [(name, frame[frame.label == c]) for c, name in enumerate(class_names)]
     groups.append(("all", frame))
@@ -116,6 +123,8 @@ def mass_in_mask_table(
         if mask_fractions is not None:
             rec["mask_area"] = part.mask_area.mean()
             rec["ratio"] = rec["mass_in_mask"] / rec["mask_area"] if rec["mask_area"] > 0 else np.nan
+        if aurocs is not None:
+            rec["auroc"] = part.auroc.mean()  # pandas skips NaN: clips without a frame to score
         records.append(rec)
     return pd.DataFrame.from_records(records).set_index("class")
 
@@ -129,7 +138,9 @@ def attention_in_ground_truth(
     class_names: Sequence[str] = DFEW_CLASSES,
     chunk: int = 16,
 ) -> pd.DataFrame:
-    """Share of attention mass inside the synthetic ground-truth masks, per stage and class.
+    """Agreement of each attention stage with the synthetic ground-truth masks, per class: the share
+    of its mass inside them (against the masks' area, chance) and its AUROC as a detector of their
+    pixels (0.5 = chance; a sigmoid's floor does not dilute it).
 
     Args:
         inspection: ``analysis.internals.run.SplitInspection`` (``run.inspection``) of a split of a synthetic cache.
@@ -146,6 +157,7 @@ def attention_in_ground_truth(
     names = list(inspection.attention) if stages is None else list(stages)
     rows = np.asarray(inspection.rows)
     shares = {name: [] for name in names}
+    aurocs = {name: [] for name in names}
     fractions = []
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
@@ -154,9 +166,11 @@ def attention_in_ground_truth(
         for name in names:
             maps = upsample_attention(inspection.attention[name][start : start + chunk], masks.shape[1:])
             shares[name].append(mass_in_mask(maps, masks))
+            aurocs[name].append(auroc_in_mask(maps, masks))
     fractions = torch.cat(fractions).numpy()
     tables = {
-        name: mass_in_mask_table(torch.cat(shares[name]).numpy(), inspection.labels, fractions, class_names)
+        name: mass_in_mask_table(torch.cat(shares[name]).numpy(), inspection.labels, fractions, class_names,
+                                 aurocs=torch.cat(aurocs[name]).numpy())
         for name in names
     }
     return pd.concat(tables, names=["stage", "class"])

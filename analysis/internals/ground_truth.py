@@ -4,13 +4,14 @@ The synthetic generator writes, per clip, ``(L, S0, S0)`` masks of the regions t
 class signal in each source frame. The cache keeps T of the L frames (``source_frames`` in its
 index), resized to S x S, and evaluation centre-crops them to ``crop``. This module repeats the
 same selection, resize and crop on the masks so that ``mask[b, t]`` covers frame t of
-``eval_transform(cache.frames[rows])[b]``.
+``eval_transform(cache.frames[rows])[b]`` (:func:`align_with_clips`, which the facial-region
+label maps of :mod:`analysis.internals.regions` go through too).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -39,6 +40,51 @@ def resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def align_with_clips(
+    cache,
+    rows: Sequence[int] | np.ndarray | torch.Tensor,
+    load: Callable[[str], np.ndarray],
+    resize: Callable[[np.ndarray, int], np.ndarray],
+    crop: int,
+    what: str,
+) -> np.ndarray:
+    """Per-source-frame arrays of cache rows, made to cover the clips ``eval_transform`` gives.
+
+    Args:
+        cache: a ``tdrag.data.cache.ClipCache`` (``open_cache``) or the cache folder.
+        rows: cache row indices, in the order of the clips being scored.
+        load: video id -> ``(L, S0, S0)`` array over the clip's source frames.
+        resize: ``((T, S0, S0) array, S) -> (T, S, S)``, as the cache resized the frames.
+        crop: the evaluation centre-crop size.
+        what: what ``load`` reads (named when its frames do not fit the cache's).
+
+    Returns:
+        ``(B, T, crop, crop)`` array: row ``b``'s keyframes (``source_frames``), resized, centre-cropped.
+    """
+    from tdrag.data.augment import center_crop_box
+
+    cache = _cache(cache)
+    size = int(cache.frames.shape[2])
+    top, left = center_crop_box(size, crop)
+    rows = [int(r) for r in (rows.tolist() if hasattr(rows, "tolist") else rows)]
+    out = None
+    for b, row in enumerate(rows):
+        entry = cache.index[row]
+        video_id = str(entry["video_id"])
+        arrays = load(video_id)
+        source = np.asarray(entry["source_frames"], dtype=np.int64)
+        if source.size and (source.min() < 0 or source.max() >= arrays.shape[0]):
+            raise ValueError(
+                f"cache row {row} (video {video_id}): source frames {source.tolist()} fall outside "
+                f"the {arrays.shape[0]} {what}"
+            )
+        picked = resize(arrays[source], size)[:, top : top + crop, left : left + crop]
+        if out is None:
+            out = np.zeros((len(rows), int(cache.frames.shape[1]), crop, crop), dtype=picked.dtype)
+        out[b] = picked
+    return out if out is not None else np.zeros((0, int(cache.frames.shape[1]), crop, crop), dtype=bool)
+
+
 def ground_truth_masks(
     cache,
     rows: Sequence[int] | np.ndarray | torch.Tensor,
@@ -56,27 +102,13 @@ def ground_truth_masks(
     Returns:
         ``(B, T, crop, crop)`` bool tensor on the CPU.
     """
-    from tdrag.data.augment import center_crop_box
     from tdrag.data.synthetic import load_clip_masks
 
-    cache = _cache(cache)
-    size = int(cache.frames.shape[2])
-    top, left = center_crop_box(size, crop)
-    rows = [int(r) for r in (rows.tolist() if hasattr(rows, "tolist") else rows)]
-    out = np.zeros((len(rows), int(cache.frames.shape[1]), crop, crop), dtype=bool)
-    for b, row in enumerate(rows):
-        entry = cache.index[row]
-        video_id = str(entry["video_id"])
-        masks, _apex = load_clip_masks(Path(synthetic_root), video_id)
-        source = np.asarray(entry["source_frames"], dtype=np.int64)
-        if source.size and (source.min() < 0 or source.max() >= masks.shape[0]):
-            raise ValueError(
-                f"cache row {row} (video {video_id}): source frames {source.tolist()} fall outside "
-                f"the {masks.shape[0]} masks under {synthetic_root}"
-            )
-        picked = resize_masks(masks[source], size)
-        out[b] = picked[:, top : top + crop, left : left + crop]
-    return torch.from_numpy(out)
+    def load(video_id: str) -> np.ndarray:
+        return load_clip_masks(Path(synthetic_root), video_id)[0]
+
+    masks = align_with_clips(cache, rows, load, resize_masks, crop, f"masks under {synthetic_root}")
+    return torch.from_numpy(masks.astype(bool, copy=False))
 
 
 def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = False) -> torch.Tensor:

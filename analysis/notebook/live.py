@@ -6,7 +6,7 @@ Example (notebook)::
     result = fit(config, callback=curves)     # the figure below the cell updates every epoch
     curves.frame                              # the rows seen so far, as a DataFrame
 
-The figure is ``analysis.report.reports.plot_training_curves`` of the rows received so far (the same
+The figure is ``analysis.report.figures.plot_training_curves`` of the rows received so far (the same
 figure the report draws from ``log.csv``), shown as a PNG in one display slot that is replaced,
 so the output does not grow by one figure per epoch.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.plotting import figure_png
-from analysis.report.reports import plot_training_curves
+from analysis.report.figures import plot_training_curves
 
 
 class LiveCurves:

@@ -1,9 +1,12 @@
 """The class explorer: one interactive view of a trained model, class by class.
 
-Four dropdowns (emotion class, clip of that class, analysis method, stage) drive three images:
+Four dropdowns (emotion class, clip of that class, analysis method, stage) drive four images:
 
 - the clip's keyframes with the chosen map overlaid (TDRAG's attention at a stage, or a Captum
   attribution: Grad-CAM at a stage, Integrated Gradients, saliency, ... on the input);
+- the same as motion: an animated GIF of the keyframes, the attention (of the chosen stage, or the
+  deepest when an attribution is chosen) and the attribution side by side, with its MP4 to
+  download (``analysis.attribution.animation``; ``explorer.save_animation("clip.mp4")`` from code);
 - the clip's GRU hidden-state trajectory (PCA plane) against the mean trajectory of its class;
 - its class probabilities after each GRU step.
 
@@ -24,7 +27,9 @@ Example (in a notebook)::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,10 +39,11 @@ from torch import nn
 
 import ipywidgets as widgets
 
+from analysis.attribution.animation import Animation, animate
 from analysis.attribution.attribute import METHOD_NAMES, attribute
 from analysis.attribution.defaults import run_method_options
-from analysis.attribution.methods import FRAME_METHODS
-from analysis.attribution.views import plot_attribution_strip
+from analysis.attribution.methods import FRAME_METHODS, LAYER_METHODS, TITLES
+from analysis.attribution.views import overlay_scale, plot_attribution_strip
 from analysis.internals.attention import plot_keyframe_strip, select_keyframes_to_show
 from analysis.internals.clip_views import plot_clip_trajectory, plot_step_probabilities
 from analysis.internals.trajectories import class_mean_trajectories, fit_pca
@@ -47,9 +53,10 @@ log = logging.getLogger(__name__)
 
 # Methods offered by default, besides "attention" when the model has attention stages. Cheap ones
 # first; frame_ablation gives one number per frame, not a map, so it is not an overlay.
-DEFAULT_METHODS = ("gradcam", "integrated_gradients", "saliency", "guided_gradcam", "occlusion", "smoothgrad")
+DEFAULT_METHODS = ("gradcam", "gradcam_plus_plus", "xgradcam", "layercam", "integrated_gradients", "saliency",
+                   "guided_gradcam", "occlusion", "smoothgrad")
 # Methods whose "stage" is a network stage (layer) rather than the input.
-STAGE_METHODS = {"attention", "gradcam", "guided_gradcam"}
+STAGE_METHODS = {"attention", *LAYER_METHODS}
 INPUT_STAGE = "input"
 
 
@@ -163,6 +170,8 @@ class ClassExplorer:
         self.title = widgets.HTML().add_class("tdrag-explorer-title")
         self.status = widgets.HTML().add_class("tdrag-explorer-status")
         self.strip_image = widgets.Image(format="png").add_class("tdrag-explorer-strip")
+        self.animation_image = widgets.Image(format="gif").add_class("tdrag-explorer-animation")
+        self.animation_link = widgets.HTML().add_class("tdrag-explorer-mp4")
         self.trajectory_image = widgets.Image(format="png", layout={"width": "48%"}).add_class("tdrag-explorer-trajectory")
         self.probability_image = widgets.Image(format="png", layout={"width": "48%"}).add_class("tdrag-explorer-probabilities")
         self.class_select.observe(self._on_class, names="value")
@@ -175,6 +184,7 @@ class ClassExplorer:
             widgets.HBox([self.method_select, self.stage_select]),
             self.title,
             self.strip_image,
+            widgets.HBox([self.animation_image, self.animation_link]),
             widgets.HBox([self.trajectory_image, self.probability_image]),
             self.status,
         ]).add_class("tdrag-explorer")
@@ -265,6 +275,23 @@ class ClassExplorer:
         return plot_attribution_strip(x, {row: self.overlay(i, method, stage)}, frames=frames,
                                       title=f"{vid}: {name} of '{pred}'" + (f" at {stage}" if stage != INPUT_STAGE else ""))
 
+    def animation(self) -> Animation:
+        """The selected clip as motion: keyframes, attention (the chosen stage, or the deepest when an
+        attribution is chosen) and the chosen attribution (by magnitude, per clip), side by side."""
+        i, method, stage = self.index, self.method_select.value, self.stage_select.value
+        maps: dict[str, torch.Tensor] = {}
+        if self.result.attention:
+            shown = stage if method == "attention" else list(self.result.attention)[-1]
+            maps[f"attention {shown}"] = self.overlay(i, "attention", shown)
+        if method != "attention":
+            name = TITLES.get(method, method) + (f" {stage}" if stage != INPUT_STAGE else "")
+            maps[name] = overlay_scale(self.overlay(i, method, stage))
+        return animate(self.run, i, maps)
+
+    def save_animation(self, path: str | os.PathLike) -> Path:
+        """Write the selected clip's animation as ``.gif`` or ``.mp4`` (by suffix); returns the path."""
+        return self.animation().save(path)
+
     def trajectory_figure(self) -> Figure:
         i = self.index
         if self.trajectories is None:
@@ -294,15 +321,20 @@ class ClassExplorer:
                 f"(p = {float(self.probabilities[i, pred]):.2f}, {verdict})")
 
     def refresh_strip(self) -> None:
-        """Redraw the keyframe strip (method or stage changed)."""
+        """Redraw the keyframe strip and the animation (method or stage changed)."""
         self.status.value = ""
         try:
             self.strip_image.value = figure_png(self.strip_figure(), self.dpi)
+            animation = self.animation()
+            self.animation_image.value = animation.gif()
+            self.animation_link.value = animation.mp4_link(
+                f"{self.result.video_ids[self.index]}_{self.method_select.value}", "MP4 of this animation")
         except (RuntimeError, ValueError) as err:
             # A method can fail on a model (e.g. a stage it lacks); say so instead of a traceback.
             log.warning("explorer: %s", err)
             self.status.value = f"<span style='color:#b00'>{self.method_select.value}: {err}</span>"
             self.strip_image.value = figure_png(message_figure(f"{self.method_select.value} failed:\n{err}", 8, 2), self.dpi)
+            self.animation_link.value = ""
 
     def refresh(self) -> None:
         """Redraw everything for the selected clip."""

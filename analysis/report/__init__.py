@@ -1,4 +1,5 @@
-"""What reviewers read: Markdown/LaTeX tables (:mod:`.tables`), the run and cross-validation report
-figures (:mod:`.reports`), the per-class page views (:mod:`.class_page`), the per-class dossier
+"""What reviewers read: Markdown/LaTeX tables (:mod:`.tables`); a run's and a cross-validation
+folder's files (:mod:`.run_files`), numbers (:mod:`.results`), figures (:mod:`.figures`) and written
+report (:mod:`.reports`); the per-class page views (:mod:`.class_page`), the per-class dossier
 (:mod:`.dossier`) and the ``python -m analysis`` commands (:mod:`.cli`). Never imports
 :mod:`analysis.notebook` (nothing here trains)."""

@@ -4,11 +4,13 @@ computed from an opened run (its one cached inspection pass; attributions where 
     run = open_run("runs/demo/run")
     class_metrics(run, "Sad")                      # precision, recall, F1, support (tdrag.metrics)
     confusion_row(run, "Sad")                      # Sad clips predicted as..., and clips mistaken for Sad
-    plot_clip_evidence(run, run.most_confident("Sad")[0], "integrated_gradients")
+    clip_evidence(run, "Sad", method="gradcam")    # its most confident clips: strips and animations
     plot_class_attention(run, "Sad")               # the class-mean attention per stage
     plot_class_trajectories(run, "Sad")            # against its nearest competitor class
     plot_class_frame_importance(run, "Sad")        # per-keyframe importance (frame ablation)
-    ground_truth_agreement(run, "Sad", "saliency") # synthetic data: attention / attribution vs the masks
+    scores = class_scores(run, "Sad", "saliency")  # one pass: regions and (synthetic) ground truth
+    ground_truth_agreement(scores)                 # attention / attribution against the masks
+    region_profile_view(scores, "Sad")             # which facial regions the evidence sits in
 
 ``python -m analysis dossier`` runs ``notebooks/dossier_class.ipynb`` (a short sequence of these
 calls) once per class.
@@ -23,14 +25,15 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from analysis.attribution.animation import Animation, animate
 from analysis.attribution.attribute import attribute_clips
-from analysis.attribution.faithfulness import pointing_game
-from analysis.attribution.methods import FRAME_METHODS
+from analysis.attribution.methods import FRAME_METHODS, TITLES
 from analysis.attribution.views import overlay_scale, plot_frame_importance
 from analysis.internals.attention import plot_keyframe_strip, select_keyframes_to_show
-from analysis.internals.ground_truth import mass_in_mask
 from analysis.internals.trajectories import fit_pca, plot_trajectories
 from analysis.plotting import Note, class_index, new_figure
+from analysis.report.region_profile import (SOURCES, MapScores, agreement_table, plot_region_profile, region_profile,
+                                            score_maps)
 from tdrag import metrics
 
 
@@ -79,32 +82,58 @@ def nearest_competitor(run, label: int | str) -> int:
     return int(mean.argmax())
 
 
+def clip_maps(run, position: int, method: str = "integrated_gradients", small: bool = False) -> dict[str, torch.Tensor]:
+    """One clip's maps as shown: each attention stage (from the cached pass) and ``method``'s
+    attribution of the predicted class scaled by ``|map| / clip max``; name -> ``(T, crop, crop)``."""
+    i = int(position)
+    maps = {f"attention {stage}": m[0] for stage, m in run.attention_maps([i]).items()}
+    if method not in FRAME_METHODS:
+        maps[TITLES.get(method, method)] = overlay_scale(attribute_clips(run, [i], method, small=small)[0])
+    return maps
+
+
 def plot_clip_evidence(run, position: int, method: str = "integrated_gradients", small: bool = False,
-                       frames_shown: int = 8) -> Figure:
+                       frames_shown: int = 8, maps: dict[str, torch.Tensor] | None = None) -> Figure:
     """One clip's keyframes, each attention stage over them (from the cached pass) and one
-    attribution of the predicted class (scaled by ``|map| / clip max``)."""
+    attribution of the predicted class (scaled by ``|map| / clip max``); ``maps`` from
+    :func:`clip_maps` when already computed."""
     i = int(position)
     images = run.frames([i])[0]
-    maps = {f"attention\n{stage}": m[0] for stage, m in run.attention_maps([i]).items()}
-    if method not in FRAME_METHODS:
-        maps[method.replace("_", " ")] = overlay_scale(attribute_clips(run, [i], method, small=small)[0])
+    maps = clip_maps(run, i, method, small) if maps is None else maps
     label, pred = int(run.labels[i]), int(run.predictions[i])
     p = float(run.probabilities[i, pred])
     title = (f"{run.video_ids[i]}: true {run.class_names[label]}, predicted {run.class_names[pred]} (p={p:.2f}); "
-             f"{method.replace('_', ' ')} of the prediction")
-    return plot_keyframe_strip(images, maps, frames=select_keyframes_to_show(images.shape[0], frames_shown), title=title)
+             f"{TITLES.get(method, method)} of the prediction")
+    rows = {name.replace("attention ", "attention\n"): m for name, m in maps.items()}
+    return plot_keyframe_strip(images, rows, frames=select_keyframes_to_show(images.shape[0], frames_shown), title=title)
+
+
+def clip_animation_of(run, position: int, maps: dict[str, torch.Tensor], stage: str | None = None) -> Animation:
+    """The clip as motion (:mod:`analysis.attribution.animation`): its keyframes, the attention of
+    ``stage`` (default the deepest) and the attribution among ``maps`` (from :func:`clip_maps`)."""
+    stages = [name for name in maps if name.startswith("attention ")]
+    keep = f"attention {stage}" if stage else (stages[-1] if stages else None)
+    if keep is not None and keep not in maps:
+        raise ValueError(f"no attention stage {stage!r}; the model has {[s.split(' ', 1)[1] for s in stages]}")
+    return animate(run, position, {name: m for name, m in maps.items() if name == keep or name not in stages})
 
 
 def clip_evidence(run, label: int | str, correct: bool = True, count: int = 3, method: str = "integrated_gradients",
-                  small: bool = False) -> list:
-    """:func:`plot_clip_evidence` of the class's most confident correct clips (``correct=True``) or
-    its most confusing wrong ones, or ``[Note]`` when there are none."""
+                  small: bool = False, stage: str | None = None) -> list:
+    """For the class's most confident correct clips (``correct=True``) or its most confusing wrong
+    ones: each clip's :func:`plot_clip_evidence` strip followed by its animation (the attention of
+    ``stage``, default the deepest, and the attribution; GIF with an MP4 link); ``[Note]`` when
+    there are none."""
     c = class_index(label, run.class_names)
     positions = run.most_confident(c, correct=correct, count=count)
     if len(positions) == 0:
         kind = "correctly classified" if correct else "misclassified"
         return [Note(f"No {kind} {run.class_names[c]} clips among the {len(run.positions_of_class(c))} analysed.")]
-    return [plot_clip_evidence(run, int(i), method, small=small) for i in positions]
+    shown: list = []
+    for i in positions:
+        maps = clip_maps(run, int(i), method, small)
+        shown += [plot_clip_evidence(run, int(i), method, maps=maps), clip_animation_of(run, int(i), maps, stage)]
+    return shown
 
 
 def plot_class_attention(run, label: int | str) -> Figure | Note:
@@ -159,39 +188,44 @@ def plot_class_frame_importance(run, label: int | str, count: int = 6) -> Figure
                                  title=f"{run.class_names[c]}: keyframe importance (frame ablation of the prediction)")
 
 
-def ground_truth_agreement(run, label: int | str, method: str = "integrated_gradients", small: bool = False,
-                           count: int | None = None) -> pd.DataFrame | Note:
-    """On synthetic data: how much of the class's attention (each stage) and of ``method``'s
-    attribution falls inside the ground-truth masks.
-
-    Columns: ``mass_in_mask`` (mean share of positive mass inside: ``mass_in_mask``), ``mask_area``
-    (the share a uniform map gets: chance), ``ratio`` (> 1: concentrated on the ground truth) and
-    ``pointing_game`` (the frames whose maximum falls inside), over the class's clips.
-    """
+def class_scores(run, label: int | str, method: str = "integrated_gradients", small: bool = False,
+                 count: int | None = None) -> MapScores:
+    """One pass over the class's clips (the first ``count``; all by default) scoring each attention
+    stage and ``method``'s attribution against the facial regions and, on synthetic data, the ground
+    truth (:func:`analysis.report.region_profile.score_maps`): what :func:`ground_truth_agreement` and
+    :func:`region_profile_view` show."""
     c = class_index(label, run.class_names)
-    if not run.synthetic:
-        return Note("No ground-truth masks for this dataset (only the synthetic data has them).")
     positions = run.positions_of_class(c)
     if count is not None:
         positions = positions[: int(count)]
-    if len(positions) == 0:
-        return Note(f"No {run.class_names[c]} clips in this split.")
-    masks = run.masks(positions)
-    area = float(masks.flatten(1).float().mean(1).mean())
-    maps = {f"attention {stage}": m for stage, m in run.attention_maps(positions).items()}
-    if method not in FRAME_METHODS:
-        maps[method] = attribute_clips(run, positions, method, small=small)
-    records = []
-    for name, m in maps.items():
-        share = float(torch.nanmean(mass_in_mask(m, masks)))
-        records.append({"map": name, "clips": len(positions), "mass_in_mask": share, "mask_area": area,
-                        "ratio": share / area if area > 0 else float("nan"),
-                        "pointing_game": float(torch.nanmean(pointing_game(m, masks)))})
-    return pd.DataFrame.from_records(records).set_index("map")
+    return score_maps(run, positions, [method], small=small)
+
+
+def ground_truth_agreement(scores: MapScores, digits: int = 3) -> pd.DataFrame | Note:
+    """On synthetic data: how each attention stage and the attribution agree with the ground-truth
+    masks over the class's clips (:func:`analysis.report.region_profile.agreement_table`, rounded to
+    ``digits``): mass in the masks against their area (chance), pointing game and AUROC (0.5 = chance)."""
+    if len(scores.positions) == 0:
+        return Note("No clips of this class in this split.")
+    if scores.mask_area is None:
+        return Note("No ground-truth masks for this dataset (only the synthetic data has them).")
+    return agreement_table(scores).round(digits)
+
+
+def region_profile_view(scores: MapScores, label: int | str) -> list:
+    """Where the class's evidence sits by facial region: what the regions are, and the bars of
+    :func:`analysis.report.region_profile.plot_region_profile` (model against truth)."""
+    name = scores.class_names[class_index(label, scores.class_names)]
+    if len(scores.positions) == 0:
+        return [Note(f"No {name} clips in this split.")]
+    source = SOURCES[scores.region_source]
+    truth = ("; the hatched bars are the ground truth, the regions that carry the class's signal in the renderer"
+             if scores.truth_mass is not None else "; no ground truth for this dataset")
+    return [Note(f"Facial regions: {source}{truth}."), plot_region_profile(region_profile(scores), name)]
 
 
 __all__: Sequence[str] = [
-    "class_metrics", "class_summary", "clip_evidence", "confusion_row", "ground_truth_agreement",
-    "nearest_competitor", "plot_class_attention", "plot_class_frame_importance", "plot_class_trajectories",
-    "plot_clip_evidence",
+    "class_metrics", "class_scores", "class_summary", "clip_animation_of", "clip_evidence", "clip_maps",
+    "confusion_row", "ground_truth_agreement", "nearest_competitor", "plot_class_attention",
+    "plot_class_frame_importance", "plot_class_trajectories", "plot_clip_evidence", "region_profile_view",
 ]

@@ -1,4 +1,5 @@
-"""``python -m analysis report RUN_DIR`` / ``python -m analysis dossier RUN_DIR --out DIR``.
+"""``python -m analysis report RUN_DIR`` / ``python -m analysis dossier RUN_DIR --out DIR`` /
+``python -m analysis regions RUN_DIR --out FILE.csv``.
 
 (``tdrag-report RUN_DIR`` is the same as ``python -m analysis report RUN_DIR``.) Every failure the
 user can fix ends in one line, ``error: <path>:<line>: <problem>`` for a bad predictions file, and
@@ -39,7 +40,7 @@ def _dossier(args: argparse.Namespace) -> int:
     try:
         result = build_dossier(args.run_dir, args.out, classes=args.classes or None, small=args.small,
                                device=args.device, max_clips=args.max_clips, checkpoint=args.checkpoint,
-                               method=args.method, timeout=args.timeout, progress=not args.quiet)
+                               method=args.method, stage=args.stage, timeout=args.timeout, progress=not args.quiet)
     except (TdragError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -47,6 +48,28 @@ def _dossier(args: argparse.Namespace) -> int:
     for name, reason in result.failed.items():
         print(f"  failed: {name}: {reason}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _regions(args: argparse.Namespace) -> int:
+    from analysis.report.region_profile import write_region_table
+
+    try:
+        out = write_region_table(args.run_dir, args.out, methods=args.methods, small=args.small, device=args.device,
+                                 max_clips=args.max_clips, checkpoint=args.checkpoint)
+    except (TdragError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{out}: region profile of {args.run_dir}")
+    return 0
+
+
+def _add_run_options(parser: argparse.ArgumentParser, small: str) -> None:
+    """The options that say how a run is opened (``open_run``), shared by the commands that open one."""
+    parser.add_argument("--small", action="store_true", help=small)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
+    parser.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
+                        help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,23 +95,40 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Executes notebooks/dossier_class.ipynb once per class (papermill) and exports each to HTML "
             "(nbconvert): the class's precision/recall/F1, its confusion row and column, its most confident "
-            "correct and most confusing wrong clips with attention and an attribution, its mean attention, "
-            "GRU trajectories against its nearest competitor, keyframe importance and, on synthetic data, "
-            "agreement with the ground truth. DIR must be absent, empty or a previous dossier."
+            "correct and most confusing wrong clips with attention and an attribution (strips and animations), "
+            "its mean attention, GRU trajectories against its nearest competitor, keyframe importance, "
+            "agreement with the ground truth (synthetic data) and its facial-region profile. DIR/index.html: "
+            "the run's summary, confusion matrix, per-class recall, class thumbnails and links, the facial-region "
+            "heat table (DIR/region_profile.csv). DIR must be absent, empty or a previous dossier."
         ),
     )
     dossier.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
     dossier.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced only if a previous dossier)")
     dossier.add_argument("--classes", nargs="+", metavar="CLASS", help="class names (default: every class)")
-    dossier.add_argument("--small", action="store_true", help="coarse, seconds-long settings (CI, first try)")
-    dossier.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    dossier.add_argument("--max-clips", type=int, default=None, help="at most this many clips per class")
-    dossier.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
-                         help="auto: best.pt only when chosen on a held-out validation split, else last.pt")
+    _add_run_options(dossier, "coarse, seconds-long settings (CI, first try)")
     dossier.add_argument("--method", default="integrated_gradients", help="the attribution method shown")
+    dossier.add_argument("--stage", default=None, help="the attention stage each page animates (default: the deepest)")
     dossier.add_argument("--timeout", type=int, default=1200, help="seconds allowed per notebook cell")
     dossier.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dossier.set_defaults(func=_dossier)
+
+    regions = commands.add_parser(
+        "regions",
+        help="the facial-region profile of a run's test clips, per class, as CSV",
+        description=(
+            "For every class and map (each attention stage, each attribution method named), the share of the "
+            "map's mass in each facial region (outside, face, brows, eyes, cheeks, nose, mouth, occluder, "
+            "distractor), the region's share of the pixels and their ratio; on synthetic data the ground-truth "
+            "masks too. Regions: the synthetic renderer's, or an approximate canonical template of aligned "
+            "face crops on real data."
+        ),
+    )
+    regions.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    regions.add_argument("--out", required=True, metavar="FILE.csv", help="the CSV written")
+    regions.add_argument("--methods", nargs="*", default=[], metavar="METHOD",
+                         help="attribution methods to profile besides the attention stages (e.g. gradcam layercam)")
+    _add_run_options(regions, "coarse attribution settings")
+    regions.set_defaults(func=_regions)
     return parser
 
 
@@ -99,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if first is not None and argv[first] not in ("report", "dossier"):
+    if first is not None and argv[first] not in ("report", "dossier", "regions"):
         argv.insert(first, "report")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -2,9 +2,11 @@
 
 For each class of the run's dataset (or those asked for), ``notebooks/dossier_class.ipynb`` is
 executed with papermill (``CLASS_NAME`` and the run injected after its ``parameters`` cell) and
-exported to ``DIR/<class>.html`` with nbconvert; ``DIR/index.html`` links the pages with each
-class's support, precision, recall and F1, the checkpoint shown and why, and lists any class whose
-page failed (one failing class does not stop the others).
+exported to ``DIR/<class>.html`` with nbconvert; ``DIR/index.html`` (:mod:`analysis.report.index_page`)
+shows the run's summary, confusion matrix and per-class recall, links the pages with each class's
+thumbnail, support, precision, recall and F1, shows the facial-region heat table (the whole profile
+in ``DIR/region_profile.csv``), and lists any class whose page failed (one failing class does not
+stop the others).
 
 The output folder follows tdrag's ownership rule: ``DIR`` must be absent, empty or a previous
 dossier (recognised by its marker file :data:`MARKER`); anything else is refused. The dossier is
@@ -14,7 +16,6 @@ build leaves the previous dossier as it was.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 #: The marker file that makes a folder recognisably a dossier (and so replaceable).
 MARKER = ".tdrag-dossier.json"
 FORMAT = "tdrag-dossier/1"
+#: The region profile of every analysed clip, written beside the index.
+REGION_CSV = "region_profile.csv"
 #: The class-page notebook (in a clone of the repository).
 TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "dossier_class.ipynb"
 
@@ -91,45 +94,6 @@ def export_html(notebook_path: Path, html_path: Path, title: str) -> Path:
     return html_path
 
 
-def _index_html(run, summary, pages: dict[str, str], failed: dict[str, str]) -> str:
-    from tdrag import metrics
-
-    war = metrics.war(run.labels, run.predictions, run.num_classes)
-    uar = metrics.uar(run.labels, run.predictions, run.num_classes)
-    rows = []
-    for name in run.class_names:
-        if name not in pages and name not in failed:
-            continue
-        r = summary.loc[name]
-        link = (f'<a href="{html.escape(pages[name])}">{html.escape(name)}</a>' if name in pages
-                else html.escape(name))
-        status = ("ok" if name not in failed else
-                  f'<span class="failed">failed: {html.escape(failed[name])}</span>')
-        rows.append(f"<tr><td>{link}</td><td>{int(r['support'])}</td><td>{100 * r['precision']:.1f}</td>"
-                    f"<td class=\"recall\">{100 * r['recall']:.1f}</td><td>{100 * r['f1']:.1f}</td><td>{status}</td></tr>")
-    esc = html.escape
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Dossier: {esc(str(run.run_dir))}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-.failed{{color:#b00}}</style></head>
-<body>
-<h1>Per-class dossier</h1>
-<p>Run <code>{esc(str(run.run_dir))}</code>: model <code>{esc(run.config.model.name)}</code>, dataset
-{esc(str(run.cache.dataset))} ({run.num_classes} classes), fold {run.config.data.fold}, {esc(run.split)} split,
-{len(run)} clips analysed. WAR {100 * war:.2f} %, UAR {100 * uar:.2f} %.</p>
-<p><b>Checkpoint shown:</b> {esc(run.checkpoint.reason)}.</p>
-<p><b>Step readouts:</b> {esc(run.step_readout_meaning())}</p>
-<table id="classes"><thead><tr><th>class</th><th>support</th><th>precision %</th><th>recall %</th><th>F1 %</th>
-<th>page</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table>
-{'<h2>Failed</h2><ul id="failed">' + ''.join(f'<li>{esc(k)}: {esc(v)}</li>' for k, v in failed.items()) + '</ul>' if failed else ''}
-</body></html>
-"""
-
-
 def build_dossier(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -139,6 +103,7 @@ def build_dossier(
     max_clips: int | None = None,
     checkpoint: str = "auto",
     method: str = "integrated_gradients",
+    stage: str | None = None,
     template: str | os.PathLike | None = None,
     timeout: int = 1200,
     kernel_name: str = "python3",
@@ -152,6 +117,7 @@ def build_dossier(
         classes: class names (default: every class of the run's dataset, from its cache).
         small: coarse, seconds-long settings; device, max_clips, checkpoint: as ``open_run``.
         method: the attribution method shown on each page.
+        stage: the attention stage each page animates (default the deepest).
         template: the class-page notebook (default ``notebooks/dossier_class.ipynb``).
         timeout: seconds allowed per notebook cell.
     """
@@ -161,6 +127,9 @@ def build_dossier(
     from analysis.internals.run import open_run
     from analysis.plotting import class_index
     from analysis.report.class_page import class_summary
+    from analysis.report.index_page import index_html
+    from analysis.report.region_profile import region_profile, score_maps
+    from tdrag.atomic import atomic_path
 
     out = Path(out)
     template = Path(template) if template else TEMPLATE
@@ -175,7 +144,8 @@ def build_dossier(
     pages: dict[str, str] = {}
     failed: dict[str, str] = {}
     parameters: dict[str, Any] = {"RUN_DIR": str(Path(run_dir).resolve()), "DEVICE": device, "SMALL": bool(small),
-                                  "MAX_CLIPS": int(max_clips or 0), "CHECKPOINT": checkpoint, "METHOD": method}
+                                  "MAX_CLIPS": int(max_clips or 0), "CHECKPOINT": checkpoint, "METHOD": method,
+                                  "STAGE": stage or ""}
     try:
         (staging / "notebooks").mkdir()
         for name in tqdm(names, desc="dossier", unit="class", disable=not progress):
@@ -194,7 +164,14 @@ def build_dossier(
                     pages[name] = f"{stem}.html"
             except Exception as exc:  # noqa: BLE001 -- listed in the index like a failed page
                 failed.setdefault(name, f"HTML export failed: {_failure(exc)}")
-        (staging / "index.html").write_text(_index_html(run, summary, pages, failed), encoding="utf-8")
+        # The index's region heat table and thumbnails: every analysed clip's attention (its cached
+        # pass); a model without attention is profiled by Grad-CAM instead.
+        scores = score_maps(run, range(len(run)), () if run.has_attention else ("gradcam",), small=small)
+        profile = region_profile(scores)
+        with atomic_path(staging / REGION_CSV) as tmp:
+            profile.to_csv(tmp, index=False, float_format="%.6g")
+        (staging / "index.html").write_text(index_html(run, summary, pages, failed, scores, profile, REGION_CSV),
+                                            encoding="utf-8")
         marker = {"format": FORMAT, "run": str(run_dir), "checkpoint": run.checkpoint.reason, "classes": names,
                   "pages": pages, "failed": failed}
         (staging / MARKER).write_text(json.dumps(marker, indent=2))

@@ -23,8 +23,8 @@ design below is ours, after the residual attention learning of Wang et al. (CVPR
   features by at most 2 and can never erase them (the paper's "residual" in residual attention).
   ``residual=False`` (``ModelConfig.attention_residual``) gates without the floor, ``out = x * M``:
   what the mask leaves out is gone, so the map must find the evidence for the model to work.
-* **Pooling** (``reweight=False``, used for ``ModelConfig.attention_pooling`` at layer4): the block
-  computes M but passes the features through unchanged; the head pools with M instead.
+* **Pooling** (``ModelConfig.attention_pooling`` at layer4): only :meth:`mask` is used; the
+  head pools with M instead of the features being re-weighted.
 * **Learned temperature** (``ModelConfig.attention_learn_temperature``): the logits are divided
   by ``tau = exp(s)`` with ``s`` a learned scalar per block (starting at ``log
   attention_temperature``), for either mask function.
@@ -86,14 +86,13 @@ class ResidualAttention3d(nn.Module):
             the sigmoid mask too: the block can sharpen or soften its own map.
         causal: pad the context conv's time axis only in the past.
         residual: ``x * (1 + M)`` (True) or ``x * M`` (False).
-        reweight: re-weight the features (True) or only compute M for a pooling head (False).
 
     ``forward(x: (B, C, T, H, W)) -> (B, C, T, H, W)``; :meth:`forward_with_mask` also returns
     M: (B, 1, T, H, W) float32.
     """
 
     def __init__(self, channels: int, reduction: int = 4, min_channels: int = 8, mask: str = "sigmoid",
-                 temperature: float = 1.0, causal: bool = False, residual: bool = True, reweight: bool = True,
+                 temperature: float = 1.0, causal: bool = False, residual: bool = True,
                  learn_temperature: bool = False) -> None:
         super().__init__()
         if mask not in MASK_KINDS:
@@ -106,7 +105,6 @@ class ResidualAttention3d(nn.Module):
         # of fixed-temperature models do not change.
         self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature))) if learn_temperature else None
         self.residual = bool(residual)
-        self.reweights = bool(reweight)
         hidden = max(channels // reduction, min_channels)
         self.reduce = nn.Sequential(
             nn.Conv3d(channels, hidden, kernel_size=1, bias=False), nn.BatchNorm3d(hidden), nn.ReLU(inplace=True)
@@ -149,8 +147,6 @@ class ResidualAttention3d(nn.Module):
 
     def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.mask(x)
-        if not self.reweights:
-            return x, m
         return x * ((1.0 + m) if self.residual else m).to(x.dtype), m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

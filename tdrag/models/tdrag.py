@@ -26,7 +26,8 @@ Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
   :mod:`tdrag.models.attention`.
 * ``attention_pooling``: layer4's attention map does not re-weight layer4's features; it weights
   the head's spatial pooling instead (each step's vector is ``sum M x / sum M``), so the map is
-  exactly the evidence the classifier reads. Needs stage 4 in ``attention_stages``.
+  exactly the evidence the classifier reads. Needs stage 4 in ``attention_stages``; the block is
+  then ``model.pool_attention`` (after ``model.layer4``, not inside it).
 
 Variants (``variant`` attribute): ``tdrag`` (all of it), ``tdrag_no_attention`` (no attention
 modules or parameters at all), ``tdrag_no_gru`` (attention, then global average pool, dropout,
@@ -151,12 +152,18 @@ class TDRAG(nn.Module):
         channels = stage_channels(width)
         self.stem = make_stem(width, causal=causal_time)
         stages = make_stages(width, self.temporal_strides, causal=causal_time)
+        def block(number: int) -> ResidualAttention3d:
+            return ResidualAttention3d(channels[number - 1], mask=attention_mask, temperature=attention_temperature,
+                                       causal=causal_time, residual=attention_residual,
+                                       learn_temperature=attention_learn_temperature)
+
         for number in self.attention_stages:
-            pools = attention_pooling and number == 4
-            stages[number - 1].append(ResidualAttention3d(
-                channels[number - 1], mask=attention_mask, temperature=attention_temperature, causal=causal_time,
-                residual=attention_residual, reweight=not pools, learn_temperature=attention_learn_temperature))
+            if not (attention_pooling and number == 4):
+                stages[number - 1].append(block(number))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        # Attention pooling: layer4's map is computed after layer4 (which stays a plain stage, so its
+        # output is what Grad-CAM on model.layer4 reads) and only weights the head's pooling.
+        self.pool_attention = block(4) if attention_pooling else None
         self.head: GRUHead | PoolHead
         if use_gru:
             self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout,
@@ -173,23 +180,34 @@ class TDRAG(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, T, H, W) -> (B, 8w, T', H/16, W/16)``, the layer4 output (attended, unless layer4's
-        map pools instead)."""
+        map pools instead: then as layer4 leaves it)."""
         return self._run(x)[0]
 
     def _run(self, x: torch.Tensor, keep_maps: bool = False
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
-        """The trunk: layer4's features, the attention maps per stage (all when ``keep_maps``, else
-        only a pooling map) and the head's pooling weights (None unless ``attention_pooling``)."""
+        """The trunk: layer4's features, the attention maps per stage (when ``keep_maps``) and the
+        head's pooling weights (None unless ``attention_pooling``).
+
+        Without ``keep_maps`` each stage is called as a whole, so forward hooks on ``model.layerK``
+        (Grad-CAM's) fire; with it the blocks run one by one to collect the maps."""
         check_input(x)
         maps: dict[str, torch.Tensor] = {}
         x = self.stem(x)
         for name in STAGE_NAMES:
-            for module in getattr(self, name):
-                if isinstance(module, ResidualAttention3d) and (keep_maps or not module.reweights):
+            stage = getattr(self, name)
+            if not keep_maps:
+                x = stage(x)
+                continue
+            for module in stage:
+                if isinstance(module, ResidualAttention3d):
                     x, maps[name] = module.forward_with_mask(x)
                 else:
                     x = module(x)
-        return x, maps, maps.get("layer4") if self.attention_pooling else None
+        pool = None
+        if self.pool_attention is not None:
+            pool = self.pool_attention.mask(x)
+            maps["layer4"] = pool
+        return x, maps, pool
 
     def forward(self, x: torch.Tensor, return_inspection: bool = False) -> torch.Tensor | ModelInspection:
         """Logits ``(B, num_classes)``; with ``return_inspection`` the :class:`ModelInspection` of the

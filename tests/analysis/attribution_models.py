@@ -92,3 +92,23 @@ def tiny_conv_gru(smooth: bool = False, seed: int = 0) -> TinyConvGRU:
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     return model
+
+
+class SquareAndSumModel(nn.Module):
+    """A network whose CAM values are worked out by hand (``tests/analysis/test_cam.py``).
+
+    ``features`` passes the first two input channels through, so its activations ``A`` are
+    ``x[:, :2]`` (``(B, 2, T, H, W)``). The logits are
+
+        class 0: 0.5 * sum(A_0 ** 2) + sum(A_1)    (gradients g_0 = A_0, g_1 = 1)
+        class 1: -sum(A_1)                          (gradients g_0 = 0,   g_1 = -1)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.features(x[:, :2])
+        a0, a1 = a[:, 0].flatten(1), a[:, 1].flatten(1)
+        return torch.stack([0.5 * a0.pow(2).sum(1) + a1.sum(1), -a1.sum(1)], dim=1)

@@ -123,8 +123,12 @@ def test_attention_and_attribution_share_one_mass_in_mask():
 
 
 def test_mass_in_mask_table_per_class_with_chance_level():
-    table = att.mass_in_mask_table([1.0, 0.5, 0.25, 0.75], [0, 0, 2, 2], [0.25, 0.25, 0.5, 0.5], ["a", "b", "c"])
+    table = att.mass_in_mask_table([1.0, 0.5, 0.25, 0.75], [0, 0, 2, 2], [0.25, 0.25, 0.5, 0.5], ["a", "b", "c"],
+                                   aurocs=[0.9, 0.7, float("nan"), 0.6])
     assert list(table.index) == ["a", "c", "all"]  # class "b" has no clips
+    assert table.loc["a", "auroc"] == pytest.approx(0.8)
+    assert table.loc["c", "auroc"] == pytest.approx(0.6)  # a clip without a frame to score is left out
+    assert table.loc["all", "auroc"] == pytest.approx(2.2 / 3)
     assert table.loc["a", "mass_in_mask"] == pytest.approx(0.75)
     assert table.loc["a", "ratio"] == pytest.approx(3.0)
     assert table.loc["c", "mass_in_mask"] == pytest.approx(0.5)
@@ -235,6 +239,8 @@ def test_attention_in_ground_truth_scores_oracle_uniform_and_real_maps(synthetic
     np.testing.assert_allclose(oracle["mass_in_mask"], 1.0)
     np.testing.assert_allclose(uniform["mass_in_mask"], uniform["mask_area"], rtol=1e-5)
     np.testing.assert_allclose(uniform["ratio"], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(oracle["auroc"], 1.0)  # every mask pixel above every other
+    np.testing.assert_allclose(uniform["auroc"], 0.5)  # a flat map ranks nothing: chance
     assert oracle.loc["all", "clips"] == len(rows)
     expected_area = masks.flatten(1).float().mean(1).mean().item()
     assert oracle.loc["all", "mask_area"] == pytest.approx(expected_area, rel=1e-5)
@@ -242,7 +248,7 @@ def test_attention_in_ground_truth_scores_oracle_uniform_and_real_maps(synthetic
     real = inspect_split(tiny_model(), cache, rows, crop=crop, batch_size=4, progress=False)
     table = att.attention_in_ground_truth(real, cache, data, crop)
     assert set(table.index.get_level_values("stage")) == {"layer2", "layer3", "layer4"}
-    assert table["mass_in_mask"].between(0, 1).all()
+    assert table["mass_in_mask"].between(0, 1).all() and table["auroc"].between(0, 1).all()
 
 
 def test_mean_attention_refuses_labels_out_of_range():

@@ -5,21 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from analysis.attribution.attribute import METHOD_NAMES, NonFiniteAttribution, attribute, attribute_dataset
 from analysis.attribution.contexts import cudnn_off_for_rnns
-from analysis.attribution.faithfulness import completeness_gap
+from analysis.attribution.attribute import METHOD_NAMES, NonFiniteAttribution, attribute, attribute_dataset
+from analysis.attribution.completeness import completeness_gap
+from analysis.attribution.methods import LAYER_METHODS
 from tdrag.models.registry import build_model
 from tests.analysis.attribution_models import (
     FRAME,
     H,
-    RegionModel,
     T,
     W,
+    RegionModel,
     region_clips,
     region_mask,
     tiny_conv_gru,
 )
-
 
 @pytest.fixture(autouse=True)
 def _seeded():
@@ -35,6 +35,9 @@ FAST = {
     "occlusion": {"window": (1, 4, 4)},
     # Signed: a random model's ReLU'd Grad-CAM may be all zeros, legitimately.
     "gradcam": {"layer": "layer3", "relu": False},
+    "gradcam_plus_plus": {"layer": "layer3", "relu": False},
+    "xgradcam": {"layer": "layer3", "relu": False},
+    "layercam": {"layer": "layer3", "relu": False},
     "guided_gradcam": {"layer": "layer3"},
     "frame_ablation": {},
 }
@@ -177,12 +180,12 @@ def test_real_tdrag_in_eval_mode_with_its_gru(method):
     opts = dict(FAST[method])
     if method == "occlusion":
         opts = {"window": (4, 8, 8), "strides": (4, 8, 8)}
-    if method in ("gradcam", "guided_gradcam"):
+    if method in LAYER_METHODS:
         opts = {"layer": "layer4"}
     maps = attribute(model, x, 3, method, **opts)
     assert maps.shape == expected_shape(method, x)
     assert torch.isfinite(maps).all()
-    if method not in ("gradcam", "guided_gradcam"):  # ReLU'd Grad-CAM may be 0 on a random model
+    if method not in LAYER_METHODS:  # a ReLU'd CAM may be 0 on a random model
         assert maps.abs().sum() > 0
     assert model.training
 
@@ -302,12 +305,13 @@ SAME_AS_CAPTUM = {
 }
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", sorted(SAME_AS_CAPTUM))
 def test_each_method_equals_its_captum_class_called_directly(method):
-    """Same model (random, non-trivial BatchNorm statistics, eval mode), same inputs and targets."""
+    """Same model (random, non-trivial BatchNorm statistics, eval mode), same inputs and targets.
+    Captum has no Grad-CAM++, XGrad-CAM or LayerCAM: tests/analysis/test_cam.py checks them by hand."""
     import copy
 
-    assert set(SAME_AS_CAPTUM) == set(METHOD_NAMES)
+    assert set(SAME_AS_CAPTUM) | {"gradcam_plus_plus", "xgradcam", "layercam"} == set(METHOD_NAMES)
     model = tiny_conv_gru()
     x = torch.randn(2, 3, T, H, W)
     target = torch.tensor([2, 0])
@@ -364,7 +368,8 @@ def test_cudnn_flag_restored_when_the_forward_fails():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "gradcam", "guided_gradcam", "smoothgrad"])
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "gradcam", "gradcam_plus_plus", "xgradcam",
+                                    "layercam", "guided_gradcam", "smoothgrad"])
 def test_cuda_eval_mode_gru_backward_with_cudnn_off(method):
     """cuDNN refuses an eval-mode RNN backward; attribute() must avoid it and match the CPU.
 
@@ -378,7 +383,7 @@ def test_cuda_eval_mode_gru_backward_with_cudnn_off(method):
     model = build_model("tdrag", num_classes=7, width=8, gru_hidden=8).eval()
     x = torch.randn(2, 3, 8, 32, 32)
     opts = {"integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4, "stdevs": 0.0}}.get(method, {})
-    if method in ("gradcam", "guided_gradcam"):
+    if method in LAYER_METHODS:
         opts = {"layer": "layer4"}
     cpu = attribute(model, x, 2, method, **opts)
     assert torch.backends.cudnn.enabled

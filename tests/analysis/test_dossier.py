@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import nbformat
 import pytest
@@ -10,20 +11,36 @@ import pytest
 from analysis.internals.run import open_run
 from analysis.report.class_page import class_summary
 from analysis.report.cli import main
-from analysis.report.dossier import MARKER, build_dossier, is_dossier
+from analysis.report.dossier import MARKER, REGION_CSV, build_dossier, is_dossier
+from tdrag.data.synthetic import REGIONS
 from tdrag.errors import OutputError
+
+
+class Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 @pytest.fixture(scope="module")
 def dossier(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("dossier") / "dossier"
-    result = build_dossier(tiny_run, out, classes=["Happy", "sad"], small=True, device="cpu", progress=False)
-    return tiny_run, out, result
+    papermill_log = Warnings()
+    logging.getLogger("papermill").addHandler(papermill_log)
+    try:
+        result = build_dossier(tiny_run, out, classes=["Happy", "sad"], small=True, device="cpu", progress=False)
+    finally:
+        logging.getLogger("papermill").removeHandler(papermill_log)
+    return tiny_run, out, result, papermill_log.messages
 
 
 def test_pages_and_index_with_each_class_recall(dossier):
-    run_dir, out, result = dossier
+    run_dir, out, result, warnings = dossier
     assert result.failed == {}
+    assert not [m for m in warnings if "unknown parameter" in m], warnings  # papermill knows every parameter
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".html") == ["Happy.html", "Sad.html", "index.html"]
     assert is_dossier(out) and json.loads((out / MARKER).read_text())["classes"] == ["Happy", "Sad"]
     index = (out / "index.html").read_text()
@@ -36,18 +53,42 @@ def test_pages_and_index_with_each_class_recall(dossier):
     page = (out / "Sad.html").read_text()
     for heading in ("Precision, recall, F1 and support", "Confusions", "most confident correct clips",
                     "most confusing wrong clips", "Class-mean attention per stage", "nearest competitor",
-                    "Keyframe importance", "Agreement with the ground truth"):
+                    "Keyframe importance", "Agreement with the ground truth", "Facial regions"):
         assert heading in page, heading
     assert "Checkpoint shown" in page and "data:image/png;base64" in page
-    assert "mistaken for Sad" in page and "mass_in_mask" in page  # the tiny run's data is synthetic
-    assert "Traceback" not in page
+    assert "mistaken for Sad" in page and "mass_in_mask" in page and "auroc" in page  # synthetic data
+    assert "Traceback" not in page and "(`METHOD`)" not in page
+    assert "the <strong>Integrated Gradients</strong> attribution" in page  # the method named, not the variable
+    # The one Sad test clip is shown, correct or not, as a strip and an animation with its MP4.
+    assert page.count("data:image/gif;base64,") == 1 and page.count('data:video/mp4;base64,') == 1
+    assert "regions drawn by the synthetic renderer" in page
+
+
+def test_the_index_shows_the_run_its_figures_thumbnails_and_region_heat_table(dossier):
+    import pandas as pd
+
+    run_dir, out, result, _ = dossier
+    index = (out / "index.html").read_text()
+    run = open_run(run_dir, device="cpu", progress=False)
+    assert f"WAR {100 * (run.predictions == run.labels).mean():.2f} %" in index
+    assert 'alt="confusion matrix (row-normalised)"' in index and 'alt="per-class recall"' in index
+    assert 'alt="facial-region heat table"' in index and f'href="{REGION_CSV}"' in index
+    for name in ("Happy", "Sad"):
+        assert f'alt="{name}: class-mean attention layer' in index  # the thumbnail
+    assert index.count("data:image/png;base64,") == 2 + 2 + 1  # two figures, two thumbnails, the heat table
+    profile = pd.read_csv(out / REGION_CSV)
+    assert set(profile["class"]) == set(run.class_names) | {"all"}  # every analysed clip, not just the pages'
+    assert set(profile["region"]) == set(REGIONS) and "ground truth" in set(profile["map"])
+    sums = profile.groupby(["class", "map"])["share"].sum(min_count=1).dropna()  # NaN: no mass in any clip
+    assert len(sums) and (sums - 1).abs().max() < 1e-5  # the CSV keeps 6 significant digits
 
 
 def test_a_failing_class_is_listed_and_the_others_go_on(tiny_run, tmp_path):
     template = tmp_path / "page.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("RUN_DIR = ''\nCLASS_NAME = ''\nDEVICE = 'cpu'\nSMALL = False\n"
-                                          "MAX_CLIPS = 0\nCHECKPOINT = 'auto'\nMETHOD = ''", metadata={"tags": ["parameters"]}),
+                                          "MAX_CLIPS = 0\nCHECKPOINT = 'auto'\nMETHOD = ''\nSTAGE = ''",
+                                          metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("assert CLASS_NAME != 'Sad', 'boom for ' + CLASS_NAME\nprint('page of', CLASS_NAME)")]
     nbformat.write(nb, template)
     out = tmp_path / "dossier"
@@ -76,7 +117,7 @@ def test_only_a_previous_dossier_or_an_empty_folder_is_replaced(tiny_run, tmp_pa
 
 
 def test_cli_rebuilds_a_previous_dossier(dossier, tmp_path, capsys):
-    run_dir, out, _ = dossier
+    run_dir, out, _, _ = dossier
     (out / "stale.html").write_text("old page")
     assert main(["dossier", str(run_dir), "--out", str(out), "--classes", "Fear", "--small", "--device", "cpu",
                  "-q"]) == 0

@@ -1,4 +1,5 @@
-"""analysis.report.reports on tiny run and cross-validation directories built here."""
+"""analysis.report: reading (run_files), the numbers (results), the figures (figures) and the written
+report (reports) of tiny run and cross-validation directories built here."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from analysis.report import reports
+from analysis.report import figures, reports, results, run_files
 from analysis.report.tables import to_latex, to_markdown
 from tdrag import metrics
 from tdrag.data.labels import DFEW_CLASSES
@@ -70,10 +71,10 @@ def _is_png(path) -> bool:
 
 def test_load_predictions_and_class_names(tmp_path):
     labels, preds = make_run(tmp_path / "run")
-    df = reports.load_predictions(tmp_path / "run")
+    df = run_files.load_predictions(tmp_path / "run")
     assert df["label"].tolist() == labels.tolist()
-    assert reports.class_names_from_predictions(df) == list(DFEW_CLASSES)
-    confusion = reports.confusion_from_predictions(df, DFEW_CLASSES)
+    assert run_files.class_names_from_predictions(df) == list(DFEW_CLASSES)
+    confusion = results.confusion_from_predictions(df, DFEW_CLASSES)
     np.testing.assert_array_equal(confusion, pd.crosstab(labels, preds).reindex(index=range(7), columns=range(7), fill_value=0))
 
 
@@ -82,33 +83,33 @@ def test_class_names_as_labels_are_accepted(tmp_path):
     df = pd.read_csv(tmp_path / "run" / "predictions.csv")
     df["label"] = [DFEW_CLASSES[i] for i in df["label"]]
     df.to_csv(tmp_path / "run" / "predictions.csv", index=False)
-    assert reports.load_predictions(tmp_path / "run")["label"].tolist() == (np.arange(40) % 7).tolist()
+    assert run_files.load_predictions(tmp_path / "run")["label"].tolist() == (np.arange(40) % 7).tolist()
 
 
 def test_missing_and_bad_files_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(reports.ReportError, match=r"no predictions.csv.*tdrag eval"):
+    with pytest.raises(run_files.ReportError, match=r"no predictions.csv.*tdrag eval"):
         reports.write_report(tmp_path / "empty")
-    with pytest.raises(reports.ReportError, match="no such run directory"):
+    with pytest.raises(run_files.ReportError, match="no such run directory"):
         reports.write_report(tmp_path / "nowhere")
     (tmp_path / "bad").mkdir()
     bad = tmp_path / "bad" / "predictions.csv"
     bad.write_text("video_id,label\n00001,3\n")
     with pytest.raises(PredictionsError, match=r"predictions.csv:1: not a tdrag predictions CSV \(no column prediction\)"):
-        reports.load_predictions(tmp_path / "bad")
+        run_files.load_predictions(tmp_path / "bad")
     header = "video_id,label,prediction," + ",".join(f"prob_{c}" for c in DFEW_CLASSES)
     probs = ",".join(["0.1"] * 7)
     bad.write_text(f"{header}\n00001,3,1,{probs}\n00002,3,9,{probs}\n")
     with pytest.raises(PredictionsError, match=rf"{bad}:3 \(prediction\): label 9 is outside 0\.\.6"):
-        reports.load_predictions(tmp_path / "bad")
+        run_files.load_predictions(tmp_path / "bad")
     bad.write_text(f"{header}\n00001,abc,1,{probs}\n")
     with pytest.raises(PredictionsError, match=rf"{bad}:2 \(label\): label 'abc' is not a class index"):
-        reports.load_predictions(tmp_path / "bad")
+        run_files.load_predictions(tmp_path / "bad")
     bad.write_text(f"{header}\n00001,3,1,{probs}\n00002,3")
     with pytest.raises(PredictionsError, match=rf"{bad}:3: 2 cells where the header has 10"):
-        reports.load_predictions(tmp_path / "bad")
-    with pytest.raises(reports.ReportError, match="summary.json"):
-        reports.load_summary(tmp_path / "bad")
+        run_files.load_predictions(tmp_path / "bad")
+    with pytest.raises(run_files.ReportError, match="summary.json"):
+        run_files.load_summary(tmp_path / "bad")
 
 
 def test_per_class_recall_and_war_uar_match_tdrag_metrics():
@@ -117,29 +118,29 @@ def test_per_class_recall_and_war_uar_match_tdrag_metrics():
     preds = np.where(rng.random(200) < 0.5, labels, rng.integers(0, 7, 200))
     confusion = metrics.confusion_matrix(labels, preds, 7)
     figures = metrics.per_class(labels, preds, 7)
-    for table in (reports.per_class_table(labels, preds, DFEW_CLASSES),
-                  reports.per_class_from_confusion(confusion, DFEW_CLASSES)):
+    for table in (results.per_class_table(labels, preds, DFEW_CLASSES),
+                  results.per_class_from_confusion(confusion, DFEW_CLASSES)):
         for column in ("precision", "recall", "f1", "support"):
             np.testing.assert_allclose(table[column], figures[column])
         assert table.attrs["war"] == pytest.approx(metrics.war(labels, preds, 7))
         assert table.attrs["uar"] == pytest.approx(metrics.uar(labels, preds, 7))
     # A pooled confusion matrix is scored as the clips it counts.
-    y, p = reports.pairs_from_confusion(confusion)
+    y, p = results.pairs_from_confusion(confusion)
     np.testing.assert_array_equal(metrics.confusion_matrix(y, p, 7), confusion)
     # A class without clips: recall n/a (NaN) in the table, left out of UAR.
-    table = reports.per_class_table([0, 0, 1], [0, 1, 1], ["a", "b", "c"])
+    table = results.per_class_table([0, 0, 1], [0, 1, 1], ["a", "b", "c"])
     assert np.isnan(table.loc["c", "recall"]) and table.attrs["uar"] == pytest.approx(0.75)
 
 
 def test_confusion_figure_shows_names_and_cells():
     confusion = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 5]])
-    fig = reports.plot_confusion_matrix(confusion, ["a", "b", "c"])
+    fig = figures.plot_confusion_matrix(confusion, ["a", "b", "c"])
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
     assert [t.get_text() for t in ax.texts] == [str(v) for v in confusion.ravel()]
-    fig = reports.plot_confusion_matrix(confusion, ["a", "b", "c"], normalize=True)
+    fig = figures.plot_confusion_matrix(confusion, ["a", "b", "c"], normalize=True)
     cells = [float(t.get_text()) for t in fig.axes[0].texts]
     np.testing.assert_allclose(np.reshape(cells, (3, 3)).sum(axis=1), 100.0, atol=0.2)
     assert "WAR 71.43" in fig.axes[0].get_title()  # (3 + 2 + 5) / 14
@@ -147,7 +148,7 @@ def test_confusion_figure_shows_names_and_cells():
 
 def test_training_curves_find_loss_accuracy_and_lr_columns(tmp_path):
     make_run(tmp_path / "run")
-    fig = reports.plot_training_curves(reports.load_log(tmp_path / "run"))
+    fig = figures.plot_training_curves(run_files.load_log(tmp_path / "run"))
     assert isinstance(fig, Figure)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["loss", "accuracy", "learning rate"]
@@ -158,7 +159,7 @@ def test_training_curves_find_loss_accuracy_and_lr_columns(tmp_path):
     assert len(war_line.get_xdata()) == 3  # the blank first epoch is skipped
     assert max(war_line.get_ydata()) == pytest.approx(50.0)  # fractions shown in percent
     with pytest.raises(ValueError, match="no loss/accuracy"):
-        reports.plot_training_curves(pd.DataFrame({"epoch": [1, 2], "time": [3.0, 4.0]}))
+        figures.plot_training_curves(pd.DataFrame({"epoch": [1, 2], "time": [3.0, 4.0]}))
 
 
 def test_write_report_for_a_run(tmp_path):
@@ -180,7 +181,7 @@ def test_write_report_without_log_skips_curves(tmp_path):
 
 def test_cv_summary_table_mean_std_and_pooled(tmp_path):
     per_fold, summary = make_cv(tmp_path / "cv", folds=3)
-    table = reports.cv_summary_table(tmp_path / "cv")
+    table = results.cv_summary_table(tmp_path / "cv")
     assert list(table.index) == ["fold 1", "fold 2", "fold 3", "mean", "std", "pooled"]
     wars = [100 * metrics.war(y, p, 7) for y, p in per_fold.values()]
     np.testing.assert_allclose(table.loc[["fold 1", "fold 2", "fold 3"], "WAR"], wars)
@@ -193,13 +194,13 @@ def test_cv_summary_table_mean_std_and_pooled(tmp_path):
     np.testing.assert_allclose(table.loc[["fold 1", "fold 2", "fold 3"], "Happy"], happy)
     assert table.loc["pooled", "clips"] == len(all_y)
     # The last-epoch table reads the folds' report/predictions_last.csv.
-    last = reports.cv_summary_table(tmp_path / "cv", checkpoint="last")
+    last = results.cv_summary_table(tmp_path / "cv", checkpoint="last")
     for k in (1, 2, 3):
         df = pd.read_csv(tmp_path / "cv" / f"fold_{k}" / "report" / "predictions_last.csv")
         assert last.loc[f"fold {k}", "WAR"] == pytest.approx(100 * (df.label == df.prediction).mean())
     assert not np.allclose(last.loc[["fold 1", "fold 2", "fold 3"], "WAR"], wars)
 
-    formatted = reports.format_summary_table(table)
+    formatted = results.format_summary_table(table)
     assert list(formatted.index) == ["fold 1", "fold 2", "fold 3", "mean ± std", "pooled"]
     assert formatted.loc["mean ± std", "WAR"] == f"{np.mean(wars):.2f} ± {np.std(wars, ddof=1):.2f}"
     md = to_markdown(formatted)
@@ -232,15 +233,15 @@ def test_write_report_for_a_cv_directory(tmp_path):
 
 def test_figures_name_the_selected_checkpoint(tmp_path):
     make_run(tmp_path / "run", epochs=4)
-    assert reports.selected_checkpoint_label(tmp_path / "run") == "best epoch by test WAR (optimistic), epoch 3"
+    assert run_files.selected_checkpoint_label(tmp_path / "run") == "best epoch by test WAR (optimistic), epoch 3"
     (tmp_path / "run" / "report" / "metrics.json").write_text("{not json")
-    assert reports.selected_checkpoint_label(tmp_path / "run") is None
+    assert run_files.selected_checkpoint_label(tmp_path / "run") is None
 
 
 def test_fold_curves_one_line_per_fold_in_percent(tmp_path):
     make_cv(tmp_path / "cv", folds=2)
-    logs = {p.name: reports.load_log(p) for p in reports.fold_dirs(tmp_path / "cv")}
-    fig = reports.plot_fold_curves(logs)
+    logs = {p.name: run_files.load_log(p) for p in run_files.fold_dirs(tmp_path / "cv")}
+    fig = figures.plot_fold_curves(logs)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["train_loss", "train_acc", "test_war", "test_uar"]
     war = fig.axes[titles.index("test_war")]

@@ -135,6 +135,22 @@ def test_stage_change_redraws_strip(explorer):
     assert bytes(explorer.strip_image.value) != layer2
 
 
+def test_the_animation_follows_the_selection_and_saves(explorer, tmp_path):
+    from PIL import Image
+
+    explorer.method_select.value = "attention"
+    explorer.stage_select.value = explorer.stage_select.options[0]
+    gif = bytes(explorer.animation_image.value)
+    assert gif[:6] == b"GIF89a" and 'href="data:video/mp4;base64,' in explorer.animation_link.value
+    frames = Image.open(explorer.save_animation(tmp_path / "a.gif"))
+    assert frames.n_frames == explorer.run.cache.num_frames
+    one_panel = frames.size[0]
+    explorer.method_select.value = "gradcam"  # now: input, the deepest attention stage, Grad-CAM
+    assert bytes(explorer.animation_image.value) != gif
+    assert explorer.animation().frames.shape[2] == one_panel // 2 * 3
+    assert explorer.save_animation(tmp_path / "a.mp4").read_bytes()[4:8] == b"ftyp"
+
+
 def test_maps_are_computed_once(explorer, monkeypatch):
     i = explorer.index
     first = explorer.overlay(i, "gradcam", "layer3")

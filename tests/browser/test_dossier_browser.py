@@ -1,5 +1,6 @@
-"""The dossier's index page in headless Chromium: it renders, lists each class with its recall,
-and its links open class pages whose figures load.
+"""The dossier's index page in headless Chromium: its figures, thumbnails and region heat table
+decode, it lists each class with its recall, and its links open class pages whose figures load and
+whose animation plays.
 
 Runs only with ``-m browser`` (``make test-browser``); needs Debian's ``chromium`` or
 ``TDRAG_CHROMIUM``. The dossier is built at small size on the tiny trained run.
@@ -40,17 +41,28 @@ def test_index_lists_classes_with_recall_and_links_open_pages(tiny_run, tmp_path
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(result.index.as_uri())
+            # The run at a glance: its figures, each class's thumbnail and the region heat table all decode.
+            assert "WAR" in page.locator("body > p").first.inner_text()
+            for alt in ("confusion matrix (row-normalised)", "per-class recall", "facial-region heat table"):
+                assert page.locator(f'img[alt="{alt}"]').evaluate("i => i.naturalWidth") > 0, alt
             rows = page.locator("#classes tbody tr")
             assert rows.count() == 2
             for i, name in enumerate(["Happy", "Sad"]):
                 cells = rows.nth(i).locator("td").all_inner_texts()
-                assert cells[0] == name and cells[3] == f"{100 * summary.loc[name, 'recall']:.1f}" and cells[5] == "ok"
-            page.locator("a", has_text="Sad").click()
+                assert cells[0] == name and cells[4] == f"{100 * summary.loc[name, 'recall']:.1f}" and cells[6] == "ok"
+                assert rows.nth(i).locator("img.thumb").evaluate("i => i.naturalWidth") > 0
+            csv = page.locator('a[href$=".csv"]')
+            assert (result.out / csv.get_attribute("href")).is_file()
+            # A class page: its figures render and its animation plays.
+            page.locator("#classes a", has_text="Sad").click()
             page.wait_for_load_state("load")
             assert page.url.endswith("Sad.html")
             assert page.locator("h1", has_text="Sad").count() >= 1
             loaded = page.evaluate("Array.from(document.images).filter(i => i.naturalWidth > 0).length")
-            assert loaded >= 4, f"only {loaded} figures rendered on the Sad page"
+            assert loaded >= 5, f"only {loaded} figures rendered on the Sad page"
+            gif = page.locator('img[src^="data:image/gif"]')
+            assert gif.count() == 1 and gif.evaluate("i => i.naturalWidth") > 0
+            assert page.locator('a[download][href^="data:video/mp4"]').count() == 1
             assert not errors, f"JavaScript errors: {errors}"
         finally:
             browser.close()

@@ -142,7 +142,8 @@ def test_class_dropdown_changes_the_figure(lab, tmp_path):
 
 
 def check_explorer(page, base: str, token: str, notebook: str) -> None:
-    """Open the notebook, run all cells, switch the class, and check the strip changes."""
+    """Open the notebook, run all cells, see the strip and the animation, switch the class, and check
+    the strip changes."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     strip = "img.tdrag-explorer-strip"
@@ -166,6 +167,11 @@ def check_explorer(page, base: str, token: str, notebook: str) -> None:
     page.wait_for_function(f"document.querySelector('{strip}').naturalWidth > 0", timeout=RUN_TIMEOUT * 1000)
     error_outputs = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] >> text=Traceback")
     assert error_outputs.count() == 0, error_outputs.first.inner_text()
+    # The animation plays beside it (a GIF the page decodes) with its MP4 to download.
+    page.wait_for_function("document.querySelector('img.tdrag-explorer-animation').naturalWidth > 0",
+                           timeout=RUN_TIMEOUT * 1000)
+    mp4 = page.locator(".tdrag-explorer-mp4 a[download]")
+    assert mp4.count() == 1 and mp4.get_attribute("href").startswith("data:video/mp4;base64,")
     header = page.locator(".tdrag-explorer-header").inner_text()
     assert "Checkpoint:" in header and "checkpoints/" in header and "Step readouts:" in header, header
     title_before = page.locator(".tdrag-explorer-title").inner_text()

@@ -234,10 +234,10 @@ def test_attention_pooling_weights_the_heads_pooling_with_layer4s_map():
         seen = model.inspect(x)
         features = model.features(x)
         pooled = (features * seen.attention["layer4"]).sum((3, 4)) / seen.attention["layer4"].sum((3, 4))
-        # layer4's block computes the map but leaves the features as they are ...
-        block = model.layer4[-1]
-        assert isinstance(block, ResidualAttention3d) and not block.reweights
-        torch.testing.assert_close(features, model.layer4[:-1](model.layer3(model.layer2(model.layer1(model.stem(x))))))
+        # layer4 stays a plain stage (its map's block comes after it) ...
+        assert not any(isinstance(m, ResidualAttention3d) for m in model.layer4)
+        assert isinstance(model.pool_attention, ResidualAttention3d)
+        torch.testing.assert_close(features, model.layer4(model.layer3(model.layer2(model.layer1(model.stem(x))))))
         # ... and the head reads the map-weighted mean of each step.
         clip = pooled.transpose(1, 2).mean(1)
         expected = model.head.fc(clip + model.head.project(seen.hidden_states).mean(1))
@@ -281,6 +281,16 @@ def test_step_readout_meaning_follows_the_head_and_the_loss():
     assert causal.startswith("Causal time: step s depends only on keyframes 0..2(s+1)-1")
     assert "both directions" in step_readout_meaning(_model("tdrag", gru_bidirectional=True, causal_time=True))
     assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))
+
+
+@pytest.mark.parametrize("pooling", [False, True])
+def test_forward_hooks_on_a_stage_fire(pooling):
+    # Grad-CAM reads model.layer4's output through a forward hook: forward must call the stage.
+    model = _model("tdrag", attention_pooling=pooling, **HEAD).eval()
+    seen = []
+    model.layer4.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    model(_clips())
+    assert len(seen) == 1
 
 
 def test_a_learned_temperature_divides_the_mask_logits():

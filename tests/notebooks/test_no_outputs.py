@@ -60,3 +60,30 @@ def test_checker_catches_outputs(tmp_path):
     cell.outputs, cell.execution_count, cell.metadata = [], None, {}
     nbformat.write(nb, path)
     assert notebook_problems(path) == ["dirty.ipynb: the first code cell is not tagged 'parameters'"]
+
+
+def unread_parameters(path: Path) -> list[str]:
+    """Names the `parameters` cell assigns that papermill does not read (it then warns "Passed
+    unknown parameter" and `python -m analysis dossier` cannot set them): papermill skips a line
+    with a second " = ", such as one in its comment."""
+    import papermill
+
+    from analysis.notebook.execute import parameter_names
+
+    read = set(papermill.inspect_notebook(str(path)))
+    return [name for name in parameter_names(nbformat.read(path, as_version=4)) if name not in read]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_papermill_reads_every_parameter(path):
+    assert unread_parameters(path) == []
+
+
+def test_unread_parameters_are_found(tmp_path):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell("A = 1  # fine\nMAX_CLIPS = 0  # clips (0 = all)\nB = 2",
+                                          metadata={"tags": ["parameters"]})]
+    path = tmp_path / "p.ipynb"
+    nbformat.write(nb, path)
+    assert unread_parameters(path) == ["MAX_CLIPS"]

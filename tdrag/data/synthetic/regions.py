@@ -16,8 +16,9 @@ shows.
   8  distractor    a person moving in the background
 ===  ============  ==========================================================================
 
-Where two parts' regions overlap, the one later in :data:`PAINT_ORDER` keeps the pixel (the
-brows last: a lowered brow is Angry's signal and must not vanish under the eyes' margin).
+Where two parts' regions overlap, the one later in :data:`PAINT_ORDER` keeps the pixel. The eyes
+come last: every class whose brows carry signal moves its eyes too, while Happy moves its eyes and
+not its brows, so the strip where the eyes' margin meets the brows belongs to the eyes.
 Occluders cover the face and distractors cover everything, as in the frame. So for every part
 that carries the class signal in a frame, the pixels labelled with it lie inside that frame's
 union mask.
@@ -41,7 +42,7 @@ DISTRACTOR = REGIONS.index("distractor")
 #: Label of each face part.
 PART_LABEL: dict[str, int] = {group: REGIONS.index(group) for group in GROUPS}
 #: Parts drawn first lose overlapping pixels to parts drawn later.
-PAINT_ORDER: tuple[str, ...] = ("cheeks", "nose", "mouth", "eyes", "brows")
+PAINT_ORDER: tuple[str, ...] = ("cheeks", "nose", "mouth", "brows", "eyes")
 
 
 def draw_face_regions(labels: np.ndarray, identity: Identity, geo: FaceGeometry, rest: FaceGeometry, s: int) -> None:
