@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-
 from tdrag import distributed
 from tdrag.config import Config, replace
 from tdrag.models.registry import build_model_from_config
