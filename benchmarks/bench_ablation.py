@@ -177,27 +177,48 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return last.is_file() and int(load_checkpoint(last)["epoch"]) >= epochs
 
 
-def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[str, float]]:
+def centre_prior(size: int) -> "torch.Tensor":
+    """A fixed map that knows nothing but where faces sit: a Gaussian over the centre of the crop
+    (sigma = size / 6), ``(size, size)``. Scored like a model's map, it says how much of an
+    agreement figure on centred face crops a model gets for free."""
+    import torch
+
+    axis = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    return torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * (size / 6) ** 2))
+
+
+def attention_agreement(run_dir: str | Path, batch: int = 16, data_root: str | Path | None = None
+                        ) -> dict[str, dict[str, float]]:
     """Attention against the synthetic ground truth on a run's test split, per stage.
 
     ``auroc``: the map's AUROC as a detector of the signal pixels, per keyframe with a non-empty
-    mask, averaged (0.5 = chance; ``analysis.internals.ground_truth.auroc_in_mask``); ``mass``: mean share of the map's mass inside the signal masks; ``chance``: the masks' mean
-    area fraction (what a uniform map gets); ``ratio`` = mass / chance; ``pointing_game``: share
-    of frames (with a non-empty mask) whose attention maximum lies inside the mask. The model is
-    the run's default analysis checkpoint (held-out selection, never the test fold).
+    mask, averaged (0.5 = chance; ``analysis.internals.ground_truth.auroc_in_mask``);
+    ``auroc_face``: the same among the face's pixels only (the signal parts against the rest of
+    the face; NaN for a set without region maps); ``mass``: mean share of the map's mass inside
+    the signal masks; ``chance``: the masks' mean area fraction (what a uniform map gets);
+    ``ratio`` = mass / chance; ``pointing_game``: share of frames (with a non-empty mask) whose
+    attention maximum lies inside the mask. The entry ``centre_prior`` scores
+    :func:`centre_prior` the same way. The model is the run's default analysis checkpoint
+    (held-out selection, never the test fold); ``data_root`` replaces the run's data root (the
+    masks and region maps are read there).
     """
     import torch
 
     from analysis.attribution.faithfulness import pointing_game
     from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks, mass_in_mask
+    from analysis.internals.regions import has_region_maps, region_label_maps
     from tdrag.models.registry import load_model
     from tdrag.data.augment import eval_transform
     from tdrag.data.cache import open_cache
+    from tdrag.data.synthetic.regions import REGIONS
     from tdrag.models.attention import upsample_attention
 
     model, config = load_model(run_dir)
+    root = Path(data_root or config.data.root)
     cache = open_cache(config.data.cache)
     rows = cache.rows(config.data.fold, "test")
+    face_labels = torch.tensor([REGIONS.index(r) for r in ("face", "brows", "eyes", "cheeks", "nose", "mouth")])
+    prior = centre_prior(config.data.crop)
     scores: dict[str, dict[str, list]] = {}
     chance = []
     with torch.no_grad():
@@ -205,21 +226,24 @@ def attention_agreement(run_dir: str | Path, batch: int = 16) -> dict[str, dict[
             part = rows[start:start + batch]
             x = eval_transform(torch.from_numpy(np.array(cache.frames[part])), crop=config.data.crop)
             seen = model.inspect(x)
-            masks = ground_truth_masks(cache, part, config.data.root, config.data.crop)
+            masks = ground_truth_masks(cache, part, root, config.data.crop)
+            face = (torch.isin(region_label_maps(cache, part, root, config.data.crop).long(), face_labels)
+                    if has_region_maps(root) else None)
             chance.append(masks.flatten(1).float().mean(1))
-            for stage, m in seen.attention.items():
-                maps = upsample_attention(m, masks.shape[1:])
-                entry = scores.setdefault(stage, {"auroc": [], "mass": [], "pointing_game": []})
+            maps_by_stage = {stage: upsample_attention(m, masks.shape[1:]) for stage, m in seen.attention.items()}
+            maps_by_stage["centre_prior"] = prior.expand_as(masks).contiguous()
+            for stage, maps in maps_by_stage.items():
+                entry = scores.setdefault(stage, {"auroc": [], "auroc_face": [], "mass": [], "pointing_game": []})
                 entry["auroc"].append(auroc_in_mask(maps, masks))
+                entry["auroc_face"].append(auroc_in_mask(maps, masks, within=face) if face is not None
+                                           else torch.full((len(part),), float("nan")))
                 entry["mass"].append(mass_in_mask(maps, masks))
                 entry["pointing_game"].append(pointing_game(maps, masks))
     area = float(torch.cat(chance).mean())
     out = {}
     for stage, entry in scores.items():
-        mass = float(torch.nanmean(torch.cat(entry["mass"]).double()))
-        out[stage] = {"auroc": float(torch.nanmean(torch.cat(entry["auroc"]).double())),
-                      "mass": mass, "chance": area, "ratio": mass / area,
-                      "pointing_game": float(torch.nanmean(torch.cat(entry["pointing_game"]).double()))}
+        mean = {k: float(torch.nanmean(torch.cat(v).double())) for k, v in entry.items()}
+        out[stage] = {**mean, "chance": area, "ratio": mean["mass"] / area}
     return out
 
 
@@ -295,10 +319,12 @@ def markdown(table: dict, reference: str = "r3d18", full: str = "tdrag") -> str:
             lines.append(f"| {name} | {a:.2f} ± {sa:.2f} | {b:.2f} ± {sb:.2f} |")
     att_rows = [(n, r["attention"]) for n, r in table.items() if "attention" in r]
     if att_rows:
-        lines += ["", "| variant | stage | AUROC | mass in mask / chance | pointing game |", "|---|---|---:|---:|---:|"]
+        lines += ["", "| variant | stage | AUROC | AUROC within the face | mass in mask / chance | pointing game |",
+                  "|---|---|---:|---:|---:|---:|"]
         for name, att in att_rows:
             for stage, v in att.items():
                 lines.append(f"| {name} | {stage} | {v['auroc'][0]:.2f} ± {v['auroc'][1]:.2f} | "
+                             f"{v['auroc_face'][0]:.2f} ± {v['auroc_face'][1]:.2f} | "
                              f"{v['ratio'][0]:.2f} ± {v['ratio'][1]:.2f} | "
                              f"{v['pointing_game'][0]:.2f} ± {v['pointing_game'][1]:.2f} |")
     return "\n".join(lines) + "\n"
