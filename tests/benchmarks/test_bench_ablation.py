@@ -39,8 +39,13 @@ def test_toy_run_writes_results_table_and_figure(tmp_path):
         (v, s) for v in ("r3d18", "tdrag", "tdrag_uniform") for s in (0, 1))
     assert all(r["selection"] == "val" for r in data["results"])  # never chosen on the test fold
     tdrag = next(r for r in data["results"] if r["variant"] == "tdrag")
-    assert set(tdrag["attention"]) == {"layer2", "layer3", "layer4"}
+    assert set(tdrag["attention"]) == {"layer2", "layer3", "layer4", "centre_prior"}
     assert 0 <= tdrag["attention"]["layer2"]["pointing_game"] <= 1 and tdrag["attention"]["layer2"]["ratio"] > 0
+    assert 0 <= tdrag["attention"]["layer3"]["auroc"] <= 1 and 0 <= tdrag["attention"]["layer3"]["auroc_face"] <= 1
+    # The centre prior is one fixed map: the same scores for every run on the same keyframes.
+    assert all(r["attention"]["centre_prior"] == tdrag["attention"]["centre_prior"]
+               for r in data["results"] if r["variant"] == "tdrag")
+    assert not any(r.get("attention") for r in data["results"] if r["variant"] == "r3d18")
     text = md.read_text()
     assert "| tdrag | 2 |" in text and "WAR − r3d18" in text and "pointing game" in text
     assert png.stat().st_size > 1000
