@@ -48,11 +48,21 @@ class Predictions:
         return metrics.classification_report(self.labels, self.predictions, class_names)
 
 
+#: The columns of a class's probability are named after the class: ``prob_<Class>``.
+PROB_PREFIX = "prob_"
+
+
+def class_names_of(columns: Sequence[str]) -> list[str]:
+    """The class names of a predictions table's ``prob_<Class>`` columns, in column order (the run's
+    label order, as :func:`write_predictions` wrote them); empty when there are none."""
+    return [c[len(PROB_PREFIX):] for c in columns if c.startswith(PROB_PREFIX)]
+
+
 def write_predictions(path: str | os.PathLike, predictions: Predictions, class_names: Sequence[str]) -> None:
     """``video_id,label,prediction,prob_<Class>...`` with 0-based class indices."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["video_id", "label", "prediction", *[f"prob_{name}" for name in class_names]])
+    writer.writerow(["video_id", "label", "prediction", *[f"{PROB_PREFIX}{name}" for name in class_names]])
     for vid, label, pred, probs in zip(predictions.video_ids, predictions.labels, predictions.predictions,
                                        predictions.probabilities):
         writer.writerow([vid, int(label), int(pred), *[f"{p:.6f}" for p in probs]])
@@ -122,8 +132,7 @@ def read_predictions(path: str | os.PathLike,
     """
     header, rows = read_predictions_table(path)
     if class_names is None:
-        probs = [c[len("prob_"):] for c in header if c.startswith("prob_")]
-        class_names = probs or None
+        class_names = class_names_of(header) or None
     labels, preds = [], []
     li, pi, vi = header.index("label"), header.index("prediction"), header.index("video_id")
     ids = [row[vi] for _, row in rows]
