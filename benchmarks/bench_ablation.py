@@ -177,16 +177,6 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return last.is_file() and int(load_checkpoint(last)["epoch"]) >= epochs
 
 
-def centre_prior(size: int) -> "torch.Tensor":
-    """A fixed map that knows nothing but where faces sit: a Gaussian over the centre of the crop
-    (sigma = size / 6), ``(size, size)``. Scored like a model's map, it says how much of an
-    agreement figure on centred face crops a model gets for free."""
-    import torch
-
-    axis = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    return torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * (size / 6) ** 2))
-
-
 def attention_agreement(run_dir: str | Path, batch: int = 16, data_root: str | Path | None = None
                         ) -> dict[str, dict[str, float]]:
     """Attention against the synthetic ground truth on a run's test split, per stage.
@@ -205,7 +195,7 @@ def attention_agreement(run_dir: str | Path, batch: int = 16, data_root: str | P
     import torch
 
     from analysis.attribution.faithfulness import pointing_game
-    from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks, mass_in_mask
+    from analysis.internals.ground_truth import auroc_in_mask, centre_prior, ground_truth_masks, mass_in_mask
     from analysis.internals.regions import has_region_maps, region_label_maps
     from tdrag.models.registry import load_model
     from tdrag.data.augment import eval_transform

@@ -6,12 +6,16 @@ index), resized to S x S, and evaluation centre-crops them to ``crop``. This mod
 same selection, resize and crop on the masks so that ``mask[b, t]`` covers frame t of
 ``eval_transform(cache.frames[rows])[b]`` (:func:`align_with_clips`, which the facial-region
 label maps of :mod:`analysis.internals.regions` go through too).
+
+The scores (:func:`mass_in_mask`, :func:`auroc_in_mask`) are read against a reference that knows
+no model: :func:`centre_prior`, a fixed blob over the centre of the crop. On centred face crops it
+already scores well against the background, which a model's map gets for free.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -111,6 +115,18 @@ def ground_truth_masks(
     return torch.from_numpy(masks.astype(bool, copy=False))
 
 
+#: The name under which agreement tables list :func:`centre_prior`'s scores.
+CENTRE_PRIOR = "centre prior (a fixed Gaussian over the centre of the crop, no model)"
+
+
+def centre_prior(size: int) -> torch.Tensor:
+    """A fixed map that knows nothing but where faces sit: a Gaussian over the centre of the crop
+    (sigma = size / 6), ``(size, size)`` float32 in (0, 1]. Scored like a model's map, it says how
+    much of an agreement figure on centred face crops a model gets for free."""
+    axis = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    return torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * (size / 6) ** 2))
+
+
 def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = False) -> torch.Tensor:
     """Share of each clip's positive map mass that lies inside its ground-truth mask: ``(B,)``.
 
@@ -202,3 +218,32 @@ def auroc_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = Fals
     auc = torch.where(scored, auc, torch.full_like(auc, float("nan"))).reshape(b, t)
     per_clip = torch.nanmean(auc, dim=1)
     return per_clip.float()
+
+
+def agreement_with_truth(
+    maps: Mapping[str, torch.Tensor],
+    masks: torch.Tensor,
+    face: torch.Tensor | None = None,
+    extra: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Each map's agreement with the ground truth, and the same of :func:`centre_prior` as the
+    reference (under :data:`CENTRE_PRIOR`, last).
+
+    Args:
+        maps: name -> ``(B, T, H, W)`` maps at the masks' size (H = W, the crop).
+        masks: ``(B, T, H, W)`` bool ground truth.
+        face: ``(B, T, H, W)`` bool, the face's pixels (``analysis.internals.regions.face_pixels``),
+            or None when unknown.
+        extra: more scores, name -> ``score(maps, masks) -> (B,)`` (e.g. the pointing game).
+
+    Returns:
+        name -> ``{"mass_in_mask", "auroc", "auroc_face", *extra}``, each ``(B,)`` float32 on the
+        CPU (:func:`mass_in_mask`; :func:`auroc_in_mask` over the crop and ``within=face``, the
+        latter NaN without ``face``).
+    """
+    scored = {**maps, CENTRE_PRIOR: centre_prior(masks.shape[-1]).expand_as(masks)}
+    unknown = torch.full((masks.shape[0],), float("nan"))
+    return {name: {"mass_in_mask": mass_in_mask(m, masks), "auroc": auroc_in_mask(m, masks),
+                   "auroc_face": auroc_in_mask(m, masks, within=face) if face is not None else unknown,
+                   **{key: score(m, masks) for key, score in (extra or {}).items()}}
+            for name, m in scored.items()}

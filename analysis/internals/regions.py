@@ -35,6 +35,10 @@ import torch
 from analysis.internals.ground_truth import align_with_clips
 from tdrag.data.synthetic.regions import OUTSIDE, PAINT_ORDER, REGIONS
 
+#: The regions that show the face: its skin and its five parts (not the outside, occluders or
+#: distractors). Agreement "within the face" ranks only these pixels.
+FACE_REGIONS: tuple[str, ...] = ("face", "brows", "eyes", "cheeks", "nose", "mouth")
+
 #: The canonical template: region -> ellipses ``((centre x, centre y), (half-width, half-height))``
 #: in fractions of the crop side; parts are painted over the face in ``PAINT_ORDER``.
 TEMPLATE: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], ...]] = {
@@ -136,6 +140,13 @@ def above_floor(maps: torch.Tensor) -> torch.Tensor:
     values = maps.detach().double()
     floor = values.amin(dim=(-2, -1), keepdim=True).clamp(min=0)
     return (values - floor).clamp(min=0)
+
+
+def face_pixels(labels: torch.Tensor) -> torch.Tensor:
+    """``(B, T, H, W)`` region labels -> bool of the same shape: True where the pixel shows the face
+    (one of :data:`FACE_REGIONS`); the ``within`` of ``auroc_in_mask`` for the AUROC within the face."""
+    face = torch.tensor([REGIONS.index(r) for r in FACE_REGIONS], dtype=torch.long)
+    return torch.isin(labels.long(), face.to(labels.device))
 
 
 def region_masses(maps: torch.Tensor, labels: torch.Tensor, num_regions: int = len(REGIONS)) -> torch.Tensor:

@@ -1,14 +1,17 @@
-"""analysis.internals.ground_truth: masks aligned with the cached, centre-cropped clips."""
+"""analysis.internals.ground_truth: masks aligned with the cached, centre-cropped clips; the centre
+prior and the agreement of maps (and of the prior) with the ground truth."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from analysis.internals.ground_truth import ground_truth_masks
+from analysis.internals.ground_truth import (CENTRE_PRIOR, agreement_with_truth, auroc_in_mask, centre_prior,
+                                             ground_truth_masks, mass_in_mask)
 from tdrag.data import cache as cache_module
 
 
@@ -105,3 +108,31 @@ def test_ground_truth_masks_on_a_generated_set_and_its_cache(tmp_path):
         expected = masks[entry["source_frames"]][:, 4:28, 4:28] > 0  # (32 - 24) // 2 = 4
         assert torch.equal(gt[b], torch.from_numpy(expected))
     assert gt.any()  # the signal regions are there
+
+
+def test_centre_prior_by_hand():
+    """size 3: sigma 1/2, so exp(-(x^2 + y^2) / (2 sigma^2)) = exp(-2 (x^2 + y^2)) around the centre."""
+    e = math.exp
+    expected = torch.tensor([[e(-4), e(-2), e(-4)], [e(-2), 1.0, e(-2)], [e(-4), e(-2), e(-4)]])
+    torch.testing.assert_close(centre_prior(3), expected)
+    prior = centre_prior(112)
+    assert prior.shape == (112, 112) and torch.equal(prior, prior.flip(0)) and torch.equal(prior, prior.T)
+    assert prior[55:57, 55:57].min() == prior.max()  # the four centre pixels of an even crop
+
+
+def test_agreement_with_truth_scores_each_map_and_the_prior_last():
+    torch.manual_seed(0)
+    masks = torch.zeros(2, 3, 8, 8, dtype=torch.bool)
+    masks[:, :, 2:5, 3:6] = True
+    face = torch.zeros_like(masks)
+    face[:, :, 1:7, 1:7] = True
+    maps = {"m": torch.rand(2, 3, 8, 8)}
+    scores = agreement_with_truth(maps, masks, face, extra={"peak": lambda m, k: m.flatten(1).amax(1)})
+    assert list(scores) == ["m", CENTRE_PRIOR]
+    prior = centre_prior(8).expand(2, 3, 8, 8)
+    for name, m in (("m", maps["m"]), (CENTRE_PRIOR, prior)):
+        torch.testing.assert_close(scores[name]["mass_in_mask"], mass_in_mask(m, masks))
+        torch.testing.assert_close(scores[name]["auroc"], auroc_in_mask(m, masks))
+        torch.testing.assert_close(scores[name]["auroc_face"], auroc_in_mask(m, masks, within=face))
+        torch.testing.assert_close(scores[name]["peak"], m.flatten(1).amax(1))
+    assert torch.isnan(agreement_with_truth(maps, masks)["m"]["auroc_face"]).all()  # no face given: unknown

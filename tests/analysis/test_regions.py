@@ -65,6 +65,14 @@ def test_region_masses_above_each_frames_floor_and_areas():
         reg.region_masses(attention[:, :1], labels)
 
 
+def test_face_pixels_are_the_face_and_its_parts():
+    labels = torch.arange(len(REGIONS), dtype=torch.uint8).reshape(1, 1, 1, -1)
+    face = reg.face_pixels(labels)
+    assert face.shape == labels.shape and face.dtype == torch.bool
+    assert [REGIONS[i] for i in torch.nonzero(face.flatten()).flatten().tolist()] == [
+        "face", "brows", "eyes", "cheeks", "nose", "mouth"]
+
+
 def test_region_label_maps_follow_source_frames_resize_and_crop(tiny_cache):
     from tdrag.data.cache import open_cache
     from tdrag.data.synthetic import load_clip_regions
