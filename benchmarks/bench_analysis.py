@@ -48,6 +48,7 @@ from tdrag.atomic import write_text
 from tdrag.models.registry import load_model
 from tdrag.data.cache import open_cache
 from tdrag.data.augment import eval_transform
+from tdrag.runs.layout import RunPaths
 
 # Speed settings: what each method costs per clip is set by these.
 SPEED_OPTIONS = {
@@ -249,7 +250,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     if args.untrained_width:
         return untrained_speed(args, device, argv)
-    if not (Path(args.run) / "checkpoints").is_dir():
+    if not RunPaths(args.run).checkpoints.is_dir():
         print(f"{args.run}: no trained run there (make one with `tdrag demo --out runs/demo`)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from tdrag.runs.layout import RunPaths
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_demo: tdrag demo failed with exit code {completed.returncode}", file=sys.stderr)
         return 1
     cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
-    metrics = json.loads((out / "run" / "report" / "metrics.json").read_text())
+    run = RunPaths(out / "run")
+    metrics = json.loads(run.metrics.read_text())
     stages = dict(re.findall(r"(synthesise|prepare|train) ([0-9.]+)s", completed.stderr))
-    epochs = len((out / "run" / "log.csv").read_text().strip().splitlines()) - 1
+    epochs = len(run.log.read_text().strip().splitlines()) - 1
     result = {
         "date": datetime.date.today().isoformat(),
         "command": " ".join(command),

@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     from tdrag.data.synthetic import generate_dataset, is_synthetic_root
     from tdrag.models.registry import build_model_from_config
     from tdrag.runs.epoch_log import read_log
+    from tdrag.runs.layout import RunPaths
     from tdrag.train.engine import epoch_generator, seed_everything
     from tdrag.train.fit import fit
     from tdrag.train.schedule import build_optimizer, build_scheduler
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
 
     fit_rates, bare_rates = [], []
     result = fit(config, overwrite=True, progress=False)
-    fit_rates = [row["clips_per_second"] for row in read_log(Path(result.run_dir) / "log.csv")]
+    fit_rates = [row["clips_per_second"] for row in read_log(RunPaths(result.run_dir).log)]
 
     cache = open_cache(cache_dir)
     rows = cache.rows(config.data.fold, "train")

@@ -22,10 +22,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_ablation  # noqa: E402
 
+from tdrag.runs.layout import RunPaths  # noqa: E402
+
 
 def curves(run_dir: Path) -> dict[str, list[float]]:
-    """The run's per-epoch validation and test WAR (from log.csv)."""
-    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    """The run's per-epoch validation and test WAR (from its epoch log)."""
+    rows = list(csv.DictReader(RunPaths(run_dir).log.open()))
     return {"epoch": [int(r["epoch"]) for r in rows], "val": [float(r["val_war"]) for r in rows],
             "test": [float(r["test_war"]) for r in rows]}
 

@@ -355,6 +355,7 @@ def open_run(
     from tdrag.data.synthetic import is_synthetic_root
     from tdrag.models.registry import load_model
     from tdrag.runs.checkpoints import CheckpointError, select_checkpoint
+    from tdrag.runs.layout import RunPaths
     from tdrag.runtime import resolve_device
     from tdrag.train.data import load_run_data
 
@@ -366,7 +367,7 @@ def open_run(
     try:
         choice = select_checkpoint(run_dir, checkpoint)
     except CheckpointError as err:
-        if not (run_dir / "checkpoints").is_dir():
+        if not RunPaths(run_dir).checkpoints.is_dir():
             raise RunNotFound(_how_to_make(run_dir)) from None
         raise err
     dev = resolve_device(device, key="device")
