@@ -204,7 +204,8 @@ def class_scores(run, label: int | str, method: str = "integrated_gradients", sm
 def ground_truth_agreement(scores: MapScores, digits: int = 3) -> pd.DataFrame | Note:
     """On synthetic data: how each attention stage and the attribution agree with the ground-truth
     masks over the class's clips (:func:`analysis.report.region_profile.agreement_table`, rounded to
-    ``digits``): mass in the masks against their area (chance), pointing game and AUROC (0.5 = chance)."""
+    ``digits``): mass in the masks against their area (chance), pointing game, AUROC (0.5 = chance)
+    and AUROC within the face; the last row scores a centre prior (no model) the same way."""
     if len(scores.positions) == 0:
         return Note("No clips of this class in this split.")
     if scores.mask_area is None:

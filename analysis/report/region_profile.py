@@ -4,7 +4,8 @@ One pass over an opened run's clips (:func:`score_maps`) scores every map -- eac
 from the cached inspection, and any attribution method -- against the clips' facial-region labels
 (:mod:`analysis.internals.regions`: the renderer's on synthetic data, the approximate canonical
 template on real face crops) and, on synthetic data, against the ground-truth masks (mass in mask,
-pointing game, AUROC). Then:
+pointing game, AUROC over the crop and within the face), beside the same scores of a centre prior
+that knows no model (``analysis.internals.ground_truth.centre_prior``). Then:
 
 - :func:`region_profile`: per class and map, the share of the map's positive mass in each region,
   the region's share of the pixels, and their ratio (``enrichment``: 1 = what a map spread evenly
@@ -12,7 +13,7 @@ pointing game, AUROC). Then:
   ("ground truth": the regions that carry the class's signal in the renderer);
 - :func:`plot_region_profile`: one class's bars, model against truth;
 - :func:`plot_region_heat_table`: classes x regions for one map, signal regions outlined;
-- :func:`agreement_table`: per map, the agreement with the ground truth;
+- :func:`agreement_table`: per map, the agreement with the ground truth, the centre prior last;
 - :func:`write_region_table`: the profile of a run directory as CSV (``python -m analysis regions``).
 
     scores = score_maps(run, range(len(run)), methods=["gradcam"])
@@ -35,8 +36,8 @@ from matplotlib.figure import Figure
 from analysis.attribution.attribute import attribute_clips
 from analysis.attribution.faithfulness import pointing_game
 from analysis.attribution.methods import FRAME_METHODS, TITLES
-from analysis.internals.ground_truth import auroc_in_mask, mass_in_mask
-from analysis.internals.regions import region_areas, region_masses, run_region_maps
+from analysis.internals.ground_truth import agreement_with_truth
+from analysis.internals.regions import face_pixels, region_areas, region_masses, run_region_maps
 from analysis.plotting import new_figure
 from tdrag.data.synthetic import REGIONS
 
@@ -61,7 +62,10 @@ class MapScores:
         region_mass: map name -> ``(N, R)`` positive mass per region (frames summed).
         region_area: ``(N, R)`` pixels per region.
         truth_mass: ``(N, R)`` ground-truth mask pixels per region, or None without ground truth.
-        mass_in_mask, pointing_game, auroc: map name -> ``(N,)``; empty without ground truth.
+        mass_in_mask, pointing_game, auroc, auroc_face: name -> ``(N,)`` agreement with the
+            ground truth of each map and of :data:`~analysis.internals.ground_truth.CENTRE_PRIOR`
+            (scored as a reference, not a map of the model); ``auroc_face`` ranks the face's pixels
+            only (NaN without the renderer's regions); all empty without ground truth.
         mask_area: ``(N,)`` share of the pixels inside the masks (chance for mass in mask), or None.
         class_mean_maps: map name -> ``(C, H, W)`` mean over each class's clips and keyframes (NaN
             for a class without clips).
@@ -77,6 +81,7 @@ class MapScores:
     mass_in_mask: dict[str, torch.Tensor] = field(default_factory=dict)
     pointing_game: dict[str, torch.Tensor] = field(default_factory=dict)
     auroc: dict[str, torch.Tensor] = field(default_factory=dict)
+    auroc_face: dict[str, torch.Tensor] = field(default_factory=dict)
     mask_area: torch.Tensor | None = None
     class_mean_maps: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -110,27 +115,28 @@ def score_maps(run, positions: Iterable[int], methods: Sequence[str] = (), small
     labels = np.asarray(run.labels, dtype=np.int64)[positions]
     num_classes, regions = len(run.class_names), len(REGIONS)
     mass: dict[str, list[torch.Tensor]] = {}
-    per_clip: dict[str, dict[str, list[torch.Tensor]]] = {"mass_in_mask": {}, "pointing_game": {}, "auroc": {}}
+    per_clip: dict[str, dict[str, list[torch.Tensor]]] = {"mass_in_mask": {}, "pointing_game": {}, "auroc": {},
+                                                          "auroc_face": {}}
     sums: dict[str, torch.Tensor] = {}
     areas, truth, mask_area, source = [], [], [], "template"
     for start in range(0, len(positions), int(chunk)):
         part = positions[start : start + int(chunk)]
-        maps = _maps_of(run, part, methods, small)
+        maps = {name: m.detach().float().cpu() for name, m in _maps_of(run, part, methods, small).items()}
         region_labels, source = run_region_maps(run, part)
         areas.append(region_areas(region_labels, regions))
         masks = run.masks(part) if run.synthetic else None
-        if masks is not None:
-            truth.append(region_masses(masks.float(), region_labels, regions))
-            mask_area.append(masks.flatten(1).float().mean(1))
         for name, m in maps.items():
-            m = m.detach().float().cpu()
             mass.setdefault(name, []).append(region_masses(m, region_labels, regions))
             total = sums.setdefault(name, torch.zeros(num_classes, *m.shape[-2:], dtype=torch.float64))
             total.index_add_(0, torch.as_tensor(labels[start : start + len(part)]), m.double().mean(dim=1))
-            if masks is not None:
-                per_clip["mass_in_mask"].setdefault(name, []).append(mass_in_mask(m, masks))
-                per_clip["pointing_game"].setdefault(name, []).append(pointing_game(m, masks))
-                per_clip["auroc"].setdefault(name, []).append(auroc_in_mask(m, masks))
+        if masks is not None:
+            truth.append(region_masses(masks.float(), region_labels, regions))
+            mask_area.append(masks.flatten(1).float().mean(1))
+            face = face_pixels(region_labels) if source == "renderer" else None
+            scored = agreement_with_truth(maps, masks, face, extra={"pointing_game": pointing_game})
+            for name, score in scored.items():  # the maps, then the centre prior
+                for key, values in score.items():
+                    per_clip[key].setdefault(name, []).append(values)
     counts = torch.bincount(torch.as_tensor(labels), minlength=num_classes).double().view(-1, 1, 1)
     cat = lambda parts: torch.cat(parts) if parts else None  # noqa: E731
     return MapScores(
@@ -141,6 +147,7 @@ def score_maps(run, positions: Iterable[int], methods: Sequence[str] = (), small
         mass_in_mask={k: torch.cat(v) for k, v in per_clip["mass_in_mask"].items()},
         pointing_game={k: torch.cat(v) for k, v in per_clip["pointing_game"].items()},
         auroc={k: torch.cat(v) for k, v in per_clip["auroc"].items()},
+        auroc_face={k: torch.cat(v) for k, v in per_clip["auroc_face"].items()},
         class_mean_maps={k: (v / counts).float() for k, v in sums.items()},  # 0/0 = NaN for absent classes
     )
 
@@ -184,22 +191,30 @@ def region_profile(scores: MapScores) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+#: The columns of :func:`agreement_table`.
+AGREEMENT_COLUMNS = ("clips", "mass_in_mask", "mask_area", "ratio", "pointing_game", "auroc", "auroc_face")
+
+
 def agreement_table(scores: MapScores) -> pd.DataFrame:
     """Per map, its agreement with the ground truth over the scored clips (means over the clips with
     a score): ``clips``, ``mass_in_mask``, ``mask_area`` (chance for the mass), ``ratio`` (> 1:
-    concentrated on the ground truth), ``pointing_game`` and ``auroc`` (0.5 = chance). Empty
+    concentrated on the ground truth), ``pointing_game``, ``auroc`` (0.5 = chance) and
+    ``auroc_face`` (the AUROC within the face: the signal parts against the rest of the face). The
+    last row, :data:`~analysis.internals.ground_truth.CENTRE_PRIOR`, scores a fixed Gaussian over the
+    centre of the crop the same way: the figures a model gets for free on centred face crops. Empty
     without ground truth."""
     if scores.mask_area is None:
-        return pd.DataFrame(columns=["clips", "mass_in_mask", "mask_area", "ratio", "pointing_game", "auroc"])
+        return pd.DataFrame(columns=list(AGREEMENT_COLUMNS))
     area = float(scores.mask_area.mean())
     records = []
-    for name in scores.map_names:
+    for name in scores.auroc:  # the maps, then the centre prior
         share = float(torch.nanmean(scores.mass_in_mask[name]))
         records.append({"map": name, "clips": len(scores.positions), "mass_in_mask": share, "mask_area": area,
                         "ratio": share / area if area > 0 else float("nan"),
                         "pointing_game": float(torch.nanmean(scores.pointing_game[name])),
-                        "auroc": float(torch.nanmean(scores.auroc[name]))})
-    return pd.DataFrame.from_records(records).set_index("map")
+                        "auroc": float(torch.nanmean(scores.auroc[name])),
+                        "auroc_face": float(torch.nanmean(scores.auroc_face[name]))})
+    return pd.DataFrame.from_records(records, columns=["map", *AGREEMENT_COLUMNS]).set_index("map")
 
 
 def best_localising_map(scores: MapScores, prefix: str = "attention ") -> str | None:

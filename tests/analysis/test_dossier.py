@@ -57,6 +57,7 @@ def test_pages_and_index_with_each_class_recall(dossier):
         assert heading in page, heading
     assert "Checkpoint shown" in page and "data:image/png;base64" in page
     assert "mistaken for Sad" in page and "mass_in_mask" in page and "auroc" in page  # synthetic data
+    assert "auroc_face" in page and "centre prior (a fixed Gaussian over the centre of the crop, no model)" in page
     assert "Traceback" not in page and "(`METHOD`)" not in page
     assert "the <strong>Integrated Gradients</strong> attribution" in page  # the method named, not the variable
     # The one Sad test clip is shown, correct or not, as a strip and an animation with its MP4.

@@ -73,8 +73,8 @@ def scored(tiny_run):
 
 def test_one_pass_agrees_with_its_parts(scored):
     from analysis.attribution.attribute import attribute_clips
-    from analysis.internals.ground_truth import auroc_in_mask
-    from analysis.internals.regions import above_floor, region_masses, run_region_maps
+    from analysis.internals.ground_truth import CENTRE_PRIOR, auroc_in_mask, centre_prior
+    from analysis.internals.regions import above_floor, face_pixels, region_masses, run_region_maps
 
     run, scores = scored
     n, pixels = len(run), run.cache.num_frames * run.crop * run.crop
@@ -94,8 +94,18 @@ def test_one_pass_agrees_with_its_parts(scored):
     mean = attention[run.labels == c].mean(dim=(0, 1))
     torch.testing.assert_close(scores.class_mean_maps[f"attention {stage}"][c], mean)
     table = rp.agreement_table(scores)
-    assert list(table.columns) == ["clips", "mass_in_mask", "mask_area", "ratio", "pointing_game", "auroc"]
+    assert list(table.columns) == ["clips", "mass_in_mask", "mask_area", "ratio", "pointing_game", "auroc",
+                                   "auroc_face"]
     assert table.loc[f"attention {stage}", "auroc"] == pytest.approx(float(torch.nanmean(auroc_in_mask(attention, masks))))
+    face = face_pixels(run_region_maps(run, range(n))[0])
+    assert table.loc[f"attention {stage}", "auroc_face"] == pytest.approx(
+        float(torch.nanmean(auroc_in_mask(attention, masks, within=face))))
+    # The centre prior, last, scored the same way; it is no map of the model (not in map_names).
+    assert list(table.index) == [*scores.map_names, CENTRE_PRIOR]
+    prior = centre_prior(run.crop).expand_as(masks)
+    assert table.loc[CENTRE_PRIOR, "auroc"] == pytest.approx(float(torch.nanmean(auroc_in_mask(prior, masks))))
+    assert table.loc[CENTRE_PRIOR, "auroc_face"] == pytest.approx(
+        float(torch.nanmean(auroc_in_mask(prior, masks, within=face))))
     assert rp.best_localising_map(scores) in scores.map_names
 
 
