@@ -17,7 +17,6 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from tdrag.atomic import atomic_path
-from tdrag.data.labels import DFEW_CLASSES
 
 # Fixed colours per DFEW class (Okabe-Ito colour-blind-safe palette, ordered so that classes that
 # are easily confused -- Sad/Neutral, Angry/Disgust, Surprise/Fear -- get contrasting hues).
@@ -32,9 +31,11 @@ _DFEW_COLOURS: dict[str, str] = {
 }
 
 
-def class_colors(class_names: Sequence[str] = DFEW_CLASSES) -> list[str]:
-    """One colour per class, fixed for DFEW's classes and taken from ``tab10`` for other names."""
-    cmap = matplotlib.colormaps["tab10"]
+def class_colors(class_names: Sequence[str]) -> list[str]:
+    """One colour per class of ``class_names`` (the run's, in label order): fixed by name for DFEW's
+    (and FERV39k's) seven classes, by position from ``tab10`` for other names (``tab20`` past ten
+    classes, so that MAFW's eleven stay distinct)."""
+    cmap = matplotlib.colormaps["tab10" if len(class_names) <= 10 else "tab20"]
     return [
         _DFEW_COLOURS.get(name, matplotlib.colors.to_hex(cmap(i % cmap.N)))
         for i, name in enumerate(class_names)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-# Session fixtures tiny_cache (synthetic set + frame cache) and tiny_run (a 2-epoch trained run).
-from tests.run_fixtures import tiny_cache, tiny_run  # noqa: F401
+# Session fixtures tiny_cache (synthetic set + frame cache), tiny_run (a 2-epoch trained run) and
+# tiny_mafw_run (the same on an 11-class set in MAFW's layout).
+from tests.run_fixtures import tiny_cache, tiny_mafw_run, tiny_run  # noqa: F401
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 

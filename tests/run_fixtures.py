@@ -7,6 +7,8 @@ Registered in tests/conftest.py so every test module can ask for them:
 - ``tiny_run``: a run directory trained for 2 epochs on fold 1 of ``tiny_cache`` with
   :func:`tiny_config` (TDRAG of width 8, 28x28 crops, CPU): config.yaml, log.csv, checkpoints,
   predictions.csv, report/. Treat it as read-only (copy it before changing it).
+- ``tiny_mafw_run``: the same kind of run on a synthetic set in MAFW's layout (11 classes, MAFW's
+  names and order, :data:`TINY_MAFW_CLIPS` clips, T = 6): the case where a DFEW default would show.
 
 Sizes are chosen for seconds on 2 CPU cores, not for accuracy.
 """
@@ -25,6 +27,8 @@ TINY_CLIPS = 35
 TINY_FRAMES = 8
 TINY_SIZE = 32
 TINY_CROP = 28
+#: Enough clips for every one of MAFW's 11 classes in fold 1's training and test splits.
+TINY_MAFW_CLIPS = 66
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,20 @@ def tiny_run(tiny_cache, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     fit(tiny_config(tiny_cache, run_dir), progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_mafw_run(tmp_path_factory) -> Path:
+    from tdrag.data.prepare import prepare_cache
+    from tdrag.data.synthetic import generate_dataset
+    from tdrag.train.fit import fit
+
+    folder = tmp_path_factory.mktemp("tiny_mafw")
+    root = generate_dataset(folder / "data", clips=TINY_MAFW_CLIPS, preset="easy", seed=0, size=TINY_SIZE,
+                            layout="mafw")
+    cache = prepare_cache(root, folder / "cache", frames=6, size=TINY_SIZE, keyframes="uniform", workers=1,
+                          progress=False, dataset="mafw")
+    config = tiny_config(TinyData(root=Path(root), cache=Path(cache)), folder / "run")
+    config = replace(config, data={"dataset": "mafw", "frames": 6, "keyframes": "uniform"}, model={"num_classes": 11})
+    fit(config, progress=False)
+    return folder / "run"

@@ -206,17 +206,13 @@ def faithfulness_scores(
     return pd.DataFrame(rows)
 
 
-def summarise_scores(scores: "pandas.DataFrame", class_names: Sequence[str] | None = None) -> "pandas.DataFrame":  # noqa: F821
+def summarise_scores(scores: "pandas.DataFrame", class_names: Sequence[str]) -> "pandas.DataFrame":  # noqa: F821
     """Mean per (method, class) plus an "all" row per method from :func:`faithfulness_scores`.
 
-    ``class_names`` maps label indices to names (default: DFEW's seven classes).
+    ``class_names`` maps label indices to names: the run's (``run.class_names``), in label order.
     """
     import pandas as pd
 
-    if class_names is None:
-        from tdrag.data.labels import DFEW_CLASSES
-
-        class_names = DFEW_CLASSES
     metrics = ["deletion_auc", "insertion_auc", "pointing_game", "relevance_mass", "auroc", "completeness_gap"]
     scores = scores.copy()
     scores["class"] = [class_names[i] if 0 <= i < len(class_names) else str(i) for i in scores["label"]]
@@ -241,11 +237,13 @@ def faithfulness_summary(
     labels: torch.Tensor | Sequence[int],
     methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = ("saliency", "integrated_gradients", "gradcam"),
     masks: torch.Tensor | None = None,
-    class_names: Sequence[str] | None = None,
+    *,
+    class_names: Sequence[str],
     **options: Any,
 ) -> "pandas.DataFrame":  # noqa: F821
-    """Faithfulness per method and class: :func:`faithfulness_scores` then
-    :func:`summarise_scores`. Columns: method, class, n, deletion_auc, insertion_auc,
-    pointing_game, relevance_mass, auroc, completeness_gap (means; NaN where not applicable)."""
+    """Faithfulness per method and class: :func:`faithfulness_scores` then :func:`summarise_scores`
+    (``class_names``: the run's, in label order). Columns: method, class, n, deletion_auc,
+    insertion_auc, pointing_game, relevance_mass, auroc, completeness_gap (means; NaN where not
+    applicable)."""
     scores = faithfulness_scores(model, clips, labels, methods, masks=masks, **options)
     return summarise_scores(scores, class_names)

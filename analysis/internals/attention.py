@@ -6,7 +6,8 @@ resolution (``model.inspect``). Here they are upsampled to the input's ``(T, H, 
 the keyframes, averaged per class, and scored against the synthetic ground-truth masks: the share
 of a map's mass that falls inside the region carrying the class signal, next to the share a
 uniform map would get (the mask's area), which is the chance level, and the AUROC of the map as a
-detector of the signal pixels (0.5 = chance).
+detector of the signal pixels (0.5 = chance), over the whole crop and within the face; beside
+them, the same scores of a centre prior that knows no model (``ground_truth.centre_prior``).
 
 Example::
 
@@ -24,9 +25,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from analysis.internals.ground_truth import auroc_in_mask, ground_truth_masks, mass_in_mask
+from analysis.internals.ground_truth import agreement_with_truth, ground_truth_masks
+from analysis.internals.regions import face_pixels, has_region_maps, region_label_maps
 from analysis.plotting import new_figure
-from tdrag.data.labels import DFEW_CLASSES
 from tdrag.models.attention import upsample_attention
 
 
@@ -55,13 +56,14 @@ def attention_maps(
 
 
 def mean_attention_per_class(
-    maps: torch.Tensor, labels: Sequence[int] | np.ndarray, num_classes: int = len(DFEW_CLASSES)
+    maps: torch.Tensor, labels: Sequence[int] | np.ndarray, num_classes: int
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Average attention map per true class.
 
     Args:
         maps: (N, T, H, W) or (N, 1, T', H', W') maps (stage resolution works and saves memory).
         labels: (N,) class indices.
+        num_classes: C, the run's number of classes.
     Returns:
         means (C, ...) with NaN for classes without clips, and counts (C,) int64.
     """
@@ -84,8 +86,10 @@ def mass_in_mask_table(
     shares: np.ndarray | torch.Tensor,
     labels: Sequence[int] | np.ndarray,
     mask_fractions: np.ndarray | torch.Tensor | None = None,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    *,
+    class_names: Sequence[str],
     aurocs: np.ndarray | torch.Tensor | None = None,
+    aurocs_face: np.ndarray | torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Per-class summary of attention's agreement with the ground truth.
 
@@ -93,13 +97,15 @@ def mass_in_mask_table(
         shares: (N,) share of attention mass inside the mask per clip.
         labels: (N,) true class per clip.
         mask_fractions: (N,) mask area fraction per clip (the share a uniform map would get).
+        class_names: the C class names in label order (the run's).
         aurocs: (N,) AUROC of each clip's maps as a detector of the mask's pixels
             (``analysis.internals.ground_truth.auroc_in_mask``; NaN for a clip with no frame to score).
+        aurocs_face: (N,) the same AUROC among the face's pixels only (``within=face``).
     Returns:
         DataFrame indexed by class (plus "all") with columns clips, mass_in_mask (mean),
         mass_in_mask_std, when given mask_area (mean) and ratio = mass_in_mask / mask_area
-        (> 1 means attention concentrates on the ground truth), and auroc (mean over the clips
-        with a score; 0.5 is chance, 1 every signal pixel above every other).
+        (> 1 means attention concentrates on the ground truth), auroc (mean over the clips
+        with a score; 0.5 is chance, 1 every signal pixel above every other) and auroc_face.
     """
     shares = np.asarray(shares, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -108,6 +114,8 @@ def mass_in_mask_table(
         frame["mask_area"] = np.asarray(mask_fractions, dtype=np.float64)
     if aurocs is not None:
         frame["auroc"] = np.asarray(aurocs, dtype=np.float64)
+    if aurocs_face is not None:
+        frame["auroc_face"] = np.asarray(aurocs_face, dtype=np.float64)
     records = []
     groups = [(name, frame[frame.label == c]) for c, name in enumerate(class_names)]
     groups.append(("all", frame))
@@ -125,6 +133,8 @@ def mass_in_mask_table(
             rec["ratio"] = rec["mass_in_mask"] / rec["mask_area"] if rec["mask_area"] > 0 else np.nan
         if aurocs is not None:
             rec["auroc"] = part.auroc.mean()  # pandas skips NaN: clips without a frame to score
+        if aurocs_face is not None:
+            rec["auroc_face"] = part.auroc_face.mean()
         records.append(rec)
     return pd.DataFrame.from_records(records).set_index("class")
 
@@ -135,17 +145,20 @@ def attention_in_ground_truth(
     synthetic_root,
     crop: int,
     stages: Sequence[str] | None = None,
-    class_names: Sequence[str] = DFEW_CLASSES,
     chunk: int = 16,
 ) -> pd.DataFrame:
     """Agreement of each attention stage with the synthetic ground-truth masks, per class: the share
     of its mass inside them (against the masks' area, chance) and its AUROC as a detector of their
-    pixels (0.5 = chance; a sigmoid's floor does not dilute it).
+    pixels (0.5 = chance; a sigmoid's floor does not dilute it), over the whole crop and within the
+    face (``auroc_face``: the signal parts against the rest of the face; NaN for a set rendered
+    without region maps). A last "stage", :data:`~analysis.internals.ground_truth.CENTRE_PRIOR`,
+    scores a fixed Gaussian over the centre of the crop the same way: on centred face crops it
+    already scores well against the background, so the stages' figures are read against it.
 
     Args:
         inspection: ``analysis.internals.run.SplitInspection`` (``run.inspection``) of a split of a synthetic cache.
-        cache: the ``ClipCache`` it was computed on.
-        synthetic_root: the synthetic DFEW tree (holds ``synthetic/masks``).
+        cache: the ``ClipCache`` it was computed on (its class names label the rows).
+        synthetic_root: the synthetic data set's root (holds ``synthetic/masks`` and ``synthetic/regions``).
         crop: the evaluation crop used (``data.crop``), to align masks with the input.
         stages: stages to score; all by default.
         chunk: clips upsampled at once (bounds memory).
@@ -156,23 +169,26 @@ def attention_in_ground_truth(
         raise ValueError("the inspection holds no attention maps (model without attention, or keep_attention=False)")
     names = list(inspection.attention) if stages is None else list(stages)
     rows = np.asarray(inspection.rows)
-    shares = {name: [] for name in names}
-    aurocs = {name: [] for name in names}
+    with_regions = has_region_maps(synthetic_root)
+    scores: dict[str, dict[str, list[torch.Tensor]]] = {}
     fractions = []
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         masks = torch.as_tensor(ground_truth_masks(cache, part, synthetic_root, crop))
+        face = face_pixels(region_label_maps(cache, part, synthetic_root, crop)) if with_regions else None
         fractions.append(masks.flatten(1).float().mean(1))
-        for name in names:
-            maps = upsample_attention(inspection.attention[name][start : start + chunk], masks.shape[1:])
-            shares[name].append(mass_in_mask(maps, masks))
-            aurocs[name].append(auroc_in_mask(maps, masks))
+        maps = {name: upsample_attention(inspection.attention[name][start : start + chunk], masks.shape[1:])
+                for name in names}
+        for name, score in agreement_with_truth(maps, masks, face).items():  # the stages, then the centre prior
+            for key, values in score.items():
+                scores.setdefault(name, {}).setdefault(key, []).append(values)
     fractions = torch.cat(fractions).numpy()
-    tables = {
-        name: mass_in_mask_table(torch.cat(shares[name]).numpy(), inspection.labels, fractions, class_names,
-                                 aurocs=torch.cat(aurocs[name]).numpy())
-        for name in names
-    }
+    tables = {}
+    for name, score in scores.items():
+        figures = {key: torch.cat(values).numpy() for key, values in score.items()}
+        tables[name] = mass_in_mask_table(figures["mass_in_mask"], inspection.labels, fractions,
+                                          class_names=cache.class_names, aurocs=figures["auroc"],
+                                          aurocs_face=figures["auroc_face"])
     return pd.concat(tables, names=["stage", "class"])
 
 
@@ -258,7 +274,8 @@ def plot_keyframe_strip(
 def plot_class_mean_attention(
     means: torch.Tensor,
     counts: Sequence[int] | np.ndarray | None = None,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    *,
+    class_names: Sequence[str],
     title: str | None = None,
     cmap: str = "viridis",
 ) -> Figure:
@@ -268,6 +285,7 @@ def plot_class_mean_attention(
         means: (C, T, H, W) or (C, H, W) from ``mean_attention_per_class``; NaN classes are shown
             as empty panels.
         counts: (C,) clips per class, shown in the panel titles.
+        class_names: the C class names in label order (the run's).
     """
     means = means.detach().cpu().float()
     if means.dim() == 5:

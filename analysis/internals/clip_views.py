@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 
 from analysis.internals.trajectories import PCA, label_pca_axes
 from analysis.plotting import class_colors, new_figure
-from tdrag.data.labels import DFEW_CLASSES
 
 
 def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -22,7 +21,8 @@ def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
 def plot_step_probabilities(
     step_probs: np.ndarray | torch.Tensor,
     label: int | None = None,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    *,
+    class_names: Sequence[str],
     title: str | None = None,
 ) -> Figure:
     """Class probabilities after each GRU step of one clip.
@@ -30,6 +30,7 @@ def plot_step_probabilities(
     Args:
         step_probs: (T, C) softmax of ``step_logits`` of one clip (T = 1 for a model without GRU).
         label: the true class, drawn thicker and named in the legend.
+        class_names: the C class names in label order (the run's).
     """
     probs = _numpy(step_probs)
     if probs.ndim != 2 or probs.shape[1] != len(class_names):
@@ -56,7 +57,7 @@ def plot_clip_trajectory(
     clip_trajectory: np.ndarray | torch.Tensor,
     class_means: np.ndarray,
     label: int,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    class_names: Sequence[str],
     pca: PCA | None = None,
     title: str | None = None,
 ) -> Figure:
@@ -67,6 +68,7 @@ def plot_clip_trajectory(
         class_means: (C, T, >=2) from ``analysis.internals.trajectories.class_mean_trajectories`` (NaN rows
             for absent classes are skipped).
         label: the clip's true class (whose mean is drawn dashed and thick).
+        class_names: the C class names in label order (the run's).
         pca: labels the axes with their explained variance when given.
     """
     traj = _numpy(clip_trajectory)[:, :2]

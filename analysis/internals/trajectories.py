@@ -32,7 +32,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.plotting import class_colors, new_figure
-from tdrag.data.labels import DFEW_CLASSES
 
 
 def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -86,13 +85,14 @@ def fit_pca(states: np.ndarray | torch.Tensor, k: int = 2) -> PCA:
 
 
 def class_mean_trajectories(
-    trajectories: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray, num_classes: int = len(DFEW_CLASSES)
+    trajectories: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray, num_classes: int
 ) -> np.ndarray:
     """Mean trajectory per true class.
 
     Args:
         trajectories: (N, T, k) projected (or raw (N, T, D)) states.
         labels: (N,) class indices.
+        num_classes: C, the run's number of classes.
     Returns:
         (C, T, k) float64, NaN rows for classes without clips.
     """
@@ -138,13 +138,14 @@ def decision_steps(steps: np.ndarray | torch.Tensor) -> np.ndarray:
 def accuracy_per_step(
     steps: np.ndarray | torch.Tensor,
     labels: Sequence[int] | np.ndarray,
-    num_classes: int = len(DFEW_CLASSES),
+    num_classes: int,
 ) -> pd.DataFrame:
     """Accuracy of the prediction available after each GRU step.
 
     Args:
         steps: (N, T, C) per-step logits or (N, T) per-step predicted classes.
         labels: (N,) true classes.
+        num_classes: C, the run's number of classes (labels must lie in 0..C-1).
     Returns:
         DataFrame with one row per step: step (1-based, as in "after step t"), war (overall
         accuracy) and uar (mean recall over the classes present).
@@ -157,6 +158,8 @@ def accuracy_per_step(
         raise ValueError(f"{preds.shape[0]} clips of predictions but {labels.shape[0]} labels")
     if labels.size == 0:
         raise ValueError("accuracy_per_step: no clips")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
     correct = preds == labels[:, None]  # (N, T)
     present = [c for c in range(num_classes) if (labels == c).any()]
     uar = np.mean([correct[labels == c].mean(axis=0) for c in present], axis=0)
@@ -166,13 +169,14 @@ def accuracy_per_step(
 def decision_step_table(
     steps: np.ndarray | torch.Tensor,
     labels: Sequence[int] | np.ndarray,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    class_names: Sequence[str],
 ) -> pd.DataFrame:
     """Per-class summary of decision steps.
 
     Args:
         steps: (N, T, C) per-step logits or (N, T) per-step predictions.
         labels: (N,) true classes.
+        class_names: the C class names in label order (the run's).
     Returns:
         DataFrame indexed by class (plus "all"): clips, mean and median decision step (0-based),
         share decided at step 0, and accuracy of the final prediction.
@@ -215,7 +219,7 @@ def label_pca_axes(ax, pca: "PCA | None") -> None:
 def plot_trajectories(
     trajectories: np.ndarray | torch.Tensor,
     labels: Sequence[int] | np.ndarray,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    class_names: Sequence[str],
     pca: PCA | None = None,
     max_per_class: int = 30,
     show_means: bool = True,
@@ -231,6 +235,7 @@ def plot_trajectories(
     Args:
         trajectories: (N, T, >=2) projected states (``pca.transform(hidden_states)``).
         labels: (N,) true classes.
+        class_names: the C class names in label order (the run's).
         pca: if given, its explained variance labels the axes.
     """
     traj = _numpy(trajectories).astype(np.float64)
@@ -293,10 +298,11 @@ def plot_accuracy_per_step(table: pd.DataFrame, title: str | None = None) -> Fig
 def plot_decision_steps(
     steps: np.ndarray | torch.Tensor,
     labels: Sequence[int] | np.ndarray,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    class_names: Sequence[str],
     title: str | None = None,
 ) -> Figure:
-    """Stacked histogram of decision steps (1-based on the axis), coloured by true class."""
+    """Stacked histogram of decision steps (1-based on the axis), coloured by true class
+    (``class_names``: the run's, in label order)."""
     preds = _numpy(steps)
     if preds.ndim == 3:
         preds = step_predictions(preds)

@@ -55,18 +55,19 @@ def class_mean_attention(run) -> list:
     figures = []
     for name, stage_maps in run.attention.items():
         means, counts = mean_attention_per_class(stage_maps, run.labels, run.num_classes)
-        figures.append(plot_class_mean_attention(means, counts, run.class_names, title=f"Mean attention per class, {name}"))
+        figures.append(plot_class_mean_attention(means, counts, class_names=run.class_names,
+                                                 title=f"Mean attention per class, {name}"))
     return figures
 
 
 def attention_ground_truth(run) -> list:
-    """Share of attention mass inside the synthetic ground-truth masks, per stage and class."""
+    """Agreement of attention with the synthetic ground-truth masks, per stage and class, with the
+    centre prior's as the reference (``attention_in_ground_truth``)."""
     if not run.has_attention:
         return _no_attention(run)
     if not run.synthetic:
         return [Note("No ground-truth masks for this dataset (only the synthetic data has them): skipped.")]
-    return [attention_in_ground_truth(run.inspection, run.cache, run.data_root, run.crop,
-                                      class_names=run.class_names).round(3)]
+    return [attention_in_ground_truth(run.inspection, run.cache, run.data_root, run.crop).round(3)]
 
 
 def trajectory_overview(run) -> list:
@@ -90,7 +91,8 @@ def clip_trajectories(run, label: int | str, count: int = 2) -> list:
     figures: list = []
     for i in run.positions_of_class(c)[: int(count)]:
         vid = run.video_ids[i]
-        figures.append(plot_step_probabilities(step_probs[i], c, run.class_names, title=f"{vid}: probabilities per step"))
+        figures.append(plot_step_probabilities(step_probs[i], c, class_names=run.class_names,
+                                               title=f"{vid}: probabilities per step"))
         figures.append(plot_clip_trajectory(traj[i], means, c, run.class_names, pca=pca,
                                             title=f"{vid} against the {run.class_names[c]} mean"))
     return figures or [Note(f"No {run.class_names[c]} clips in this split.")]

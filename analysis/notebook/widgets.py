@@ -302,7 +302,7 @@ class ClassExplorer:
 
     def probability_figure(self) -> Figure:
         i = self.index
-        return plot_step_probabilities(self.step_probabilities[i], int(self.labels[i]), self.class_names,
+        return plot_step_probabilities(self.step_probabilities[i], int(self.labels[i]), class_names=self.class_names,
                                        title=f"{self.result.video_ids[i]}: class probabilities per GRU step")
 
     def header_html(self) -> str:

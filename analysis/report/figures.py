@@ -19,12 +19,11 @@ from matplotlib.ticker import MaxNLocator
 from analysis.plotting import class_colors, new_figure
 from analysis.report.results import pairs_from_confusion, war_uar_of
 from tdrag import metrics
-from tdrag.data.labels import DFEW_CLASSES
 
 
 def plot_confusion_matrix(
     confusion: np.ndarray,
-    class_names: Sequence[str] = DFEW_CLASSES,
+    class_names: Sequence[str],
     normalize: bool = False,
     title: str | None = None,
     cmap: str = "Blues",
@@ -33,6 +32,7 @@ def plot_confusion_matrix(
 
     Args:
         confusion: (C, C) counts, row = true class.
+        class_names: the C class names in label order (the run's).
         normalize: show row-normalised rates in percent (each true class sums to 100).
     """
     counts = np.asarray(confusion)

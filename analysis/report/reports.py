@@ -27,6 +27,7 @@ from analysis.report.run_files import (PathLike, ReportError, class_names_from_p
                                        load_predictions, load_summary, selected_checkpoint_label, summary_block)
 from analysis.report.tables import to_latex, to_markdown
 from tdrag.atomic import atomic_path, write_text
+from tdrag.runs.layout import RunPaths
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,12 @@ def write_report(run_dir: PathLike, dpi: int = 120) -> list[Path]:
     """Write the report figures (and tables for a cv directory) into ``RUN_DIR/report/``.
 
     Figures are PNGs at ``dpi``. Returns the paths written. Raises ``ReportError`` naming the missing file when ``run_dir``
-    holds neither ``predictions.csv`` (a run) nor ``summary.json`` (a cross-validation directory).
+    holds neither test predictions (a run) nor ``summary.json`` (a cross-validation directory).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such run directory")
-    if (run_dir / "summary.json").is_file() and not (run_dir / "predictions.csv").is_file():
+    if (run_dir / "summary.json").is_file() and not RunPaths(run_dir).predictions.is_file():
         return _write_cv_report(run_dir, dpi)
     return _write_run_report(run_dir, dpi)
 
@@ -67,16 +68,17 @@ def _write_run_report(run_dir: Path, dpi: int) -> list[Path]:
         "per_class_recall": plot_per_class_recall(per_class_table(preds["label"], preds["prediction"], names),
                                                    title=f"Per-class recall{suffix}"),
     }
-    if (run_dir / "log.csv").is_file():
+    paths = RunPaths(run_dir)
+    if paths.log.is_file():
         figures["training_curves"] = plot_training_curves(load_log(run_dir), title=f"Training curves: {run_dir.name}")
     else:
-        log.warning("%s has no log.csv; training curves skipped", run_dir)
-    return _save_all(figures, run_dir / "report", dpi)
+        log.warning("%s has no %s; training curves skipped", run_dir, paths.log.name)
+    return _save_all(figures, paths, dpi)
 
 def _write_cv_report(cv_dir: Path, dpi: int) -> list[Path]:
     summary = load_summary(cv_dir)
-    out = cv_dir / "report"
-    folds = [p for p in fold_dirs(cv_dir) if (p / "predictions.csv").is_file()]
+    out = RunPaths(cv_dir).report  # a cross-validation directory keeps its report where a run does
+    folds = [p for p in fold_dirs(cv_dir) if RunPaths(p).predictions.is_file()]
     written: list[Path] = []
     for fold in folds:
         written += _write_run_report(fold, dpi)
@@ -116,10 +118,10 @@ def _write_cv_report(cv_dir: Path, dpi: int) -> list[Path]:
         spread = table.loc["std", names] if len(folds) > 1 and set(names) <= set(table.columns) else None
         recall_title = "Per-class recall, folds pooled" + (" (error bars: std over folds)" if spread is not None else "")
         figures["per_class_recall"] = plot_per_class_recall(per_class_from_confusion(confusion, names), recall_title, spread)
-    logs = {p.name: load_log(p) for p in fold_dirs(cv_dir) if (p / "log.csv").is_file()}
+    logs = {p.name: load_log(p) for p in fold_dirs(cv_dir) if RunPaths(p).log.is_file()}
     if logs:
         figures["training_curves"] = plot_fold_curves(logs)
-    return written + _save_all(figures, out, dpi)
+    return written + _save_all(figures, RunPaths(cv_dir), dpi)
 
 def _checkpoint_caption(summary: dict, checkpoint: str) -> str:
     block = summary_block(summary, checkpoint)
@@ -132,8 +134,10 @@ def _summary_note() -> str:
         "`mean ± std`: over folds (sample std); `pooled`: all folds' test predictions scored as one set.\n"
     )
 
-def _save_all(figures: dict[str, Figure], folder: Path, dpi: int) -> list[Path]:
-    return [save_figure(fig, folder / f"{name}.png", dpi=dpi) for name, fig in figures.items()]
+def _save_all(figures: dict[str, Figure], paths: RunPaths, dpi: int) -> list[Path]:
+    """Each figure as ``<name>.png`` in the report folder (one of ``tdrag.runs.layout.REPORT_FILES``,
+    so that a fresh run in the folder recognises them as tdrag's own)."""
+    return [save_figure(fig, paths.report_file(f"{name}.png"), dpi=dpi) for name, fig in figures.items()]
 
 def _write(path: Path, text: str) -> Path:
     write_text(path, text)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.report.run_files import CHECKPOINT_FILES, PathLike, class_names_from_predictions, fold_dirs, load_predictions, load_summary, summary_block
+from analysis.report.run_files import (PathLike, class_names_from_predictions, fold_dirs, load_predictions,
+                                       load_summary, predictions_path, summary_block)
 from tdrag import metrics
 
 
@@ -80,9 +81,9 @@ def cv_summary_table(cv_dir: PathLike, summary: dict | None = None, checkpoint: 
     Args:
         cv_dir: the cross-validation directory (``summary.json``, ``fold_<k>/``).
         summary: its parsed summary.json (read when None).
-        checkpoint: "selected" (summary.json's top level and the folds' predictions.csv: the best
-            checkpoint, optimistic when chosen on the test fold) or "last" (``last_epoch`` and
-            ``report/predictions_last.csv``: no choice made on the test fold).
+        checkpoint: "selected" (summary.json's top level and the folds' selected predictions: the
+            best checkpoint, optimistic when chosen on the test fold) or "last" (``last_epoch`` and
+            the folds' last-checkpoint predictions: no choice made on the test fold).
     """
     summary = load_summary(cv_dir) if summary is None else summary
     block = summary_block(summary, checkpoint)
@@ -95,7 +96,7 @@ def cv_summary_table(cv_dir: PathLike, summary: dict | None = None, checkpoint: 
     names: list[str] | None = None
     for path in fold_dirs(cv_dir):
         label = _fold_label(path.name)
-        if label not in rows or not (path / CHECKPOINT_FILES[checkpoint]).is_file():
+        if label not in rows or not predictions_path(path, checkpoint).is_file():
             continue
         preds = load_predictions(path, checkpoint)
         names = class_names_from_predictions(preds)

@@ -1,8 +1,9 @@
 """Reading a run directory or a cross-validation directory for the reports.
 
-A **run directory** (``tdrag train`` / ``tdrag eval``) holds ``predictions.csv`` (``video_id,
-label, prediction, prob_<class>...``), ``log.csv`` (one row per epoch) and ``report/metrics.json``;
-a **cross-validation directory** (``tdrag cv``) holds ``summary.json`` and ``fold_<k>/`` run
+A **run directory** (``tdrag train`` / ``tdrag eval``; its files are named by
+``tdrag.runs.layout.RunPaths``) holds the test predictions (``video_id, label, prediction,
+prob_<class>...``: the class names travel in the ``prob_`` columns), the epoch log and the
+metrics; a **cross-validation directory** (``tdrag cv``) holds ``summary.json`` and ``fold_<k>/`` run
 directories. A missing or malformed file raises :class:`ReportError` (or ``PredictionsError``)
 naming it::
 
@@ -20,32 +21,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tdrag.data.labels import DFEW_CLASSES
 from tdrag.errors import TdragError
-from tdrag.runs.predictions import PredictionsError, parse_class_index, read_predictions_table
+from tdrag.runs.layout import RunPaths
+from tdrag.runs.predictions import (PROB_PREFIX, PredictionsError, class_names_of, parse_class_index,
+                                    read_predictions_table)
 
 PathLike = str | os.PathLike
 
-#: Where a run keeps the test predictions of each checkpoint (tdrag.runs' layout).
-CHECKPOINT_FILES = {"selected": "predictions.csv", "last": "report/predictions_last.csv"}
+#: The checkpoints whose test predictions a run keeps: "selected" (``RunPaths.predictions``: the
+#: best checkpoint, or the last when there is no best) and "last" (``RunPaths.predictions_last``).
+CHECKPOINTS = ("selected", "last")
 
 
 class ReportError(TdragError, FileNotFoundError):
     """A run directory lacks a file the report needs, or the file is malformed."""
+
+def predictions_path(run_dir: PathLike, checkpoint: str = "selected") -> Path:
+    """The file holding the test predictions of ``checkpoint`` (one of :data:`CHECKPOINTS`)."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {list(CHECKPOINTS)}, got {checkpoint!r}")
+    paths = RunPaths(run_dir)
+    return paths.predictions if checkpoint == "selected" else paths.predictions_last
+
 
 def load_predictions(run_dir: PathLike, checkpoint: str = "selected") -> pd.DataFrame:
     """A run's test predictions with integer ``label`` and ``prediction`` columns (0-based).
 
     Args:
         run_dir: the run directory.
-        checkpoint: "selected" for ``RUN_DIR/predictions.csv`` (the best checkpoint, or the last
-            when there is no best); "last" for ``RUN_DIR/report/predictions_last.csv``.
+        checkpoint: "selected" for the selected checkpoint's predictions (the best checkpoint, or
+            the last when there is no best); "last" for the last checkpoint's.
     """
-    if checkpoint not in CHECKPOINT_FILES:
-        raise ValueError(f"checkpoint must be one of {list(CHECKPOINT_FILES)}, got {checkpoint!r}")
-    path = Path(run_dir) / CHECKPOINT_FILES[checkpoint]
+    path = predictions_path(run_dir, checkpoint)
     if not path.is_file():
-        raise ReportError(f"{run_dir} has no {CHECKPOINT_FILES[checkpoint]} ({path}): run `tdrag eval {run_dir}` first")
+        raise ReportError(f"{run_dir} has no {path.relative_to(run_dir)} ({path}): run `tdrag eval {run_dir}` first")
     return read_predictions_csv(path)
 
 def read_predictions_csv(path: PathLike) -> pd.DataFrame:
@@ -59,30 +68,34 @@ def read_predictions_csv(path: PathLike) -> pd.DataFrame:
     header, rows = read_predictions_table(path)
     if not rows:
         raise PredictionsError(f"{path}: no predictions (header only)")
-    probs = [c[len("prob_"):] for c in header if c.startswith("prob_")]
-    names = probs or list(DFEW_CLASSES)
+    names = class_names_of(header) or None  # None: indices only
     li, pi = header.index("label"), header.index("prediction")
     records = {column: [row[i] for _, row in rows] for i, column in enumerate(header)}
     df = pd.DataFrame(records, columns=header)
     df["label"] = [parse_class_index(row[li], names, f"{path}:{line} (label)") for line, row in rows]
     df["prediction"] = [parse_class_index(row[pi], names, f"{path}:{line} (prediction)") for line, row in rows]
     for column in header:
-        if column.startswith("prob_"):
+        if column.startswith(PROB_PREFIX):
             df[column] = pd.to_numeric(df[column], errors="coerce")
     df["label"] = df["label"].astype(np.int64)
     df["prediction"] = df["prediction"].astype(np.int64)
+    df.attrs["path"] = str(path)  # named by class_names_from_predictions' error
     return df
 
 def class_names_from_predictions(df: pd.DataFrame) -> list[str]:
-    """Class names from the ``prob_<name>`` columns, in column order; DFEW's classes otherwise."""
-    names = [c[len("prob_"):] for c in df.columns if c.startswith("prob_")]
-    return names or list(DFEW_CLASSES)
+    """Class names from the ``prob_<name>`` columns, in column order (the run's classes, as tdrag
+    wrote them); ReportError for predictions without them: their classes are unknown."""
+    names = class_names_of(list(df.columns))
+    if not names:
+        raise ReportError(f"{df.attrs.get('path', 'predictions')}: no prob_<class> columns: their class names are "
+                          "unknown (re-run `tdrag eval` on the run to write them)")
+    return names
 
 def load_log(run_dir: PathLike) -> pd.DataFrame:
-    """``RUN_DIR/log.csv``: one row per epoch."""
-    path = Path(run_dir) / "log.csv"
+    """The run's epoch log (``RunPaths.log``): one row per epoch."""
+    path = RunPaths(run_dir).log
     if not path.is_file():
-        raise ReportError(f"{run_dir} has no log.csv ({path}): it is written by `tdrag train`")
+        raise ReportError(f"{run_dir} has no {path.name} ({path}): it is written by `tdrag train`")
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -120,17 +133,14 @@ def summary_block(summary: dict, checkpoint: str = "selected") -> dict:
     raise ValueError(f"checkpoint must be 'selected' or 'last', got {checkpoint!r}")
 
 def selected_checkpoint_label(run_dir: PathLike) -> str | None:
-    """Which checkpoint ``predictions.csv`` comes from, per ``report/metrics.json`` (None if unknown).
+    """Which checkpoint the selected predictions come from, per the run's metrics
+    (``RunPaths.read_metrics``; None if unknown).
 
     E.g. "best epoch by test WAR (optimistic), epoch 7": the figures say whether the epoch was
     chosen on the test fold itself.
     """
-    path = Path(run_dir) / "report" / "metrics.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(info, dict):
+    info = RunPaths(run_dir).read_metrics()
+    if info is None:
         return None
     chosen = info.get("best") or info.get("last")
     if not isinstance(chosen, dict) or "label" not in chosen:

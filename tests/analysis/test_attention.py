@@ -8,7 +8,8 @@ import torch
 from matplotlib.figure import Figure
 
 from analysis.internals import attention as att
-from analysis.internals.ground_truth import auroc_in_mask, mass_in_mask
+from analysis.internals.ground_truth import CENTRE_PRIOR, auroc_in_mask, centre_prior, mass_in_mask
+from tdrag.data.labels import DFEW_CLASSES
 from tdrag.models.attention import upsample_attention
 from tdrag.models.registry import build_model
 
@@ -123,12 +124,13 @@ def test_attention_and_attribution_share_one_mass_in_mask():
 
 
 def test_mass_in_mask_table_per_class_with_chance_level():
-    table = att.mass_in_mask_table([1.0, 0.5, 0.25, 0.75], [0, 0, 2, 2], [0.25, 0.25, 0.5, 0.5], ["a", "b", "c"],
-                                   aurocs=[0.9, 0.7, float("nan"), 0.6])
+    table = att.mass_in_mask_table([1.0, 0.5, 0.25, 0.75], [0, 0, 2, 2], [0.25, 0.25, 0.5, 0.5],
+                                   class_names=["a", "b", "c"], aurocs=[0.9, 0.7, float("nan"), 0.6], aurocs_face=[0.5, 0.7, 0.1, 0.3])
     assert list(table.index) == ["a", "c", "all"]  # class "b" has no clips
     assert table.loc["a", "auroc"] == pytest.approx(0.8)
     assert table.loc["c", "auroc"] == pytest.approx(0.6)  # a clip without a frame to score is left out
     assert table.loc["all", "auroc"] == pytest.approx(2.2 / 3)
+    assert table.loc["a", "auroc_face"] == pytest.approx(0.6) and table.loc["all", "auroc_face"] == pytest.approx(0.4)
     assert table.loc["a", "mass_in_mask"] == pytest.approx(0.75)
     assert table.loc["a", "ratio"] == pytest.approx(3.0)
     assert table.loc["c", "mass_in_mask"] == pytest.approx(0.5)
@@ -182,7 +184,7 @@ def test_keyframe_strip_and_class_mean_figures():
     fig = att.plot_keyframe_strip(x[0], {k: v[0].detach() for k, v in raw.items()})
     assert len([ax for ax in fig.axes if ax.images]) == 4 * 8
     means, counts = att.mean_attention_per_class(maps["layer3"].repeat(3, 1, 1, 1), [0, 0, 2], num_classes=7)
-    fig = att.plot_class_mean_attention(means, counts)
+    fig = att.plot_class_mean_attention(means, counts, class_names=DFEW_CLASSES)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert "Happy (n=2)" in titles and "Sad (n=0)" in titles
 
@@ -241,13 +243,29 @@ def test_attention_in_ground_truth_scores_oracle_uniform_and_real_maps(synthetic
     np.testing.assert_allclose(uniform["ratio"], 1.0, rtol=1e-5)
     np.testing.assert_allclose(oracle["auroc"], 1.0)  # every mask pixel above every other
     np.testing.assert_allclose(uniform["auroc"], 0.5)  # a flat map ranks nothing: chance
+    np.testing.assert_allclose(oracle["auroc_face"], 1.0)  # the same within the face
+    np.testing.assert_allclose(uniform["auroc_face"], 0.5)
     assert oracle.loc["all", "clips"] == len(rows)
     expected_area = masks.flatten(1).float().mean(1).mean().item()
     assert oracle.loc["all", "mask_area"] == pytest.approx(expected_area, rel=1e-5)
-    # A real model's maps give shares in [0, 1] for every stage.
+    # The centre prior comes last, scored as a map that knows no model: the same figures as
+    # ground_truth's functions give on the fixed Gaussian directly.
+    assert list(table.index.get_level_values("stage").unique()) == ["oracle", "uniform", CENTRE_PRIOR]
+    from analysis.internals.regions import face_pixels, region_label_maps
+
+    prior = centre_prior(crop).expand_as(masks)
+    face = face_pixels(region_label_maps(cache, rows, data, crop))
+    reference = table.loc[CENTRE_PRIOR].loc["all"]
+    assert reference["auroc"] == pytest.approx(float(np.nanmean(auroc_in_mask(prior, masks).numpy())), rel=1e-6)
+    assert reference["auroc_face"] == pytest.approx(
+        float(np.nanmean(auroc_in_mask(prior, masks, within=face).numpy())), rel=1e-6)
+    assert reference["mass_in_mask"] == pytest.approx(float(mass_in_mask(prior, masks).mean()), rel=1e-6)
+    assert reference["auroc"] > reference["auroc_face"]  # a central blob wins against the background, not the face
+    # A real model's maps give shares in [0, 1] for every stage; the class names are the cache's.
     real = inspect_split(tiny_model(), cache, rows, crop=crop, batch_size=4, progress=False)
     table = att.attention_in_ground_truth(real, cache, data, crop)
-    assert set(table.index.get_level_values("stage")) == {"layer2", "layer3", "layer4"}
+    assert set(table.index.get_level_values("stage")) == {"layer2", "layer3", "layer4", CENTRE_PRIOR}
+    assert set(table.index.get_level_values("class")) <= {*cache.class_names, "all"}
     assert table["mass_in_mask"].between(0, 1).all() and table["auroc"].between(0, 1).all()
 
 

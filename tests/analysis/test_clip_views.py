@@ -10,6 +10,7 @@ from analysis.attribution.views import overlay_scale, plot_attribution_strip, pl
 from analysis.internals.clip_views import plot_clip_trajectory, plot_step_probabilities
 from analysis.plotting import figure_png, message_figure
 from analysis.notebook.live import LiveCurves
+from tdrag.data.labels import DFEW_CLASSES
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -23,14 +24,14 @@ def test_overlay_scale():
 
 def test_step_probabilities_figure():
     probs = torch.softmax(torch.randn(4, 7), dim=1)
-    fig = plot_step_probabilities(probs, label=2, title="clip")
+    fig = plot_step_probabilities(probs, label=2, class_names=DFEW_CLASSES, title="clip")
     ax = fig.axes[0]
     assert len(ax.lines) == 7
     true_line = [line for line in ax.lines if line.get_label() == "Neutral (true)"]
     assert len(true_line) == 1 and true_line[0].get_linewidth() > ax.lines[0].get_linewidth()
     np.testing.assert_allclose(true_line[0].get_ydata(), probs[:, 2].numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="step_probs"):
-        plot_step_probabilities(torch.ones(4, 5))
+        plot_step_probabilities(torch.ones(4, 5), class_names=DFEW_CLASSES)
 
 
 def test_clip_trajectory_figure():
@@ -38,7 +39,7 @@ def test_clip_trajectory_figure():
     means = np.full((7, 3, 2), np.nan)
     means[1] = traj + 1
     means[4] = traj - 1
-    fig = plot_clip_trajectory(traj, means, label=1)
+    fig = plot_clip_trajectory(traj, means, label=1, class_names=DFEW_CLASSES)
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == ["Surprise mean", "Sad mean (true class)", "this clip"]  # NaN classes skipped
     np.testing.assert_allclose(fig.axes[0].lines[-1].get_xydata(), traj)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from analysis.attribution.faithfulness import faithfulness_scores, faithfulness_summary, pointing_game, relevance_mass
+from tdrag.data.labels import DFEW_CLASSES
 from tests.analysis.attribution_models import H, T, W, RegionModel, region_clips, region_mask
 
 @pytest.fixture(autouse=True)
@@ -85,7 +86,8 @@ def test_faithfulness_summary_per_method_and_class():
     assert scores[scores["method"] == "integrated_gradients"]["completeness_gap"].notna().all()
 
     summary = faithfulness_summary(
-        model, x, labels, ["saliency"], masks=masks, steps=4, batch_size=4, include_random=False, progress=False
+        model, x, labels, ["saliency"], masks=masks, class_names=DFEW_CLASSES, steps=4, batch_size=4,
+        include_random=False, progress=False
     )
     assert list(summary.columns) == [
         "method", "class", "n", "deletion_auc", "insertion_auc", "pointing_game", "relevance_mass", "auroc",

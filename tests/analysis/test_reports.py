@@ -86,6 +86,18 @@ def test_class_names_as_labels_are_accepted(tmp_path):
     assert run_files.load_predictions(tmp_path / "run")["label"].tolist() == (np.arange(40) % 7).tolist()
 
 
+def test_predictions_without_class_columns_have_no_class_names(tmp_path):
+    """No DFEW fallback: without prob_<class> columns the indices are read and the names are unknown."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "predictions.csv").write_text("video_id,label,prediction\n00001,3,1\n00002,10,10\n")
+    df = run_files.load_predictions(tmp_path / "run")
+    assert df["label"].tolist() == [3, 10] and df["prediction"].tolist() == [1, 10]
+    with pytest.raises(run_files.ReportError, match=r"run/predictions.csv: no prob_<class> columns: their class names"):
+        run_files.class_names_from_predictions(df)
+    with pytest.raises(run_files.ReportError, match="class names are unknown"):
+        reports.write_report(tmp_path / "run")
+
+
 def test_missing_and_bad_files_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(run_files.ReportError, match=r"no predictions.csv.*tdrag eval"):

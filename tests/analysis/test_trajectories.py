@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from analysis.internals import trajectories as tr
+from tdrag.data.labels import DFEW_CLASSES
 
 
 def test_pca_recovers_the_dominant_axis_and_variance_share():
@@ -92,22 +93,24 @@ def test_figures_are_built_with_labels():
     hidden = rng.normal(size=(21, 6, 8))
     labels = np.arange(21) % 7
     pca = tr.fit_pca(hidden, 2)
-    fig = tr.plot_trajectories(pca.transform(hidden), labels, pca=pca)
+    fig = tr.plot_trajectories(pca.transform(hidden), labels, DFEW_CLASSES, pca=pca)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("PC1 (") and ax.get_ylabel().startswith("PC2 (")
     assert len(ax.get_legend().get_texts()) == 7
     step_logits = rng.normal(size=(21, 6, 7))
-    fig = tr.plot_accuracy_per_step(tr.accuracy_per_step(step_logits, labels))
+    fig = tr.plot_accuracy_per_step(tr.accuracy_per_step(step_logits, labels, num_classes=7))
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["WAR", "UAR"]
-    fig = tr.plot_decision_steps(step_logits, labels)
+    fig = tr.plot_decision_steps(step_logits, labels, DFEW_CLASSES)
     assert fig.axes[0].get_xlabel().startswith("decision step")
 
 
 def test_bad_inputs_are_refused_with_the_shape():
     with pytest.raises(ValueError, match=r"\(N, T, >=2\)"):
-        tr.plot_trajectories(np.zeros((3, 4, 1)), [0, 1, 2])
+        tr.plot_trajectories(np.zeros((3, 4, 1)), [0, 1, 2], ["a", "b", "c"])
     with pytest.raises(ValueError, match="no clips"):
-        tr.accuracy_per_step(np.zeros((0, 4), dtype=int), [])
+        tr.accuracy_per_step(np.zeros((0, 4), dtype=int), [], num_classes=3)
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        tr.accuracy_per_step(np.zeros((2, 4), dtype=int), [0, 2], num_classes=2)
     with pytest.raises(ValueError, match=r"\(N, T, C\)"):
         tr.step_predictions(np.zeros((3, 4)))
