@@ -95,10 +95,6 @@ class ResidualAttention3d(nn.Module):
                  temperature: float = 1.0, causal: bool = False, residual: bool = True,
                  learn_temperature: bool = False) -> None:
         super().__init__()
-        if mask not in MASK_KINDS:
-            raise ValueError(f"model option attention_mask: expected one of {', '.join(MASK_KINDS)}, got {mask!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ValueError(f"model option attention_temperature: expected a positive number, got {temperature!r}")
         self.kind = mask
         self.temperature = float(temperature)
         # log tau: learned when asked (a scale must stay positive), absent otherwise so state dicts

@@ -61,11 +61,6 @@ def spatial_pool(features: torch.Tensor, weights: torch.Tensor | None = None) ->
     return ((features * w).sum(dim=(3, 4)) / total).transpose(1, 2)
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"model option {name}: expected one of {', '.join(allowed)}, got {value!r}")
-
-
 class GRUHead(nn.Module):
     """Per-step pooling -> [LayerNorm] -> GRU -> per-step logits -> readout (see the module docstring).
 
@@ -83,18 +78,13 @@ class GRUHead(nn.Module):
 
     ``forward(features: (B, C, T, H, W), pool_weights=None) -> logits (B, num_classes)``;
     :meth:`forward_steps` also returns the states, the step logits and the readout weights.
+    The options are checked by ``tdrag.config`` (``model.gru_*``; ``build_model`` goes through it).
     """
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int = 256, layers: int = 1, dropout: float = 0.5,
                  input_norm: str = "none", readout: str = "last", residual: bool = False, init: str = "pytorch",
                  bidirectional: bool = False) -> None:
         super().__init__()
-        _check_choice("gru_input_norm", input_norm, INPUT_NORMS)
-        _check_choice("gru_readout", readout, READOUTS)
-        _check_choice("gru_init", init, GRU_INITS)
-        for name, value in (("gru_residual", residual), ("gru_bidirectional", bidirectional)):
-            if not isinstance(value, bool):
-                raise ValueError(f"model option {name}: expected true/false, got {value!r}")
         self.input_norm, self.readout, self.residual, self.init = input_norm, readout, residual, init
         states = hidden * (2 if bidirectional else 1)
         self.norm = nn.LayerNorm(in_channels) if input_norm == "layernorm" else nn.Identity()

@@ -129,18 +129,6 @@ def stage_channels(width: int) -> tuple[int, int, int, int]:
     return (width, 2 * width, 4 * width, 8 * width)
 
 
-def check_width(width: int) -> None:
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"model option width: expected a positive integer, got {width!r}")
-
-
-def check_temporal_strides(temporal_strides: Sequence[int]) -> tuple[int, int, int, int]:
-    strides = tuple(temporal_strides)
-    if len(strides) != 4 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in strides):
-        raise ValueError(f"model option temporal_strides: expected 4 positive integers (stages 1..4), got {temporal_strides!r}")
-    return strides  # type: ignore[return-value]
-
-
 def make_stages(width: int, temporal_strides: Sequence[int], causal: bool = False) -> list[nn.Sequential]:
     """The four stages of a 3D ResNet-18 with the given width and temporal strides."""
     channels = stage_channels(width)
@@ -197,7 +185,6 @@ class R3D18(nn.Module):
 
     def __init__(self, num_classes: int = 7, width: int = 64, zero_init_residual: bool = False) -> None:
         super().__init__()
-        check_width(width)
         self.stem = make_stem(width)
         self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(width, R3D18_TEMPORAL_STRIDES)
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))

@@ -46,8 +46,6 @@ from tdrag.models.gru_head import GRUHead, spatial_pool
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import (
     check_input,
-    check_temporal_strides,
-    check_width,
     init_resnet_weights,
     make_stages,
     make_stem,
@@ -74,18 +72,6 @@ class PoolHead(nn.Module):
         return self.fc(self.dropout(spatial_pool(features, pool_weights).mean(dim=1)))
 
 
-def _check_options(attention_stages: Sequence[int], gru_hidden: int, gru_layers: int, dropout: float, num_classes: int) -> tuple[int, ...]:
-    stages = tuple(attention_stages)
-    if any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 4 for s in stages) or len(set(stages)) != len(stages):
-        raise ValueError(f"model option attention_stages: expected distinct stage numbers in 1..4, got {attention_stages!r}")
-    for name, value in (("gru_hidden", gru_hidden), ("gru_layers", gru_layers), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"model option {name}: expected a positive integer, got {value!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"model option dropout: expected a probability in [0, 1), got {dropout!r}")
-    return tuple(sorted(stages))
-
-
 class TDRAG(nn.Module):
     """TDRAG and its ablations.
 
@@ -108,6 +94,9 @@ class TDRAG(nn.Module):
 
     ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; ``forward(x, return_inspection=True)``
     and :meth:`inspect` return the internals (a :class:`ModelInspection`) from the same pass.
+
+    The options' types and ranges are checked once, by ``tdrag.config`` (``build_model`` goes through
+    it); the constructor trusts them.
     """
 
     def __init__(
@@ -135,17 +124,8 @@ class TDRAG(nn.Module):
         gru_bidirectional: bool = False,
     ) -> None:
         super().__init__()
-        check_width(width)
-        self.temporal_strides = check_temporal_strides(temporal_strides)
-        self.attention_stages = _check_options(attention_stages, gru_hidden, gru_layers, dropout, num_classes)
-        for name, value in (("causal_time", causal_time), ("attention_residual", attention_residual),
-                            ("attention_pooling", attention_pooling),
-                            ("attention_learn_temperature", attention_learn_temperature)):
-            if not isinstance(value, bool):
-                raise ValueError(f"model option {name}: expected true/false, got {value!r}")
-        if attention_pooling and 4 not in self.attention_stages:
-            raise ValueError("model option attention_pooling: needs stage 4 in attention_stages (its map weights "
-                             f"the head's pooling), got attention_stages={list(self.attention_stages)}")
+        self.temporal_strides = tuple(temporal_strides)
+        self.attention_stages = tuple(sorted(attention_stages))
         self.attention_pooling = attention_pooling
         self.variant = variant
         self.causal_time = causal_time

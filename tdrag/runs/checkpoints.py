@@ -115,12 +115,26 @@ def run_dir_of(path: str | os.PathLike) -> Path:
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
+#: ``ModelConfig`` fields added after checkpoints were first written, with the value that rebuilds
+#: the architecture such a checkpoint was trained with (its config does not name them, and
+#: today's defaults would build another head).
+BEFORE_FIELD: dict[str, Any] = {
+    "gru_input_norm": "none", "gru_readout": "last", "gru_residual": False, "gru_init": "pytorch",
+    "gru_bidirectional": False, "attention_residual": True, "attention_pooling": False,
+    "attention_learn_temperature": False,
+}
+
+
 def checkpoint_config(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Config:
     """The Config stored in a loaded checkpoint, its ``data.root`` and ``data.cache`` made findable
     from the current folder (:meth:`tdrag.runs.layout.RunPaths.locate`, anchored at the
-    checkpoint's ``workdir``): the one path rule every reader of a saved run goes through."""
+    checkpoint's ``workdir``): the one path rule every reader of a saved run goes through. Model
+    fields the stored config lacks (written before they existed) take :data:`BEFORE_FIELD`'s values."""
+    raw = state["config"]
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
+        raw = {**raw, "model": {**{k: v for k, v in BEFORE_FIELD.items() if k not in raw["model"]}, **raw["model"]}}
     try:
-        config = config_from_dict(state["config"], source=f"{path} (config)")
+        config = config_from_dict(raw, source=f"{path} (config)")
     except ConfigError as exc:
         raise CheckpointError(f"{path}: stored config is not valid for this tdrag: {exc}") from None
     paths = RunPaths(run_dir_of(path))

@@ -109,8 +109,10 @@ def test_softmax_mask_is_a_spatial_softmax_divided_by_its_peak():
         assert sharp.mask(x).mean() < m.mean()
 
 
-def test_mask_options_are_checked():
-    with pytest.raises(ValueError, match="attention_mask"):
-        ResidualAttention3d(16, mask="relu")
-    with pytest.raises(ValueError, match="attention_temperature"):
-        ResidualAttention3d(16, mask="softmax", temperature=0)
+def test_mask_options_are_checked_by_build_model():
+    from tdrag.models.registry import build_model
+
+    with pytest.raises(ValueError, match="model.attention_mask"):
+        build_model("tdrag", width=8, attention_mask="relu")
+    with pytest.raises(ValueError, match="model.attention_temperature"):
+        build_model("tdrag", width=8, attention_mask="softmax", attention_temperature=0)

@@ -166,8 +166,10 @@ def test_weighted_pooling():
     torch.testing.assert_close(spatial_pool(features, onehot), features[..., 1, 2].transpose(1, 2))
 
 
-@pytest.mark.parametrize("option, value", [("input_norm", "batchnorm"), ("readout", "max"), ("init", "zeros"),
-                                           ("residual", "yes"), ("bidirectional", 1)])
-def test_bad_options_are_named(option, value):
-    with pytest.raises(ValueError, match=f"gru_{option}"):
-        GRUHead(12, 5, **{option: value})
+@pytest.mark.parametrize("option, value", [("gru_input_norm", "batchnorm"), ("gru_readout", "max"), ("gru_init", "zeros"),
+                                           ("gru_residual", "yes"), ("gru_bidirectional", 1)])
+def test_bad_head_options_are_named_by_build_model(option, value):
+    from tdrag.models.registry import build_model
+
+    with pytest.raises(ValueError, match=f"model.{option}"):
+        build_model("tdrag", width=8, **{option: value})
