@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tdrag.config import load_config, replace  # noqa: E402
+from tdrag.runs.layout import RunPaths  # noqa: E402
 
 CONFIG = REPO / "configs" / "synthetic_medium.yaml"
 
@@ -106,9 +107,8 @@ def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str
             name = variant + (f"_{name_suffix}" if name_suffix else "")
             run_dir = out / "runs" / name / f"seed_{seed}"
             config = run_config(base, variant, seed, paths, run_dir, extra, epochs, workers)
-            metrics_path = run_dir / "report" / "metrics.json"
             started = time.perf_counter()
-            if not (metrics_path.is_file() and _finished(run_dir, config.train.epochs)):
+            if not RunPaths(run_dir).finished(config.train.epochs):
                 fit(config, resume=True, overwrite=False, progress=False)
             results.append(run_result(name, seed, run_dir, round(time.perf_counter() - started, 1)))
             r = results[-1]
@@ -125,10 +125,11 @@ def run_result(name: str, seed: int, run_dir: Path, seconds: float) -> dict:
     training loss of the first and last epochs, and the GRU-off test WAR (residual GRU heads)."""
     import csv
 
-    metrics = json.loads((run_dir / "report" / "metrics.json").read_text())
+    paths = RunPaths(run_dir)
+    metrics = json.loads(paths.metrics.read_text())
     chosen = metrics["best"] or metrics["last"]
     last = metrics["last"]
-    log = list(csv.DictReader((run_dir / "log.csv").open()))
+    log = list(csv.DictReader(paths.log.open()))
     result = {
         "variant": name, "seed": seed, "run_dir": str(run_dir),
         "test_war": chosen["test"]["war"], "test_uar": chosen["test"]["uar"],
@@ -170,13 +171,6 @@ def gru_off_wars(run_dir: Path) -> dict:
     return out
 
 
-def _finished(run_dir: Path, epochs: int) -> bool:
-    from tdrag.runs.checkpoints import load_checkpoint
-
-    last = run_dir / "checkpoints" / "last.pt"
-    return last.is_file() and int(load_checkpoint(last)["epoch"]) >= epochs
-
-
 def attention_agreement(run_dir: str | Path, batch: int = 16, data_root: str | Path | None = None
                         ) -> dict[str, dict[str, float]]:
     """Attention against the synthetic ground truth on a run's test split, per stage.
@@ -195,20 +189,17 @@ def attention_agreement(run_dir: str | Path, batch: int = 16, data_root: str | P
     import torch
 
     from analysis.attribution.faithfulness import pointing_game
-    from analysis.internals.ground_truth import auroc_in_mask, centre_prior, ground_truth_masks, mass_in_mask
-    from analysis.internals.regions import has_region_maps, region_label_maps
-    from tdrag.models.registry import load_model
+    from analysis.internals.ground_truth import CENTRE_PRIOR, agreement_with_truth, ground_truth_masks
+    from analysis.internals.regions import face_pixels, has_region_maps, region_label_maps
     from tdrag.data.augment import eval_transform
     from tdrag.data.cache import open_cache
-    from tdrag.data.synthetic.regions import REGIONS
     from tdrag.models.attention import upsample_attention
+    from tdrag.models.registry import load_model
 
     model, config = load_model(run_dir)
     root = Path(data_root or config.data.root)
     cache = open_cache(config.data.cache)
     rows = cache.rows(config.data.fold, "test")
-    face_labels = torch.tensor([REGIONS.index(r) for r in ("face", "brows", "eyes", "cheeks", "nose", "mouth")])
-    prior = centre_prior(config.data.crop)
     scores: dict[str, dict[str, list]] = {}
     chance = []
     with torch.no_grad():
@@ -217,22 +208,18 @@ def attention_agreement(run_dir: str | Path, batch: int = 16, data_root: str | P
             x = eval_transform(torch.from_numpy(np.array(cache.frames[part])), crop=config.data.crop)
             seen = model.inspect(x)
             masks = ground_truth_masks(cache, part, root, config.data.crop)
-            face = (torch.isin(region_label_maps(cache, part, root, config.data.crop).long(), face_labels)
-                    if has_region_maps(root) else None)
+            face = face_pixels(region_label_maps(cache, part, root, config.data.crop)) if has_region_maps(root) else None
             chance.append(masks.flatten(1).float().mean(1))
-            maps_by_stage = {stage: upsample_attention(m, masks.shape[1:]) for stage, m in seen.attention.items()}
-            maps_by_stage["centre_prior"] = prior.expand_as(masks).contiguous()
-            for stage, maps in maps_by_stage.items():
-                entry = scores.setdefault(stage, {"auroc": [], "auroc_face": [], "mass": [], "pointing_game": []})
-                entry["auroc"].append(auroc_in_mask(maps, masks))
-                entry["auroc_face"].append(auroc_in_mask(maps, masks, within=face) if face is not None
-                                           else torch.full((len(part),), float("nan")))
-                entry["mass"].append(mass_in_mask(maps, masks))
-                entry["pointing_game"].append(pointing_game(maps, masks))
+            maps = {stage: upsample_attention(m, masks.shape[1:]) for stage, m in seen.attention.items()}
+            for stage, entry in agreement_with_truth(maps, masks, face, {"pointing_game": pointing_game}).items():
+                for key, values in entry.items():
+                    scores.setdefault("centre_prior" if stage == CENTRE_PRIOR else stage, {}).setdefault(
+                        key, []).append(values)
     area = float(torch.cat(chance).mean())
     out = {}
     for stage, entry in scores.items():
-        mean = {k: float(torch.nanmean(torch.cat(v).double())) for k, v in entry.items()}
+        mean = {("mass" if k == "mass_in_mask" else k): float(torch.nanmean(torch.cat(v).double()))
+                for k, v in entry.items()}
         out[stage] = {**mean, "chance": area, "ratio": mean["mass"] / area}
     return out
 
