@@ -15,7 +15,8 @@ and the backbone received half the gradient a pooled head gives it.
   ResNet-18 + GRU): each step's clip vector is ``z_s = mean_t f_t + P h_s``, the time-mean of the
   pooled features plus a projection ``P`` of the GRU's state, and the classifier reads ``z_s``.
   ``P`` starts at zero, so an untrained TDRAG *is* ``tdrag_no_gru`` (the same logits) and the GRU
-  can only add to a head that already trains; :attr:`gru_enabled` = False switches the branch off
+  can only add to a head that already trains (under ``causal_time`` the pooled part of step s is
+  the running mean up to s, so no step reads later keyframes); :attr:`gru_enabled` = False switches the branch off
   (``z_s = mean_t f_t``) to measure what the GRU contributes. When False the classifier reads
   ``h_s`` alone (the original head).
 * ``readout``: how step logits become the clip's logits: ``"last"`` (the last step's),
@@ -75,6 +76,8 @@ class GRUHead(nn.Module):
         residual: a pooled path beside a zero-initialised GRU branch.
         init: "pytorch" or "orthogonal".
         bidirectional: a bidirectional GRU.
+        causal: the model's time is causal (``ModelConfig.causal_time``): the pooled path is the
+            running mean up to each step instead of the mean over the whole clip.
 
     ``forward(features: (B, C, T, H, W), pool_weights=None) -> logits (B, num_classes)``;
     :meth:`forward_steps` also returns the states, the step logits and the readout weights.
@@ -82,10 +85,11 @@ class GRUHead(nn.Module):
     """
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int = 256, layers: int = 1, dropout: float = 0.5,
-                 input_norm: str = "none", readout: str = "last", residual: bool = False, init: str = "pytorch",
-                 bidirectional: bool = False) -> None:
+                 input_norm: str = "layernorm", readout: str = "mean", residual: bool = True, init: str = "pytorch",
+                 bidirectional: bool = False, causal: bool = False) -> None:
         super().__init__()
         self.input_norm, self.readout, self.residual, self.init = input_norm, readout, residual, init
+        self.causal = causal
         states = hidden * (2 if bidirectional else 1)
         self.norm = nn.LayerNorm(in_channels) if input_norm == "layernorm" else nn.Identity()
         self.gru = nn.GRU(in_channels, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
@@ -127,6 +131,15 @@ class GRUHead(nn.Module):
             out, _ = self.gru(sequence.float().contiguous())
         return out
 
+    def pooled_path(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The residual head's pooled vector from the per-step vectors ``(B, T, C)``: their mean over
+        time ``(B, 1, C)``, or for a causal model the running mean up to each step ``(B, T, C)`` (so
+        step s's logits still depend on the keyframes up to s alone)."""
+        if not self.causal:
+            return sequence.mean(dim=1, keepdim=True)
+        steps = torch.arange(1, sequence.shape[1] + 1, device=sequence.device, dtype=sequence.dtype)
+        return sequence.cumsum(dim=1) / steps[None, :, None]
+
     def readout_weights(self, states: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` weights summing to 1 over steps, from the states ``(B, T, D)``."""
         b, t = states.shape[:2]
@@ -151,7 +164,7 @@ class GRUHead(nn.Module):
         sequence = spatial_pool(features, pool_weights).float()  # (B, T, C)
         states = self.run_gru(self.norm(sequence))
         if self.residual:
-            clip = sequence.mean(dim=1, keepdim=True)  # (B, 1, C): the pooled path
+            clip = self.pooled_path(sequence)  # (B, 1 or T, C)
             z = clip + self.project(states) if self.gru_enabled else clip.expand_as(sequence)
         else:
             z = states

@@ -117,9 +117,9 @@ class TDRAG(nn.Module):
         attention_residual: bool = True,
         attention_pooling: bool = False,
         attention_learn_temperature: bool = False,
-        gru_input_norm: str = "none",
-        gru_readout: str = "last",
-        gru_residual: bool = False,
+        gru_input_norm: str = "layernorm",
+        gru_readout: str = "mean",
+        gru_residual: bool = True,
         gru_init: str = "pytorch",
         gru_bidirectional: bool = False,
     ) -> None:
@@ -148,7 +148,7 @@ class TDRAG(nn.Module):
         if use_gru:
             self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout,
                                 input_norm=gru_input_norm, readout=gru_readout, residual=gru_residual, init=gru_init,
-                                bidirectional=gru_bidirectional)
+                                bidirectional=gru_bidirectional, causal=causal_time)
         else:
             self.head = PoolHead(channels[3], num_classes, dropout=dropout)
         init_resnet_weights(self, zero_init_residual)
@@ -242,9 +242,10 @@ def step_readout_meaning(model: nn.Module, step_loss: str = "last") -> str:
     else:
         seen = ("Not causal: every step of layer4 already sees the whole clip (centred temporal kernels), so step s is "
                 "the GRU's state after s+1 summaries of the whole clip, not the clip so far.")
-    made = ("Each step's logits are the classifier on the clip's pooled features plus the GRU state's contribution at "
-            "that step (the pooled part is the same at every step)." if head.residual else
-            "Each step's logits are the classifier on the GRU state at that step.")
+    pooled = ("the running mean of the pooled features up to that step" if head.causal else
+              "the clip's pooled features (the same at every step)")
+    made = (f"Each step's logits are the classifier on {pooled} plus the GRU state's contribution at that step."
+            if head.residual else "Each step's logits are the classifier on the GRU state at that step.")
     if step_loss in ("mean", "linear"):
         trained = "They are trained predictions (the loss covered every step)."
     elif head.readout == "last":

@@ -137,8 +137,9 @@ def test_open_run_holds_one_cached_inspection_that_every_view_reuses(tmp_path, m
     maps = run.attention_maps([1])
     for stage, stage_maps in run.attention.items():
         torch.testing.assert_close(maps[stage], upsample_attention(stage_maps[[1]], (T, CROP, CROP)))
-    # What the step readouts mean follows this run's model and step loss (not causal, last step only).
-    assert run.step_readout_meaning().startswith("Not causal") and "by-products" in run.step_readout_meaning()
+    # What the step readouts mean follows this run's model and step loss (not causal, the default
+    # mean readout, trained on the clip's logits only).
+    assert run.step_readout_meaning().startswith("Not causal") and "their average" in run.step_readout_meaning()
     assert run.step_readout_meaning() in run.describe()
 
 

@@ -1,4 +1,4 @@
-"""tdrag.models.gru_head: per-step pooling -> GRU -> dropout -> classifier."""
+"""tdrag.models.gru_head: per-step pooling -> [LayerNorm] -> GRU -> step logits -> readout, every option."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import torch
 from tdrag.models.gru_head import READOUTS, GRUHead, spatial_pool
 
 
+#: The original head: the classifier on the last state of a GRU over the raw pooled features.
+PLAIN = {"input_norm": "none", "readout": "last", "residual": False}
+
+
 def _head(dropout: float = 0.5) -> GRUHead:
     torch.manual_seed(0)
-    return GRUHead(in_channels=12, num_classes=5, hidden=10, layers=2, dropout=dropout)
+    return GRUHead(in_channels=12, num_classes=5, hidden=10, layers=2, dropout=dropout, **PLAIN)
 
 
 def test_shapes_and_last_step_equals_forward():
@@ -33,6 +37,27 @@ def test_steps_are_causal():
         _, b, _, _ = head.forward_steps(changed)
     torch.testing.assert_close(a[:, :-1], b[:, :-1])
     assert not torch.allclose(a[:, -1], b[:, -1])
+
+
+def test_a_causal_residual_head_pools_the_clip_so_far():
+    # Under causal_time the pooled path of step s is the running mean up to s: no step reads later frames.
+    torch.manual_seed(0)
+    head = GRUHead(12, 5, hidden=10, causal=True, dropout=0.0).eval()
+    with torch.no_grad():
+        head.project.weight.normal_()
+    features = torch.randn(2, 12, 5, 3, 3)
+    changed = features.clone()
+    changed[:, :, -1] += 3
+    with torch.no_grad():
+        _, a, _, _ = head.forward_steps(features)
+        _, b, _, _ = head.forward_steps(changed)
+        sequence = features.mean(dim=(3, 4)).transpose(1, 2)
+        torch.testing.assert_close(head.pooled_path(sequence)[:, 2], sequence[:, :3].mean(1))
+    torch.testing.assert_close(a[:, :-1], b[:, :-1])
+    assert not torch.allclose(a[:, -1], b[:, -1])
+    # Not causal: the pooled path is the whole clip's, the same at every step.
+    head.causal = False
+    torch.testing.assert_close(head.pooled_path(sequence), sequence.mean(1, keepdim=True))
 
 
 def test_pooling_is_a_spatial_mean_per_step():

@@ -57,7 +57,9 @@ def test_inspect_shapes_ranges_and_agreement_with_forward(name):
     if name in GRU_VARIANTS:
         assert seen.hidden_states.shape == (2, 8, 16)
         assert seen.step_logits.shape == (2, 8, 7)
-        assert torch.equal(seen.step_logits[:, -1], seen.logits)
+        # The default readout averages the step logits into the clip's.
+        torch.testing.assert_close(seen.step_logits.mean(1), seen.logits)
+        torch.testing.assert_close(seen.readout_weights, torch.full((2, 8), 1 / 8))
     else:
         assert seen.hidden_states is None and seen.step_logits is None
 
@@ -84,7 +86,12 @@ def test_gradients_reach_every_parameter(name):
         attention = [p for m in model.modules() if isinstance(m, ResidualAttention3d) for p in m.parameters()]
         assert attention and all(p.grad.abs().sum() > 0 for p in attention)
     if name in GRU_VARIANTS:
-        assert all(p.grad.abs().sum() > 0 for p in model.head.gru.parameters())
+        # The GRU branch's projection starts at zero: it gets the gradient, the GRU gets it after a
+        # step (tests/models/test_gru_head.py); the original head's GRU gets it at once.
+        assert model.head.project.weight.grad.abs().sum() > 0
+        plain = _model(name, gru_residual=False, gru_readout="last", gru_input_norm="none")
+        nn.functional.cross_entropy(plain(_clips(frames=4)), torch.tensor([0, 3])).backward()
+        assert all(p.grad.abs().sum() > 0 for p in plain.head.gru.parameters())
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -270,15 +277,17 @@ def test_build_model_passes_every_head_option():
 def test_step_readout_meaning_follows_the_head_and_the_loss():
     from tdrag.models.tdrag import step_readout_meaning
 
-    plain = step_readout_meaning(_model("tdrag"), "last")
+    plain = step_readout_meaning(_model("tdrag", gru_residual=False, gru_readout="last"), "last")
     assert "Not causal" in plain and "GRU state at that step" in plain and "only the last step was trained" in plain
-    residual = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="mean"), "last")
-    assert "pooled features plus the GRU state's contribution" in residual and "their average" in residual
+    residual = step_readout_meaning(_model("tdrag"), "last")  # the default head
+    assert "the clip's pooled features (the same at every step) plus the GRU state's contribution" in residual
+    assert "their average" in residual
     attention = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="attention"), "last")
     assert "attention-weighted average" in attention
-    assert "trained predictions" in step_readout_meaning(_model("tdrag", gru_readout="mean"), "mean")
+    assert "trained predictions" in step_readout_meaning(_model("tdrag"), "mean")
     causal = step_readout_meaning(_model("tdrag", causal_time=True), "linear")
     assert causal.startswith("Causal time: step s depends only on keyframes 0..2(s+1)-1")
+    assert "running mean of the pooled features up to that step" in causal
     assert "both directions" in step_readout_meaning(_model("tdrag", gru_bidirectional=True, causal_time=True))
     assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))
 
