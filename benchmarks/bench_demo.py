@@ -1,7 +1,8 @@
 """Time `tdrag demo` end to end (synthesise, prepare, train, evaluate) and report its test WAR.
 
-Goal (issue 4): `make demo` on 2 CPU cores, after installation, under 5 minutes, with test WAR
->= 0.90 on the easy synthetic set. This runs ``tdrag demo --fresh`` in a subprocess pinned to the
+Goal (issue 17): `make demo` on 2 idle CPU cores, after installation, under 45 s of demo time
+(synthesis + prepare + training and evaluation, the stages the demo logs; Python's start-up and
+the imports come on top, see the wall time) with test WAR >= 0.95 on the easy synthetic set. This runs ``tdrag demo --fresh`` in a subprocess pinned to the
 chosen cores (``taskset``, when present) so nothing is reused from an earlier run, and reports
 wall time, the CPU seconds the demo used (user + sys of the child: the fair measure when other
 jobs share the machine), the load average before and after, the per-stage times from the demo's
@@ -80,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": metrics["best"]["epoch"] if metrics.get("best") else None,
         "best_test_war": metrics["best"]["test"]["war"] if metrics.get("best") else None,
         "test_clips": metrics["last"]["test"]["num_clips"],
-        "goal_time_met": wall < 300,
-        "goal_war_met": metrics["last"]["test"]["war"] >= 0.90,
+        "demo_seconds": round(sum(float(v) for v in stages.values()), 1),
+        "goal_time_met": sum(float(v) for v in stages.values()) < 45,
+        "goal_war_met": metrics["last"]["test"]["war"] >= 0.95,
     }
     print(json.dumps(result, indent=2))
-    print(f"| {result['date']} | {result['cores']} | {wall:.0f} s | {cpu:.0f} CPU-s | "
+    print(f"| {result['date']} | {result['cores']} | {result['demo_seconds']:.0f} s | {wall:.0f} s | {cpu:.0f} CPU-s | "
           f"{load_before[0]:.1f} / {load_after[0]:.1f} | {result['last_test_war']:.3f} (epoch {result['last_epoch']}) | "
           f"{result['last_test_uar']:.3f} | {result['test_clips']} |")
     if args.json:

@@ -314,7 +314,7 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 #: (a tuple, or a dict by name) in its module, and the pair in REGISTRIES.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("dfew", "ferv39k", "mafw"),                  # tdrag.data.datasets.READERS
-    "data.keyframes": ("redundancy", "uniform"),                  # tdrag.data.keyframes.KEYFRAME_METHODS
+    "data.keyframes": ("redundancy", "uniform", "redundancy_greedy"),  # tdrag.data.keyframes.KEYFRAME_METHODS
     # tdrag.models.registry.MODEL_NAMES:
     "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk"),
     "model.attention_mask": ("sigmoid", "softmax"),               # tdrag.models.attention.MASK_KINDS

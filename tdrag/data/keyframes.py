@@ -1,19 +1,35 @@
 """Keyframe selection: by redundancy coefficient (TDRAG's choice) or uniform sampling.
 
-Both selectors take a clip of ``L`` frames and return exactly ``T`` frame indices, ``int64``,
+Every selector takes a clip of ``L`` frames and returns exactly ``T`` frame indices, ``int64``,
 sorted, in ``0..L-1``; indices repeat only when the clip has fewer than ``T`` frames.
 
 The TDRAG paper (Liu et al., 2024) chooses keyframes "by redundancy coefficients" but only its
-abstract is public, so the coefficient and the threshold rule below are our definitions; they are
-documented in :func:`redundancy_keyframes`.
+abstract is public, so the coefficient and the selection rules below are our definitions:
+
+- ``redundancy`` (:func:`redundancy_keyframes`): one keyframe per equal stretch of time, in each
+  the frame least redundant with the keyframe before it (the apex always kept);
+- ``redundancy_greedy`` (:func:`greedy_redundancy_keyframes`): tdrag's first rule, a global
+  threshold that drops the most redundant frame until ``T`` remain. On the ``medium`` benchmark
+  it left long stretches of the clip without a keyframe and followed pose drift (the keyframe
+  analysis in benchmarks/RESULTS.md); kept to reproduce the figures made with it;
+- ``uniform`` (:func:`uniform_indices`): evenly spaced frames.
+
+:data:`KEYFRAME_RULES` versions each rule: a cache records the version it was built with, so a
+cache of an older definition is refused instead of silently mixed with new ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: Methods accepted by :func:`select_keyframes` (and ``tdrag prepare --keyframes``).
-KEYFRAME_METHODS: tuple[str, ...] = ("redundancy", "uniform")
+KEYFRAME_METHODS: tuple[str, ...] = ("redundancy", "uniform", "redundancy_greedy")
+
+#: Version of each method's definition, recorded in a cache's manifest. ``redundancy`` was the
+#: greedy rule (version 1, no version recorded) until the segment rule replaced it (version 2).
+KEYFRAME_RULES: dict[str, int] = {"redundancy": 2, "uniform": 1, "redundancy_greedy": 1}
 
 
 def _check_sizes(length: int, num: int) -> None:
@@ -128,6 +144,68 @@ def _fill_uniform(chosen: np.ndarray, length: int, num: int) -> np.ndarray:
     return np.sort(np.concatenate([chosen, extra]))
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """The distinct frames of a clip and their coefficients, shared by both redundancy rules.
+
+    ``frames[cand]`` are the first occurrences of the ``U = len(cand)`` distinct frame contents;
+    ``rho`` correlates their thumbnails (positions ``0..U-1`` in ``cand``); ``apex`` is the
+    position of the most expressive one.
+    """
+
+    cand: np.ndarray
+    rho: _Correlator
+    apex: int
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[-1] != 3):
+        raise ValueError(f"frames must be (L, H, W, 3) RGB or (L, H, W) grey, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frames.dtype}")
+    return frames
+
+
+def _candidates(frames: np.ndarray, num: int, grid: int, static_tol: float,
+                flat_tol: float) -> np.ndarray | _Candidates:
+    """Steps both rules share: the special cases (returned as final indices), else the candidates.
+
+    Special cases: ``L < T`` gives :func:`uniform_indices` (every frame, some repeated); a clip
+    whose frames are all identical, or all correlate above ``1 - static_tol`` with the reference
+    frame (so any two correlate above ``1 - 4 static_tol``), falls back to uniform sampling (over
+    the distinct frames when there are at least ``T``); when ``U < T`` all distinct frames are kept
+    and the rest filled with evenly spaced repeats, so a duplicate is chosen only once no distinct
+    frame remains; ``U = T`` keeps the distinct frames; ``T = 1`` gives the apex.
+    """
+    frames = _check_frames(frames)
+    length = int(frames.shape[0])
+    _check_sizes(length, num)
+    if length < num:
+        return uniform_indices(length, num)
+    thumbs = _grey_features(frames, grid)
+    cand = _first_occurrences(frames, thumbs)
+    n_distinct = len(cand)
+    if n_distinct == 1:
+        return uniform_indices(length, num)
+    if n_distinct < num:
+        return _fill_uniform(cand, length, num)
+    rho = _Correlator(thumbs[cand])
+    positions = np.arange(n_distinct)
+    informative = rho.std >= flat_tol
+    ref = int(np.argmax(informative)) if informative.any() else 0
+    to_ref = rho(ref, positions)  # similarity of every candidate to the reference frame
+    if to_ref.min() >= 1.0 - static_tol:
+        return cand[uniform_indices(n_distinct, num)]
+    # flat frames are no apex while others remain
+    apex = int(np.argmin(np.where(informative, to_ref, np.inf))) if informative.any() else int(np.argmin(to_ref))
+    if num == 1:
+        return cand[[apex]]
+    if n_distinct == num:
+        return cand
+    return _Candidates(cand, rho, apex)
+
+
 def redundancy_keyframes(
     frames: np.ndarray,
     num: int,
@@ -136,7 +214,7 @@ def redundancy_keyframes(
     static_tol: float = 1e-3,
     flat_tol: float = 2.0,
 ) -> np.ndarray:
-    """Choose ``num`` keyframes of a clip by redundancy coefficient.
+    """Choose ``num`` keyframes of a clip by redundancy coefficient, one per stretch of time.
 
     Args:
         frames: ``(L, H, W, 3)`` uint8 RGB or ``(L, H, W)`` uint8 grey.
@@ -157,65 +235,84 @@ def redundancy_keyframes(
         rho(i, j) = <g_i - mean(g_i), g_j - mean(g_j)> / (||g_i - mean(g_i)|| ||g_j - mean(g_j)||)
 
     which ignores global brightness and contrast changes (lighting flicker is not new content).
-    The redundancy coefficient of a kept frame is ``rho`` with the kept keyframe before it.
+    A frame is redundant with a keyframe in proportion to ``rho`` with it.
 
     Selection, in order:
 
     1. Exact duplicates (held frames) are collapsed to their first occurrence; the ``U`` distinct
        frames are the candidates.
-    2. The apex, the frame most changed from the reference (``argmin_i rho(ref, i)`` over the
-       frames that are not flat, the earliest on ties), and the first frame are protected. The
-       reference is the first frame that is not flat. A flat frame has no expression to show
-       and correlates with nothing, so it would otherwise look "most changed": it is never the
-       apex (unless every frame is flat).
-    3. Threshold rule: the threshold is lowered until exactly ``T`` candidates survive. Concretely
-       the surviving candidate with the highest redundancy coefficient (the most redundant frame;
-       the earliest on ties) is dropped, the coefficient of the frame after it is recomputed
-       against its new preceding keyframe, and this repeats until ``T`` remain. The effective
-       threshold is the coefficient of the last frame dropped: every frame dropped was at least
-       that redundant with a keyframe kept at the time. Keyframes therefore crowd where the face
-       changes and thin out where it does not.
+    2. The apex is the frame most changed from the reference (``argmin_i rho(ref, i)`` over the
+       frames that are not flat, the earliest on ties); the reference is the first frame that
+       is not flat. A flat frame has no expression to show and correlates with nothing, so it
+       would otherwise look "most changed": it is never the apex (unless every frame is flat).
+    3. The clip is cut into ``T`` equal stretches of time, frames ``[k L / T, (k + 1) L / T)``.
+       Going forward, each stretch gives one keyframe: the apex in its own stretch, otherwise
+       the first distinct frame for the first stretch, and for every later one its distinct
+       frame least redundant with the keyframe chosen before it (lowest ``rho``; the earliest
+       on ties). A stretch with no distinct frame of its own (inside a long held run) takes the
+       unchosen distinct frame nearest its centre.
 
-    Special cases: ``L < T`` gives :func:`uniform_indices` (every frame, some repeated); a clip
-    whose frames are all identical, or all correlate above ``1 - static_tol`` with the reference
-    frame (so any two correlate above ``1 - 4 static_tol``), falls back to
-    uniform sampling (over the distinct frames when there are at least ``T``); when ``U < T``
-    all distinct frames are kept and the rest are filled with evenly spaced repeats, so a
-    duplicate is chosen only once no distinct frame remains. ``T = 1`` gives the apex.
+    Why stretches: a global threshold (:func:`greedy_redundancy_keyframes`) lets keyframes crowd
+    wherever the picture changes, which in real video is as often pose drift, camera motion or
+    an occluder as the expression, and leaves the onset or the offset without a keyframe; one
+    keyframe per stretch keeps time covered, as the temporal model needs, while the coefficient
+    still drops the frames that repeat what the last keyframe showed. The special cases are those
+    of :func:`greedy_redundancy_keyframes`.
     """
-    frames = np.asarray(frames)
-    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[-1] != 3):
-        raise ValueError(f"frames must be (L, H, W, 3) RGB or (L, H, W) grey, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8, got {frames.dtype}")
-    length = int(frames.shape[0])
-    _check_sizes(length, num)
-    num = int(num)
-    if length < num:
-        return uniform_indices(length, num)
+    found = _candidates(frames, num, grid, static_tol, flat_tol)
+    if not isinstance(found, _Candidates):
+        return found
+    cand, rho, apex = found.cand, found.rho, found.apex
+    length, num = int(np.asarray(frames).shape[0]), int(num)
+    bounds = np.arange(num + 1, dtype=np.int64) * length // num
+    stretch_of = np.searchsorted(bounds, cand, side="right") - 1  # (U,) stretch of each candidate
+    used = np.zeros(len(cand), dtype=bool)
+    used[apex] = True
+    chosen: list[int] = []
+    for k in range(num):
+        if stretch_of[apex] == k:
+            chosen.append(apex)
+            continue
+        members = np.flatnonzero((stretch_of == k) & ~used)
+        if members.size == 0:
+            free = np.flatnonzero(~used)
+            centre = (bounds[k] + bounds[k + 1]) / 2
+            pick = int(free[np.argmin(np.abs(cand[free] - centre))])
+        elif not chosen:
+            pick = int(members[0])
+        else:
+            pick = int(members[np.argmin(rho(chosen[-1], members))])
+        chosen.append(pick)
+        used[pick] = True
+    return np.sort(cand[np.asarray(chosen)])
 
-    thumbs = _grey_features(frames, grid)
-    cand = _first_occurrences(frames, thumbs)
-    n_distinct = len(cand)
-    if n_distinct == 1:
-        return uniform_indices(length, num)
-    if n_distinct < num:
-        return _fill_uniform(cand, length, num)
-    rho = _Correlator(thumbs[cand])
+
+def greedy_redundancy_keyframes(
+    frames: np.ndarray,
+    num: int,
+    *,
+    grid: int = 32,
+    static_tol: float = 1e-3,
+    flat_tol: float = 2.0,
+) -> np.ndarray:
+    """Choose ``num`` keyframes by a global redundancy threshold (tdrag's first rule).
+
+    Arguments, return value, the coefficient, candidates, apex and special cases are those of
+    :func:`redundancy_keyframes`; only the selection differs. The first frame and the apex are
+    protected; the threshold is lowered until exactly ``T`` candidates survive. Concretely the
+    surviving candidate with the highest coefficient against its preceding kept frame (the most
+    redundant frame; the earliest on ties) is dropped, the coefficient of the frame after it is
+    recomputed against its new preceding keyframe, and this repeats until ``T`` remain. Every
+    frame dropped was at least as redundant as the effective threshold (the coefficient of the
+    last frame dropped) with a keyframe kept at the time, so keyframes crowd where the picture
+    changes and thin out where it does not.
+    """
+    found = _candidates(frames, num, grid, static_tol, flat_tol)
+    if not isinstance(found, _Candidates):
+        return found
+    cand, rho, apex = found.cand, found.rho, found.apex
+    n_distinct, num = len(cand), int(num)
     positions = np.arange(n_distinct)
-    informative = rho.std >= flat_tol
-    ref = int(np.argmax(informative)) if informative.any() else 0
-    to_ref = rho(ref, positions)  # similarity of every candidate to the reference frame
-    if to_ref.min() >= 1.0 - static_tol:
-        return cand[uniform_indices(n_distinct, num)]
-
-    # position in cand (cand[0] is frame 0); flat frames are no apex while others remain
-    apex = int(np.argmin(np.where(informative, to_ref, np.inf))) if informative.any() else int(np.argmin(to_ref))
-    if num == 1:
-        return cand[[apex]]
-    if n_distinct == num:
-        return cand
-
     # Doubly linked list over candidate positions; coef = -inf marks protected or dropped.
     prev = np.arange(-1, n_distinct - 1)
     nxt = np.arange(1, n_distinct + 1)
@@ -237,13 +334,15 @@ def redundancy_keyframes(
 
 
 def select_keyframes(frames: np.ndarray, num: int, method: str, **options) -> np.ndarray:
-    """Dispatch to :func:`redundancy_keyframes` or :func:`uniform_indices` by ``method``.
+    """Dispatch to the selector of ``method`` (one of :data:`KEYFRAME_METHODS`).
 
     ``frames``: ``(L, H, W, 3)`` or ``(L, H, W)`` uint8; uniform sampling only uses ``L``.
-    ``options`` go to the redundancy selector (``grid``, ``static_tol``, ``flat_tol``).
+    ``options`` go to the redundancy selectors (``grid``, ``static_tol``, ``flat_tol``).
     """
     if method == "redundancy":
         return redundancy_keyframes(frames, num, **options)
+    if method == "redundancy_greedy":
+        return greedy_redundancy_keyframes(frames, num, **options)
     if method == "uniform":
         return uniform_indices(len(frames), num)
     raise ValueError(f"unknown keyframe method {method!r}; choose one of {', '.join(KEYFRAME_METHODS)}")

@@ -36,7 +36,7 @@ from tdrag.data.cache import (
 )
 from tdrag.data.clips import SPLITS, DatasetError, SkippedClip, file_digest
 from tdrag.data.datasets import get_reader
-from tdrag.data.keyframes import KEYFRAME_METHODS
+from tdrag.data.keyframes import KEYFRAME_METHODS, KEYFRAME_RULES
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,7 @@ def prepare_cache(
         "frames": int(frames),
         "size": int(size),
         "keyframes": keyframes,
+        "keyframe_rule": KEYFRAME_RULES[keyframes],
         "folds": list(folds),
     }
     _clean_stale_temps(out)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tdrag.config import Config, ConfigError
+from tdrag.data.keyframes import KEYFRAME_RULES
 
 
 @dataclass
@@ -39,6 +40,13 @@ def check_cache(cache, config: Config) -> None:
         raise ConfigError(
             f"data.keyframes: {config.data.keyframes!r}, but the cache {cache.path} was prepared with "
             f"keyframes={method!r}; point data.cache at a matching cache"
+        )
+    # Caches from before rule versions were recorded hold version 1 of their method.
+    rule = (cache.manifest.get("settings") or {}).get("keyframe_rule", 1)
+    if method is not None and rule != KEYFRAME_RULES.get(method, 1):
+        raise ConfigError(
+            f"{cache.path}: prepared with version {rule} of the {method!r} keyframe rule, this tdrag selects by "
+            f"version {KEYFRAME_RULES[method]}; rebuild it with tdrag prepare ... --overwrite"
         )
     if cache.num_frames != config.data.frames:
         raise ConfigError(f"data.frames: {config.data.frames}, but the cache {cache.path} holds T={cache.num_frames} "

@@ -1,4 +1,5 @@
-"""Keyframe selection on constructed clips: duplicates, static, short, apex, determinism, contract."""
+"""Keyframe selection on constructed clips: duplicates, static, short, apex, determinism, contract,
+and each redundancy rule's own property (time covered; keyframes crowding where the clip changes)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import pytest
 
 from tdrag.data.keyframes import (
     KEYFRAME_METHODS,
+    KEYFRAME_RULES,
+    greedy_redundancy_keyframes,
     redundancy_keyframes,
     select_keyframes,
     uniform_indices,
 )
+
+#: Both redundancy rules share the coefficient, the candidates, the apex and the special cases.
+RULES = pytest.mark.parametrize("rule", [redundancy_keyframes, greedy_redundancy_keyframes],
+                                ids=["stretches", "greedy"])
 
 SIZE = 48
 
@@ -64,7 +71,8 @@ def test_uniform_indices_rejects_bad_sizes(length, num):
         uniform_indices(length, num)
 
 
-def test_redundancy_contract_for_many_random_lengths():
+@RULES
+def test_redundancy_contract_for_many_random_lengths(rule):
     rng = np.random.default_rng(1)
     for trial in range(40):
         length = int(rng.integers(1, 120))
@@ -74,82 +82,90 @@ def test_redundancy_contract_for_many_random_lengths():
         # Held runs: repeat some frames verbatim.
         hold = np.repeat(np.arange(length), rng.integers(1, 3, length))[:length]
         clip = clip[hold]
-        idx = redundancy_keyframes(clip, num)
+        idx = rule(clip, num)
         _check_contract(idx, length, num)
 
 
-def test_duplicates_never_chosen_while_distinct_frames_remain():
+@RULES
+def test_duplicates_never_chosen_while_distinct_frames_remain(rule):
     distinct = _moving_square_clip([float(i) for i in range(24)])
     runs = np.random.default_rng(0).integers(1, 6, 24)
     clip = np.repeat(distinct, runs, axis=0)  # held runs of 1..5 identical frames
     for num in (4, 16, 24):
-        idx = redundancy_keyframes(clip, num)
+        idx = rule(clip, num)
         _check_contract(idx, len(clip), num)
         contents = {clip[i].tobytes() for i in idx}
         assert len(contents) == num, f"duplicate frame chosen with num={num}"
 
 
-def test_fewer_distinct_frames_than_t_keeps_all_of_them():
+@RULES
+def test_fewer_distinct_frames_than_t_keeps_all_of_them(rule):
     distinct = _moving_square_clip([0.0, 8.0, 16.0, 24.0, 30.0])
     clip = np.repeat(distinct, 6, axis=0)  # 30 frames, 5 distinct
-    idx = redundancy_keyframes(clip, 16)
+    idx = rule(clip, 16)
     _check_contract(idx, 30, 16)
     assert {clip[i].tobytes() for i in idx} == {d.tobytes() for d in distinct}
 
 
-def test_static_clip_falls_back_to_uniform():
+@RULES
+def test_static_clip_falls_back_to_uniform(rule):
     clip = np.repeat(_texture(3)[None], 40, axis=0)
-    assert redundancy_keyframes(clip, 16).tolist() == uniform_indices(40, 16).tolist()
+    assert rule(clip, 16).tolist() == uniform_indices(40, 16).tolist()
 
 
-def test_brightness_flicker_alone_counts_as_static():
+@RULES
+def test_brightness_flicker_alone_counts_as_static(rule):
     base = _texture(4).astype(np.float64)
     gains = 1.0 + 0.1 * np.sin(np.arange(40))
     clip = np.stack([np.clip(base * g, 0, 255) for g in gains]).astype(np.uint8)
-    assert redundancy_keyframes(clip, 8).tolist() == uniform_indices(40, 8).tolist()
+    assert rule(clip, 8).tolist() == uniform_indices(40, 8).tolist()
 
 
-def test_clip_shorter_than_t_repeats_every_frame_in_order():
+@RULES
+def test_clip_shorter_than_t_repeats_every_frame_in_order(rule):
     clip = _moving_square_clip([0.0, 5.0, 10.0, 15.0, 20.0])
-    idx = redundancy_keyframes(clip, 16)
+    idx = rule(clip, 16)
     _check_contract(idx, 5, 16)
     assert set(idx.tolist()) == set(range(5))
 
 
-def test_clear_apex_is_kept():
+@RULES
+def test_clear_apex_is_kept(rule):
     # Slow drift, one frame far away (the apex), then back: the apex must survive at any T.
     positions = [float(i) * 0.05 for i in range(60)]
     positions[37] = 30.0
     clip = _moving_square_clip(positions)
     for num in (1, 2, 4, 16):
-        idx = redundancy_keyframes(clip, num)
+        idx = rule(clip, num)
         _check_contract(idx, 60, num)
         assert 37 in idx.tolist(), (num, idx)
 
 
-def test_keyframes_crowd_where_the_clip_changes():
+def test_greedy_keyframes_crowd_where_the_clip_changes():
     # First half: still. Second half: the square moves one pixel per frame.
     positions = [0.0] * 40 + [float(i) for i in range(1, 31)]
     clip = _moving_square_clip(positions)
     noise = np.random.default_rng(5).integers(-2, 3, clip.shape)
     clip = np.clip(clip.astype(int) + noise, 0, 255).astype(np.uint8)  # still frames differ by noise
-    idx = redundancy_keyframes(clip, 16)
+    idx = greedy_redundancy_keyframes(clip, 16)
     _check_contract(idx, 70, 16)
     assert (idx >= 40).sum() >= 12, idx
     assert (uniform_indices(70, 16) >= 40).sum() < 12  # the uniform baseline does not
 
 
-def test_deterministic_and_input_untouched():
+@RULES
+def test_deterministic_and_input_untouched(rule):
     rng = np.random.default_rng(7)
     clip = _moving_square_clip(list(rng.uniform(0, 30, 50)))
     before = clip.copy()
-    a = redundancy_keyframes(clip, 16)
-    b = redundancy_keyframes(clip.copy(), 16)
+    a = rule(clip, 16)
+    b = rule(clip.copy(), 16)
     assert a.tolist() == b.tolist()
     assert np.array_equal(clip, before)
 
 
-def test_grey_input_selects_exactly_what_the_rgb_clip_selects():
+@RULES
+def test_grey_input_selects_exactly_what_the_rgb_clip_selects(rule):
     import cv2
 
     rng = np.random.default_rng(11)
@@ -163,30 +179,69 @@ def test_grey_input_selects_exactly_what_the_rgb_clip_selects():
         # given directly must give the same keyframes, for every T.
         grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip])
         for num in (1, 4, 8, 16):
-            rgb_idx, grey_idx = redundancy_keyframes(clip, num), redundancy_keyframes(grey, num)
+            rgb_idx, grey_idx = rule(clip, num), rule(grey, num)
             _check_contract(grey_idx, 40, num)
             assert rgb_idx.tolist() == grey_idx.tolist(), (trial, num)
 
 
+@RULES
 @pytest.mark.parametrize("flat_value", [0, 255, 128])
-def test_a_flat_or_black_frame_is_never_the_apex(flat_value):
+def test_a_flat_or_black_frame_is_never_the_apex(flat_value, rule):
     # A small, real expression change at frame 30 and a blank frame (a fade, a dropped signal) at 12.
     positions = [0.0] * 40
     positions[30] = 6.0
     clip = _moving_square_clip(positions)
     clip[12] = flat_value
-    idx = redundancy_keyframes(clip, 1)
+    idx = rule(clip, 1)
     assert idx.tolist() == [30], idx
     # With more keyframes the real apex stays in; the blank frame may be kept as content, not as apex.
-    assert 30 in redundancy_keyframes(clip, 4).tolist()
+    assert 30 in rule(clip, 4).tolist()
 
 
-def test_a_fade_in_uses_the_first_informative_frame_as_reference():
+@RULES
+def test_a_fade_in_uses_the_first_informative_frame_as_reference(rule):
     positions = [0.0] * 30
     positions[20] = 8.0
     clip = _moving_square_clip(positions)
     clip[:3] = 0  # three black frames before the picture appears
-    assert redundancy_keyframes(clip, 1).tolist() == [20]
+    assert rule(clip, 1).tolist() == [20]
+
+
+def test_one_keyframe_per_stretch_of_time():
+    # Every frame distinct (noise): each of the T equal stretches [kL/T, (k+1)L/T) holds exactly
+    # one keyframe, wherever the picture changes; the greedy rule leaves the still half nearly bare.
+    positions = [0.0] * 40 + [float(i) for i in range(1, 31)]
+    clip = _moving_square_clip(positions)
+    noise = np.random.default_rng(5).integers(-2, 3, clip.shape)
+    clip = np.clip(clip.astype(int) + noise, 0, 255).astype(np.uint8)
+    for num in (4, 8, 16):
+        idx = redundancy_keyframes(clip, num)
+        _check_contract(idx, 70, num)
+        bounds = [k * 70 // num for k in range(num + 1)]  # stretch k is frames bounds[k] .. bounds[k+1]-1
+        assert all(bounds[k] <= i < bounds[k + 1] for k, i in enumerate(idx.tolist())), (num, idx)
+    assert (greedy_redundancy_keyframes(clip, 16) < 40).sum() <= 4
+
+
+def test_each_stretch_keeps_its_frame_least_redundant_with_the_previous_keyframe():
+    # 4 frames per stretch, T = 3. Stretch 0 keeps frame 0; in stretch 1 frame 6 moved farthest
+    # from it; stretch 2 holds the apex (frame 10, farthest from frame 0), which it keeps.
+    positions = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 9.0, 3.0, 3.5, 4.0, 20.0, 4.5]
+    clip = _moving_square_clip(positions)
+    assert redundancy_keyframes(clip, 3).tolist() == [0, 6, 10]
+    # Without the apex, stretch 2 keeps the frame least like frame 6 (the square at 9 px).
+    positions[10] = 4.2
+    clip = _moving_square_clip(positions)
+    assert redundancy_keyframes(clip, 3).tolist() == [0, 6, 8]
+
+
+def test_a_stretch_inside_a_held_run_takes_the_free_distinct_frame_nearest_its_centre():
+    # 8 distinct frames; frame 2 is held for 24 frames, so stretches 1-4 of T = 8 (32 frames)
+    # have no distinct frame of their own and borrow the unchosen ones nearest their centres.
+    distinct = _moving_square_clip([0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 21.0])
+    clip = np.concatenate([distinct[:2], np.repeat(distinct[2:3], 24, axis=0), distinct[3:]])
+    idx = redundancy_keyframes(clip, 8)
+    _check_contract(idx, 32, 8)
+    assert {clip[i].tobytes() for i in idx} == {d.tobytes() for d in distinct}
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -200,6 +255,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_select_keyframes_dispatches():
     clip = _moving_square_clip([float(i) for i in range(30)])
-    assert set(KEYFRAME_METHODS) == {"redundancy", "uniform"}
+    assert set(KEYFRAME_METHODS) == {"redundancy", "uniform", "redundancy_greedy"} == set(KEYFRAME_RULES)
     assert select_keyframes(clip, 8, "uniform").tolist() == uniform_indices(30, 8).tolist()
     assert select_keyframes(clip, 8, "redundancy").tolist() == redundancy_keyframes(clip, 8).tolist()
+    assert select_keyframes(clip, 8, "redundancy_greedy").tolist() == greedy_redundancy_keyframes(clip, 8).tolist()

@@ -214,6 +214,22 @@ def test_cache_that_does_not_match_the_config_is_refused(tiny_cache, tmp_path):
         fit(config, progress=False)
 
 
+def test_cache_of_an_older_keyframe_rule_is_refused(tiny_cache, tmp_path):
+    from tdrag.config import replace
+    from tests.run_fixtures import TinyData
+
+    manifest = json.loads((tiny_cache.cache / "manifest.json").read_text())
+    assert manifest["settings"]["keyframe_rule"] == 2
+    old = tmp_path / "old_cache"
+    shutil.copytree(tiny_cache.cache, old)
+    del manifest["settings"]["keyframe_rule"]  # as written before rules were versioned (the greedy rule)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    config = tiny_config(TinyData(root=tiny_cache.root, cache=old), tmp_path / "run")
+    with pytest.raises(ValueError, match="version 1 of the 'redundancy' keyframe rule.*version 2.*--overwrite"):
+        fit(config, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.gpu
 def test_cuda_run_with_bf16_autocast_and_channels_last(tiny_cache, tmp_path):
     config = tiny_config(tiny_cache, tmp_path / "run", device="cuda", amp=True, channels_last=True, epochs=1)
