@@ -1,6 +1,7 @@
 """The ablation table on the `medium` synthetic set: every TDRAG part against a plain r3d18, paired.
 
-    python benchmarks/bench_ablation.py --out runs/ablation                 # 6 variants x 3 seeds (~1 h, 2 cores)
+    python benchmarks/bench_ablation.py --out runs/ablation                 # 7 variants x 3 seeds (~75 min, 2 cores)
+    python benchmarks/bench_ablation.py --threads 1 --variants tdrag,r3d18  # two of these side by side: a lane per core
     python benchmarks/bench_ablation.py --out runs/ablation --variants r3d18,tdrag --seeds 0
     python benchmarks/bench_ablation.py --out runs/designs --variants tdrag \\
         --extra attention_mask=softmax --name softmax                      # one design, for exploration
@@ -13,9 +14,12 @@ the held-out validation split (``data.val_fraction``), never on the test fold; t
 kept too. It prints (and with ``--markdown`` writes) the table of mean +- std over seeds and the
 paired differences (mean +- std of the per-seed differences) against r3d18 and against full
 TDRAG, and draws a bar chart with error bars. Attention agreement with the synthetic ground truth
-(mass in the signal masks over chance, pointing game) is scored for the variants with attention
-by ``--score-attention`` (uses the analysis package). Finished runs are reused, so a killed
-benchmark continues where it stopped.
+(AUROC of each stage's map over the crop and within the face, mass in the signal masks over
+chance, pointing game, beside a fixed centre prior's) is scored for the variants with attention
+by ``--score-attention`` (uses the analysis package); the test WAR with the GRU branch switched
+off is read for the heads that have one. Finished runs are reused, so a killed benchmark
+continues where it stopped, and lanes that train disjoint variants can run side by side; a last
+call over all variants then only scores and tabulates.
 """
 
 from __future__ import annotations
@@ -335,7 +339,7 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     parser.add_argument("--clips", type=int, default=None, help="clips in the data set (default: the config's 600)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's 12)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's)")
     parser.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     parser.add_argument("--name", default="", help="suffix for the runs' names (designs explored with --extra)")
     parser.add_argument("--score-attention", action="store_true", help="score attention against the ground truth")
