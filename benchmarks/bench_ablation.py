@@ -320,7 +320,7 @@ def bar_chart(table: dict, path: Path) -> None:
     names = list(table)
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 3.6), dpi=120)
-    for k, (key, label) in enumerate((("test_war", "WAR"), ("test_uar", "UAR"))):
+    for k, (key, label) in enumerate((("test_war", "WAR, epoch chosen on validation"), ("last_test_war", "WAR, last epoch"))):
         means = [100 * table[n][key][0] for n in names]
         stds = [100 * table[n][key][1] for n in names]
         ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=3, label=label)

@@ -28,7 +28,7 @@ import numpy as np
 KEYFRAME_METHODS: tuple[str, ...] = ("redundancy", "uniform", "redundancy_greedy")
 
 #: Version of each method's definition, recorded in a cache's manifest. ``redundancy`` was the
-#: greedy rule (version 1, no version recorded) until the segment rule replaced it (version 2).
+#: greedy rule (version 1, no version recorded) until the rule of stretches replaced it (version 2).
 KEYFRAME_RULES: dict[str, int] = {"redundancy": 2, "uniform": 1, "redundancy_greedy": 1}
 
 
@@ -171,12 +171,9 @@ def _candidates(frames: np.ndarray, num: int, grid: int, static_tol: float,
                 flat_tol: float) -> np.ndarray | _Candidates:
     """Steps both rules share: the special cases (returned as final indices), else the candidates.
 
-    Special cases: ``L < T`` gives :func:`uniform_indices` (every frame, some repeated); a clip
-    whose frames are all identical, or all correlate above ``1 - static_tol`` with the reference
-    frame (so any two correlate above ``1 - 4 static_tol``), falls back to uniform sampling (over
-    the distinct frames when there are at least ``T``); when ``U < T`` all distinct frames are kept
-    and the rest filled with evenly spaced repeats, so a duplicate is chosen only once no distinct
-    frame remains; ``U = T`` keeps the distinct frames; ``T = 1`` gives the apex.
+    A static clip's frames all correlate above ``1 - static_tol`` with the reference frame, so any
+    two correlate above ``1 - 4 static_tol``. With ``U < T`` a duplicate is chosen only once no
+    distinct frame remains; ``U = T`` keeps the distinct frames.
     """
     frames = _check_frames(frames)
     length = int(frames.shape[0])
@@ -256,8 +253,13 @@ def redundancy_keyframes(
     wherever the picture changes, which in real video is as often pose drift, camera motion or
     an occluder as the expression, and leaves the onset or the offset without a keyframe; one
     keyframe per stretch keeps time covered, as the temporal model needs, while the coefficient
-    still drops the frames that repeat what the last keyframe showed. The special cases are those
-    of :func:`greedy_redundancy_keyframes`.
+    still drops the frames that repeat what the last keyframe showed.
+
+    Special cases (shared with :func:`greedy_redundancy_keyframes`): ``L < T`` gives
+    :func:`uniform_indices` (every frame, some repeated); a static clip (all frames identical, or
+    all correlating above ``1 - static_tol`` with the reference) gives uniform sampling, over the
+    distinct frames when there are at least ``T``; ``U < T`` keeps every distinct frame and fills
+    the rest with evenly spaced repeats; ``T = 1`` gives the apex.
     """
     found = _candidates(frames, num, grid, static_tol, flat_tol)
     if not isinstance(found, _Candidates):

@@ -89,7 +89,9 @@ def test_one_pass_agrees_with_its_parts(scored):
     torch.testing.assert_close(scores.auroc[f"attention {stage}"], auroc_in_mask(attention, masks))
     layercam = attribute_clips(run, [0, 1], "layercam")
     labels, _ = run_region_maps(run, [0, 1])
-    torch.testing.assert_close(scores.region_mass["layercam"][:2], region_masses(layercam, labels))
+    # LayerCAM in float32 over chunks of 3 clips there, 2 here: the batch changes the summation
+    # order, so the masses (summed in float64) agree to float32 precision, not float64's.
+    torch.testing.assert_close(scores.region_mass["layercam"][:2], region_masses(layercam, labels), rtol=1e-5, atol=1e-6)
     c = int(run.labels[0])
     mean = attention[run.labels == c].mean(dim=(0, 1))
     torch.testing.assert_close(scores.class_mean_maps[f"attention {stage}"][c], mean)
