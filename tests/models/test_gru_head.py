@@ -26,15 +26,17 @@ def test_shapes_and_last_step_equals_forward():
     assert torch.equal(head(features), steps[:, -1])
 
 
-def test_steps_are_causal():
-    # Step t sees frames 0..t only: changing the last frame leaves earlier steps unchanged.
-    head = _head().eval()
-    features = torch.randn(2, 12, 5, 3, 3)
+def _step_logits_before_and_after_changing_the_last_frame(head, features):
+    """``head``'s step logits ``(B, T, K)`` on ``features`` and on a copy whose last frame changed."""
     changed = features.clone()
     changed[:, :, -1] += 3
     with torch.no_grad():
-        _, a, _, _ = head.forward_steps(features)
-        _, b, _, _ = head.forward_steps(changed)
+        return head.forward_steps(features)[1], head.forward_steps(changed)[1]
+
+
+def test_steps_are_causal():
+    # Step t sees frames 0..t only: changing the last frame leaves earlier steps unchanged.
+    a, b = _step_logits_before_and_after_changing_the_last_frame(_head().eval(), torch.randn(2, 12, 5, 3, 3))
     torch.testing.assert_close(a[:, :-1], b[:, :-1])
     assert not torch.allclose(a[:, -1], b[:, -1])
 
@@ -46,12 +48,9 @@ def test_a_causal_residual_head_pools_the_clip_so_far():
     with torch.no_grad():
         head.project.weight.normal_()
     features = torch.randn(2, 12, 5, 3, 3)
-    changed = features.clone()
-    changed[:, :, -1] += 3
+    a, b = _step_logits_before_and_after_changing_the_last_frame(head, features)
+    sequence = features.mean(dim=(3, 4)).transpose(1, 2)
     with torch.no_grad():
-        _, a, _, _ = head.forward_steps(features)
-        _, b, _, _ = head.forward_steps(changed)
-        sequence = features.mean(dim=(3, 4)).transpose(1, 2)
         torch.testing.assert_close(head.pooled_path(sequence)[:, 2], sequence[:, :3].mean(1))
     torch.testing.assert_close(a[:, :-1], b[:, :-1])
     assert not torch.allclose(a[:, -1], b[:, -1])
