@@ -150,8 +150,10 @@ def run_result(name: str, seed: int, run_dir: Path, seconds: float) -> dict:
 
 
 def gru_off_wars(run_dir: Path) -> dict:
-    """Test WAR of the selected and the last checkpoint with the GRU branch switched off (empty for
-    models without a residual GRU head)."""
+    """Test WAR of the selected and the last checkpoint with the GRU branch switched off, and the
+    share of the last checkpoint's test predictions that switching it off changes (a finer measure
+    of what the GRU does than the WAR, whose gains and losses can cancel); empty for models without
+    a residual GRU head."""
     import torch
 
     from tdrag.models.registry import load_model
@@ -172,6 +174,10 @@ def gru_off_wars(run_dir: Path) -> dict:
         with gru_branch_off(model), torch.no_grad():
             preds = evaluate(model, loader, "cpu", config.data.crop, amp=False, channels_last=False)
         out[key] = float(war(preds.labels, preds.probabilities.argmax(1), config.model.num_classes))
+        if which == "last":
+            with torch.no_grad():
+                kept = evaluate(model, loader, "cpu", config.data.crop, amp=False, channels_last=False)
+            out["last_gru_changed"] = float(np.mean(kept.probabilities.argmax(1) != preds.probabilities.argmax(1)))
     return out
 
 
@@ -240,7 +246,7 @@ def score_attention(results: list[dict]) -> None:
 
 #: Per-run figures summarised as mean +- std over seeds.
 FIGURES = ("test_war", "test_uar", "last_test_war", "last_test_uar", "val_war", "last_val_war", "first_train_loss",
-           "last_train_loss", "gru_off_test_war", "last_gru_off_test_war")
+           "last_train_loss", "gru_off_test_war", "last_gru_off_test_war", "last_gru_changed")
 #: Figures also compared paired (per seed) against the reference and full TDRAG.
 PAIRED = ("test_war", "test_uar", "last_test_war", "last_test_uar", "val_war", "last_val_war")
 
@@ -284,15 +290,16 @@ def markdown(table: dict, reference: str = "r3d18", full: str = "tdrag") -> str:
 
     lines = [f"| variant | seeds | test WAR (%) selected | last epoch | test UAR (%) selected | last epoch | "
              f"WAR − {reference} selected | last epoch | WAR − {full} selected | last epoch | val WAR (%) last epoch | "
-             "GRU off: test WAR (%) selected | last epoch |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "GRU off: test WAR (%) selected | last epoch | test predictions the GRU changes (%), last epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in table.items():
         g = row.get
         lines.append(f"| {name} | {len(row['seeds'])} | {pm(g('test_war'))} | {pm(g('last_test_war'))} | "
                      f"{pm(g('test_uar'))} | {pm(g('last_test_uar'))} | "
                      f"{pm(g(f'test_war_minus_{reference}'))} | {pm(g(f'last_test_war_minus_{reference}'))} | "
                      f"{pm(g(f'test_war_minus_{full}'))} | {pm(g(f'last_test_war_minus_{full}'))} | "
-                     f"{pm(g('last_val_war'))} | {pm(g('gru_off_test_war'))} | {pm(g('last_gru_off_test_war'))} |")
+                     f"{pm(g('last_val_war'))} | {pm(g('gru_off_test_war'))} | {pm(g('last_gru_off_test_war'))} | "
+                     f"{pm(g('last_gru_changed'))} |")
     lines += ["", "| variant | training loss, first epoch | last epoch |", "|---|---:|---:|"]
     for name, row in table.items():
         if "first_train_loss" in row:

@@ -123,6 +123,13 @@ class ModelConfig:
     # Xavier input, zero biases).
     gru_init: str = "pytorch"
     gru_bidirectional: bool = False
+    # Branch dropout of the residual head's GRU branch (stochastic depth): in training, each clip
+    # keeps the branch with probability 1 - p (scaled by 1 / (1 - p)) and otherwise reads the pooled
+    # path alone, so the pooled path must classify by itself and the GRU can only add to it. 0: off.
+    # Without gru_residual there is no branch to drop, and it does nothing.
+    # 0.5 was chosen on the validation split over 0, 0.25 and 0.75 (benchmarks/RESULTS.md, "GRU
+    # branch dropout").
+    gru_branch_dropout: float = 0.5
     # Initial weights for the trunk: "" (none), a path to a torchvision r3d_18 state dict or a
     # tdrag checkpoint, or "kinetics400" (torchvision downloads its weights; needs internet).
     pretrained: str = ""
@@ -370,6 +377,8 @@ def validate(config: Config, source: str = "config") -> None:
         fail("model.attention_stages", f"expected distinct stage numbers in 1..4, got {list(m.attention_stages)}")
     if not 0.0 <= m.dropout < 1.0:
         fail("model.dropout", f"must be in [0, 1), got {m.dropout}")
+    if not 0.0 <= m.gru_branch_dropout < 1.0:
+        fail("model.gru_branch_dropout", f"must be in [0, 1), got {m.gru_branch_dropout}")
     if m.attention_temperature <= 0:
         fail("model.attention_temperature", f"must be > 0, got {m.attention_temperature}")
     if m.attention_pooling and 4 not in m.attention_stages and m.name in ("tdrag", "tdrag_no_gru"):

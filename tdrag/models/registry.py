@@ -37,7 +37,8 @@ from tdrag.runs.checkpoints import (
 #: The variants by name (config's ``model.name`` choices; tests/test_config.py ties the two).
 MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk")
 #: Options that only the models with a GRU use (TDRAG's head, tdrag.models.gru_head).
-_GRU_OPTIONS = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional")
+_GRU_OPTIONS = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional",
+                "gru_branch_dropout")
 
 
 def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = False, **options: Any) -> nn.Module:

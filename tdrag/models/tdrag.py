@@ -12,8 +12,9 @@ Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
   ``model.layer4`` (the Grad-CAM layer analysis picks) outputs the attended features.
 * The temporal head (:mod:`tdrag.models.gru_head`): GRU with 256 hidden units, one layer,
   dropout before the classifier; its input normalisation, readout over steps, pooled path beside
-  the GRU, recurrent init and direction are ``ModelConfig`` fields (``gru_input_norm``,
-  ``gru_readout``, ``gru_residual``, ``gru_init``, ``gru_bidirectional``).
+  the GRU, recurrent init, direction and branch dropout are ``ModelConfig`` fields
+  (``gru_input_norm``, ``gru_readout``, ``gru_residual``, ``gru_init``, ``gru_bidirectional``,
+  ``gru_branch_dropout``).
 * ``causal_time``: off by default, each layer4 step sees the whole clip (centred temporal
   kernels), so the classifier on step s's hidden state is a readout of a GRU that has read s
   summaries of the *whole* clip. On, every temporal convolution of the backbone and of the
@@ -89,8 +90,8 @@ class TDRAG(nn.Module):
         attention_mask, attention_temperature, attention_residual, attention_learn_temperature: the
             attention blocks' mask.
         attention_pooling: layer4's map weights the head's spatial pooling (see the module docstring).
-        gru_input_norm, gru_readout, gru_residual, gru_init, gru_bidirectional: the temporal head
-            (:class:`~tdrag.models.gru_head.GRUHead`).
+        gru_input_norm, gru_readout, gru_residual, gru_init, gru_bidirectional, gru_branch_dropout: the
+            temporal head (:class:`~tdrag.models.gru_head.GRUHead`).
 
     ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; ``forward(x, return_inspection=True)``
     and :meth:`inspect` return the internals (a :class:`ModelInspection`) from the same pass.
@@ -122,6 +123,7 @@ class TDRAG(nn.Module):
         gru_residual: bool = True,
         gru_init: str = "pytorch",
         gru_bidirectional: bool = False,
+        gru_branch_dropout: float = 0.5,
     ) -> None:
         super().__init__()
         self.temporal_strides = tuple(temporal_strides)
@@ -148,7 +150,8 @@ class TDRAG(nn.Module):
         if use_gru:
             self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout,
                                 input_norm=gru_input_norm, readout=gru_readout, residual=gru_residual, init=gru_init,
-                                bidirectional=gru_bidirectional, causal=causal_time)
+                                bidirectional=gru_bidirectional, causal=causal_time,
+                                branch_dropout=gru_branch_dropout)
         else:
             self.head = PoolHead(channels[3], num_classes, dropout=dropout)
         init_resnet_weights(self, zero_init_residual)

@@ -121,7 +121,7 @@ def run_dir_of(path: str | os.PathLike) -> Path:
 BEFORE_FIELD: dict[str, Any] = {
     "gru_input_norm": "none", "gru_readout": "last", "gru_residual": False, "gru_init": "pytorch",
     "gru_bidirectional": False, "attention_residual": True, "attention_pooling": False,
-    "attention_learn_temperature": False,
+    "attention_learn_temperature": False, "gru_branch_dropout": 0.0,
 }
 
 

@@ -46,6 +46,9 @@ def test_toy_run_writes_results_table_and_figure(tmp_path):
     assert all(r["attention"]["centre_prior"] == tdrag["attention"]["centre_prior"]
                for r in data["results"] if r["variant"] == "tdrag")
     assert not any(r.get("attention") for r in data["results"] if r["variant"] == "r3d18")
+    # What the GRU branch changes: a share of the test predictions, read for the GRU heads only.
+    assert 0 <= tdrag["last_gru_changed"] <= 1 and 0 <= tdrag["last_gru_off_test_war"] <= 1
+    assert not any("last_gru_changed" in r for r in data["results"] if r["variant"] == "r3d18")
     text = md.read_text()
     assert "| tdrag | 2 |" in text and "WAR − r3d18" in text and "pointing game" in text
     assert png.stat().st_size > 1000

@@ -190,6 +190,50 @@ def test_weighted_pooling():
     torch.testing.assert_close(spatial_pool(features, onehot), features[..., 1, 2].transpose(1, 2))
 
 
+def test_branch_dropout_keeps_or_drops_each_clips_gru_branch_whole_in_training_only():
+    torch.manual_seed(0)
+    head = GRUHead(12, 5, hidden=10, dropout=0.0, branch_dropout=0.5)
+    with torch.no_grad():
+        head.project.weight.normal_()
+    features = torch.randn(64, 12, 4, 3, 3)
+    with torch.no_grad():
+        head.eval()
+        full = head.forward_steps(features)[1]  # (B, T, K): the branch kept, unscaled
+        head.gru_enabled = False
+        pooled = head.forward_steps(features)[1]
+        head.gru_enabled = True
+        head.train()
+        dropped = head.forward_steps(features)[1]
+    # Linear classifier: kept clips read pooled + 2 (full - pooled), dropped ones pooled alone,
+    # all of a clip's steps alike.
+    kept = pooled + 2.0 * (full - pooled)
+    is_kept = torch.isclose(dropped, kept, atol=1e-5).flatten(1).all(1)
+    is_dropped = torch.isclose(dropped, pooled, atol=1e-5).flatten(1).all(1)
+    assert bool((is_kept ^ is_dropped).all())
+    assert 16 < int(is_kept.sum()) < 48  # p = 0.5 over 64 clips
+    # p = 0: training and evaluation agree (no draw at all).
+    head.branch_dropout = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(head.forward_steps(features)[1], full)
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1])
+def test_branch_dropout_must_be_a_probability_below_one(value):
+    from tdrag.models.registry import build_model
+
+    with pytest.raises(ValueError, match="model.gru_branch_dropout"):
+        build_model("tdrag", width=8, gru_branch_dropout=value)
+
+
+def test_branch_dropout_does_nothing_to_a_head_without_the_pooled_path():
+    torch.manual_seed(0)
+    head = GRUHead(12, 5, hidden=10, dropout=0.0, residual=False, branch_dropout=0.5)
+    features = torch.randn(8, 12, 4, 3, 3)
+    with torch.no_grad():
+        trained = head.train()(features)
+        torch.testing.assert_close(head.eval()(features), trained)
+
+
 @pytest.mark.parametrize("option, value", [("gru_input_norm", "batchnorm"), ("gru_readout", "max"), ("gru_init", "zeros"),
                                            ("gru_residual", "yes"), ("gru_bidirectional", 1)])
 def test_bad_head_options_are_named_by_build_model(option, value):

@@ -5,13 +5,17 @@ Tiny models (width 8) and clips (T = 16 or 8, 32x32) keep the file to seconds on
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
 
+from tdrag.config import ModelConfig
 from tdrag.models.attention import ResidualAttention3d
 from tdrag.models.gru_head import GRUHead
 from tdrag.models.registry import MODEL_NAMES, build_model
+from tdrag.models.tdrag import TDRAG
 
 CL = torch.channels_last_3d
 GRU_VARIANTS = ("tdrag", "tdrag_no_attention")
@@ -77,7 +81,8 @@ def test_tdrag_keeps_half_the_frames_for_the_gru_by_default():
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_gradients_reach_every_parameter(name):
-    model = _model(name)
+    # Branch dropout off: with it, both clips of this batch may drop the GRU branch in this step.
+    model = _model(name, gru_branch_dropout=0.0)
     loss = nn.functional.cross_entropy(model(_clips(frames=4)), torch.tensor([0, 3]))
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
@@ -267,10 +272,10 @@ def test_attention_without_the_residual_floor_gates_the_features():
 
 
 def test_build_model_passes_every_head_option():
-    model = _model("tdrag", gru_bidirectional=True, **HEAD)
+    model = _model("tdrag", gru_bidirectional=True, gru_branch_dropout=0.25, **HEAD)
     head = model.head
-    assert (head.residual, head.readout, head.input_norm, head.init, head.gru.bidirectional) == (
-        True, "attention", "layernorm", "orthogonal", True)
+    assert (head.residual, head.readout, head.input_norm, head.init, head.gru.bidirectional, head.branch_dropout) == (
+        True, "attention", "layernorm", "orthogonal", True, 0.25)
     assert isinstance(head.norm, nn.LayerNorm)
 
 
@@ -316,3 +321,15 @@ def test_a_learned_temperature_divides_the_mask_logits():
     assert "log_temperature" not in dict(fixed.named_parameters())
     model = _model("tdrag", attention_learn_temperature=True)
     assert sum(name.endswith("log_temperature") for name, _ in model.named_parameters()) == 3
+
+
+def test_the_head_defaults_are_the_same_in_the_config_the_model_and_the_head():
+    # Models do not import the config, so each layer writes the defaults down; they must agree.
+    model_args, head_args = inspect.signature(TDRAG).parameters, inspect.signature(GRUHead).parameters
+    for field, head_arg in (("gru_input_norm", "input_norm"), ("gru_readout", "readout"), ("gru_residual", "residual"),
+                            ("gru_init", "init"), ("gru_bidirectional", "bidirectional"),
+                            ("gru_branch_dropout", "branch_dropout"), ("gru_hidden", "hidden"),
+                            ("gru_layers", "layers"), ("dropout", "dropout")):
+        config_default = getattr(ModelConfig(), field)
+        assert model_args[field].default == config_default, field
+        assert head_args[head_arg].default == config_default, head_arg
