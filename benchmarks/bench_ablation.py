@@ -56,15 +56,19 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 
 
-def prepare_data(out: Path, config, clips: int | None, workers: int, methods=("redundancy", "uniform")) -> dict[str, Path]:
-    """The medium data set and one cache per keyframe method under ``out`` (reused when present)."""
+def prepare_data(out: Path, config, clips: int | None, workers: int, methods=("redundancy", "uniform"),
+                 seed: int | None = None) -> dict[str, Path]:
+    """The medium data set (render ``seed``, default the config's) and one cache per keyframe
+    method under ``out`` (reused when present)."""
     from tdrag.data.synthetic import generate_dataset, is_synthetic_root, load_meta
 
     s = config.synth
     clips = clips or s.clips
+    seed = s.render_seed if seed is None else int(seed)
     root = out / "data"
-    if not (is_synthetic_root(root) and load_meta(root)["num_clips"] == clips and load_meta(root)["preset"] == s.preset):
-        generate_dataset(root, clips=clips, preset=s.preset, seed=s.render_seed, size=s.render_size, workers=workers,
+    wanted = {"num_clips": clips, "preset": s.preset, "seed": seed}
+    if not (is_synthetic_root(root) and all(load_meta(root).get(k) == v for k, v in wanted.items())):
+        generate_dataset(root, clips=clips, preset=s.preset, seed=seed, size=s.render_size, workers=workers,
                          progress=True)
     paths = {"root": root}
     for method in methods:
@@ -154,30 +158,54 @@ def gru_off_wars(run_dir: Path) -> dict:
     share of the last checkpoint's test predictions that switching it off changes (a finer measure
     of what the GRU does than the WAR, whose gains and losses can cancel); empty for models without
     a residual GRU head."""
-    import torch
-
-    from tdrag.models.registry import load_model
-    from tdrag.data.loader import make_loader
-    from tdrag.train.engine import evaluate
-    from tdrag.metrics import war
-    from tdrag.models.gru_head import gru_branch_off
-    from tdrag.train.data import load_run_data
-
     out = {}
     for key, which in (("gru_off_test_war", "auto"), ("last_gru_off_test_war", "last")):
-        model, config = load_model(run_dir, which=which)
-        head = getattr(model, "head", None)
-        if not getattr(head, "residual", False):
+        figures = checkpoint_figures(run_dir, which)
+        if "gru_off_war" not in figures:
             return {}
-        data = load_run_data(config)
-        loader = make_loader(data.cache, data.test_rows, config.train.batch_size, shuffle=False)
-        with gru_branch_off(model), torch.no_grad():
-            preds = evaluate(model, loader, "cpu", config.data.crop, amp=False, channels_last=False)
-        out[key] = float(war(preds.labels, preds.probabilities.argmax(1), config.model.num_classes))
+        out[key] = figures["gru_off_war"]
         if which == "last":
-            with torch.no_grad():
-                kept = evaluate(model, loader, "cpu", config.data.crop, amp=False, channels_last=False)
-            out["last_gru_changed"] = float(np.mean(kept.probabilities.argmax(1) != preds.probabilities.argmax(1)))
+            out["last_gru_changed"] = figures["gru_changed"]
+    return out
+
+
+def checkpoint_figures(run_dir: Path, which: str, cache=None, rows=None) -> dict:
+    """WAR and UAR of a run's ``which`` checkpoint ("auto" | "last") on ``rows`` of ``cache``
+    (default: the run's own cache and test fold), and the confusion counts (``confusion``, true
+    class by row, in label order); for a residual GRU head also the WAR and confusion with the GRU
+    branch switched off (``gru_off_war``, ``gru_off_confusion``) and the share of predictions that
+    switching changes (``gru_changed``)."""
+    import torch
+
+    from tdrag.data.loader import make_loader
+    from tdrag.metrics import confusion_matrix, uar, war
+    from tdrag.models.gru_head import gru_branch_off
+    from tdrag.models.registry import load_model
+    from tdrag.train.data import check_cache, load_run_data
+    from tdrag.train.engine import evaluate
+
+    model, config = load_model(run_dir, which=which)
+    if cache is None:
+        data = load_run_data(config)
+        cache, rows = data.cache, data.test_rows
+    else:
+        check_cache(cache, config)
+    loader = make_loader(cache, rows, config.train.batch_size, shuffle=False)
+    classes = config.model.num_classes
+
+    def predict():
+        with torch.no_grad():
+            preds = evaluate(model, loader, "cpu", config.data.crop, amp=False, channels_last=False)
+        return preds.labels, preds.probabilities.argmax(1)
+
+    labels, kept = predict()
+    out = {"war": float(war(labels, kept, classes)), "uar": float(uar(labels, kept, classes)),
+           "confusion": confusion_matrix(labels, kept, classes).tolist()}
+    if getattr(getattr(model, "head", None), "residual", False):
+        with gru_branch_off(model):
+            _, off = predict()
+        out.update(gru_off_war=float(war(labels, off, classes)), gru_changed=float(np.mean(kept != off)),
+                   gru_off_confusion=confusion_matrix(labels, off, classes).tolist())
     return out
 
 
