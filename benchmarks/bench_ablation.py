@@ -76,18 +76,30 @@ def prepare_data(out: Path, config, clips: int | None, workers: int, methods=("r
     return paths
 
 
-def cache_for(out: Path, root: Path, config, method: str, workers: int) -> Path:
-    """The frame cache of ``root`` with keyframe ``method`` (built once; a no-op when current)."""
+def cache_for(out: Path, root: Path, config, method: str, workers: int, name: str | None = None) -> Path:
+    """The frame cache ``out/cache_<name>`` (default name: ``method``) of ``root`` with keyframe
+    ``method`` and the config's T and size (built once; a no-op when current)."""
     from tdrag.data.prepare import prepare_cache
 
-    return prepare_cache(root, out / f"cache_{method}", frames=config.data.frames, size=config.data.size,
+    return prepare_cache(root, out / f"cache_{name or method}", frames=config.data.frames, size=config.data.size,
                          keyframes=method, workers=workers, overwrite=True, progress=True)
+
+
+def ensure_cache(paths: dict, config, base, workers: int) -> Path:
+    """The cache of ``paths["root"]`` for the config's keyframe method and T, built on demand into
+    ``paths`` (keyed by the method, or ``<method>_t<T>`` for a T other than ``base``'s)."""
+    method, frames = config.data.keyframes, config.data.frames
+    key = method if frames == base.data.frames else f"{method}_t{frames}"
+    if key not in paths:
+        root = Path(paths["root"])
+        paths[key] = cache_for(root.parent, root, config, method, workers, name=key)
+    return paths[key]
 
 
 def run_config(base, variant: str, seed: int, paths: dict[str, Path], run_dir: Path, extra: list[str], epochs: int | None,
                workers: int = 1):
     """The config of one run: the variant's model and keyframes, then ``extra`` overrides (which may
-    change the keyframe method: its cache is made on demand)."""
+    change the keyframe method or T: their cache is made on demand)."""
     from tdrag.config import apply_overrides
 
     model, method = VARIANTS[variant]
@@ -97,10 +109,7 @@ def run_config(base, variant: str, seed: int, paths: dict[str, Path], run_dir: P
         config = replace(config, train={"epochs": int(epochs)})
     if extra:
         config = apply_overrides(config, extra)
-    method = config.data.keyframes
-    if method not in paths:
-        paths[method] = cache_for(Path(paths["root"]).parent, Path(paths["root"]), config, method, workers)
-    return replace(config, data={"cache": str(paths[method])})
+    return replace(config, data={"cache": str(ensure_cache(paths, config, base, workers))})
 
 
 def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str, extra: list[str], clips, epochs,

@@ -38,19 +38,15 @@ CARRIED = ("val_war", "last_val_war", "first_train_loss", "last_train_loss")
 
 
 def heldout_result(run: dict, paths: dict, base, render_seed: int, workers: int) -> dict:
-    """One ablation run's figures on the held-out draw (``paths``: its root and caches by method)."""
+    """One ablation run's figures on the held-out draw (``paths``: its root and caches by method and T)."""
     from tdrag.config import load_config
     from tdrag.data.cache import open_cache
     from tdrag.runs.layout import RunPaths
 
     config = load_config(RunPaths(run["run_dir"]).config)
-    if (config.data.frames, config.data.size) != (base.data.frames, base.data.size):
-        raise SystemExit(f"{run['run_dir']}: T={config.data.frames}, size {config.data.size}; the held-out caches "
-                         f"hold T={base.data.frames}, size {base.data.size}")
-    method = config.data.keyframes
-    if method not in paths:
-        paths[method] = bench_ablation.cache_for(Path(paths["root"]).parent, Path(paths["root"]), base, method, workers)
-    cache = open_cache(paths[method])
+    if config.data.size != base.data.size:
+        raise SystemExit(f"{run['run_dir']}: data.size {config.data.size}; the held-out caches hold {base.data.size} px")
+    cache = open_cache(bench_ablation.ensure_cache(paths, config, base, workers))
     rows = np.arange(len(cache))
     out = {"variant": run["variant"], "seed": run["seed"], "run_dir": run["run_dir"], "clips": len(rows),
            "render_seed": render_seed}
@@ -118,6 +114,7 @@ def main(argv=None) -> int:
     parser.add_argument("--render-seed", type=int, default=1,
                         help="render seed of the held-out draw (default 1; the ablation's set uses the config's, 0)")
     parser.add_argument("--variants", default=None, help="comma-separated subset of the ablation's variants")
+    parser.add_argument("--seeds", default=None, help="comma-separated subset of the ablation's seeds")
     parser.add_argument("--name", default="", help="suffix of the results file (results_NAME.json), to keep several")
     parser.add_argument("--markdown", default=None, help="write the Markdown table here")
     parser.add_argument("--workers", type=int, default=2)
@@ -136,6 +133,9 @@ def main(argv=None) -> int:
     if args.variants:
         keep = set(args.variants.split(","))
         runs = [r for r in runs if r["variant"] in keep]
+    if args.seeds:
+        keep = {int(v) for v in args.seeds.split(",")}
+        runs = [r for r in runs if r["seed"] in keep]
     if not runs:
         parser.error("no runs to evaluate")
     out = Path(args.out)

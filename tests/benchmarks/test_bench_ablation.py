@@ -57,3 +57,16 @@ def test_toy_run_writes_results_table_and_figure(tmp_path):
     assert bench.main(["--out", str(tmp_path / "abl"), "--clips", "21", "--epochs", "1", "--variants", "tdrag",
                        "--seeds", "0", "--workers", "1"]) == 0
     assert (tmp_path / "abl" / "runs" / "tdrag" / "seed_0" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_another_t_gets_its_own_cache(tmp_path):
+    from tdrag.config import load_config
+    from tdrag.data.cache import open_cache
+
+    bench = _load()
+    assert bench.main(["--out", str(tmp_path / "abl"), "--clips", "21", "--epochs", "1", "--variants", "r3d18",
+                       "--seeds", "0", "--workers", "1", "--name", "t4", "--extra", "data.frames=4"]) == 0
+    config = load_config(tmp_path / "abl" / "runs" / "r3d18_t4" / "seed_0" / "config.yaml")
+    assert (config.data.frames, Path(config.data.cache).name) == (4, "cache_uniform_t4")
+    assert open_cache(config.data.cache).num_frames == 4
+    assert open_cache(tmp_path / "abl" / "cache_uniform").num_frames == 8  # the benchmark's own T is untouched

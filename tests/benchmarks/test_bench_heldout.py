@@ -65,6 +65,9 @@ def test_runs_are_scored_on_every_clip_of_a_new_draw(ablation, tmp_path):
     bench.heldout_result = lambda *a, **k: pytest.fail("a scored run was evaluated again")
     md.unlink()
     assert bench.main(args) == 0 and md.read_text() == text
+    assert bench.main([*args, "--variants", "tdrag", "--seeds", "0"]) == 0 and "| r3d18 |" not in md.read_text()
+    with pytest.raises(SystemExit):  # no run has seed 1
+        bench.main([*args, "--seeds", "1"])
 
 
 def test_the_ablation_sets_own_render_seed_is_refused(ablation, tmp_path):
