@@ -66,8 +66,8 @@ def prepare_data(out: Path, config, clips: int | None, workers: int, methods=("r
     clips = clips or s.clips
     seed = s.render_seed if seed is None else int(seed)
     root = out / "data"
-    wanted = {"num_clips": clips, "preset": s.preset, "seed": seed}
-    if not (is_synthetic_root(root) and all(load_meta(root).get(k) == v for k, v in wanted.items())):
+    meta = load_meta(root) if is_synthetic_root(root) else {}
+    if any(meta.get(k) != v for k, v in {"num_clips": clips, "preset": s.preset, "seed": seed}.items()):
         generate_dataset(root, clips=clips, preset=s.preset, seed=seed, size=s.render_size, workers=workers,
                          progress=True)
     paths = {"root": root}
