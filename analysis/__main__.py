@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import sys
 
-from analysis.report.cli import build_parser, main
+try:
+    from analysis.report.cli import build_parser, main
+except KeyboardInterrupt:  # Ctrl-C before the command line is even read: one line, as from main
+    print("interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 __all__ = ["build_parser", "main"]
 

@@ -33,7 +33,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # named as the file being written: the temporary name means nothing to a user
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would.
@@ -55,3 +58,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def follow_umask(folder: str | os.PathLike) -> None:
+    """Give a folder made by ``tempfile.mkdtemp`` (mode 0700) the mode ``mkdir`` would have given it.
+
+    Staging folders are renamed into place as the output itself: left at 0700, a data set or a
+    dossier made on a shared machine could not be read by the group the umask lets in.
+    """
+    os.chmod(folder, 0o777 & ~_umask())

@@ -43,31 +43,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tdrag.errors import quiet_teardown
+
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while the commands' modules are still being imported
+        print("interrupted", file=sys.stderr)
+        quiet_teardown()
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    # tdrag's own progress at INFO; other libraries' INFO lines (torch's exit-time statistics)
+    # would only bury a command's last line, its result or its one error line.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("tdrag").setLevel(logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     from tdrag.config import ConfigError
-    from tdrag.errors import TdragError, describe_os_error
+    from tdrag.errors import TdragError, error_message
 
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except (TdragError, OSError, ValueError, MemoryError) as exc:
         if args.verbose:
             traceback.print_exc()
-        if isinstance(exc, TdragError) or not isinstance(exc, OSError):
-            message = " ".join(str(exc).split()) or type(exc).__name__
-        else:
-            message = describe_os_error(exc)
-        if isinstance(exc, MemoryError):
-            message = f"out of memory ({message}); use a smaller batch or fewer workers"
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, taking a command's list arguments (``KEY=VALUE`` overrides, videos) wherever
+    they stand among its options, as argparse takes options anywhere: ``a=1 --no-progress b=2``.
+
+    argparse fills a ``nargs="*"`` positional from its first run of tokens only; the later ones
+    come back unrecognised and are appended here (a command names its list with the ``intermixed``
+    default). Unknown options still end in argparse's usage error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    dest = getattr(args, "intermixed", None)
+    if extra and dest and not any(token.startswith("-") for token in extra):
+        setattr(args, dest, [*(getattr(args, dest) or []), *extra])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args

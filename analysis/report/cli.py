@@ -2,8 +2,10 @@
 ``python -m analysis regions RUN_DIR --out FILE.csv``.
 
 (``tdrag-report RUN_DIR`` is the same as ``python -m analysis report RUN_DIR``.) Every failure the
-user can fix ends in one line, ``error: <path>:<line>: <problem>`` for a bad predictions file, and
-exit status 1: never a traceback.
+user can fix ends in one line, ``error: <path>: <problem>`` (``error: <path>:<line>: <problem>`` for
+a bad predictions file), and exit status 1: never a traceback. That includes the operating
+system's errors (a read-only run directory, an ``--out`` under a file, a full disk), said as
+``tdrag`` says them (``tdrag.errors.error_message``), and Ctrl-C: ``interrupted``, status 130.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tdrag.errors import TdragError
+from tdrag.errors import TdragError, error_message, quiet_teardown
+
+#: What a command reports in one line instead of a traceback.
+USER_ERRORS = (TdragError, OSError, ValueError, MemoryError)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -24,8 +29,8 @@ def _report(args: argparse.Namespace) -> int:
     for run_dir in args.run_dirs:
         try:
             written = write_report(run_dir)
-        except (TdragError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
+        except USER_ERRORS as err:  # one run's failure does not stop the others
+            print(f"error: {error_message(err)}", file=sys.stderr)
             status = 1
             continue
         print(f"{run_dir}: wrote {len(written)} file(s)")
@@ -37,13 +42,9 @@ def _report(args: argparse.Namespace) -> int:
 def _dossier(args: argparse.Namespace) -> int:
     from analysis.report.dossier import build_dossier
 
-    try:
-        result = build_dossier(args.run_dir, args.out, classes=args.classes or None, small=args.small,
-                               device=args.device, max_clips=args.max_clips, checkpoint=args.checkpoint,
-                               method=args.method, stage=args.stage, timeout=args.timeout, progress=not args.quiet)
-    except (TdragError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    result = build_dossier(args.run_dir, args.out, classes=args.classes or None, small=args.small,
+                           device=args.device, max_clips=args.max_clips, checkpoint=args.checkpoint,
+                           method=args.method, stage=args.stage, timeout=args.timeout, progress=not args.quiet)
     print(f"{result.index}: {len(result.pages)} class page(s)")
     for name, reason in result.failed.items():
         print(f"  failed: {name}: {reason}", file=sys.stderr)
@@ -53,12 +54,8 @@ def _dossier(args: argparse.Namespace) -> int:
 def _regions(args: argparse.Namespace) -> int:
     from analysis.report.region_profile import write_region_table
 
-    try:
-        out = write_region_table(args.run_dir, args.out, methods=args.methods, small=args.small, device=args.device,
-                                 max_clips=args.max_clips, checkpoint=args.checkpoint)
-    except (TdragError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    out = write_region_table(args.run_dir, args.out, methods=args.methods, small=args.small, device=args.device,
+                             max_clips=args.max_clips, checkpoint=args.checkpoint)
     print(f"{out}: region profile of {args.run_dir}")
     return 0
 
@@ -137,6 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ``tdrag-report RUN_DIR`` (no sub-command) is read as ``report RUN_DIR``.
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while parsing and importing, before a command runs
+        print("interrupted", file=sys.stderr)
+        quiet_teardown()
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
     if first is not None and argv[first] not in ("report", "dossier", "regions"):
@@ -144,4 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"error: {error_message(err)}", file=sys.stderr)
+        return 1

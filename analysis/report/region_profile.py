@@ -40,6 +40,7 @@ from analysis.internals.ground_truth import agreement_with_truth
 from analysis.internals.regions import face_pixels, region_areas, region_masses, run_region_maps
 from analysis.plotting import new_figure
 from tdrag.data.synthetic import REGIONS
+from tdrag.errors import OutputError
 
 #: The map name under which the ground-truth masks are profiled.
 GROUND_TRUTH = "ground truth"
@@ -311,14 +312,34 @@ def write_region_table(run_dir: str | os.PathLike, out: str | os.PathLike, metho
     """The region profile (:func:`region_profile`) of a run's analysed clips, written to ``out`` as CSV
     (atomically). Attention stages always; ``methods`` add attributions. Returns ``out``."""
     from analysis.internals.run import open_run
+    from tdrag import ownership
     from tdrag.atomic import atomic_path
 
-    run = open_run(run_dir, device=device, max_clips=max_clips, checkpoint=checkpoint, progress=progress)
-    if not run.has_attention and not methods:
-        raise ValueError(f"{run_dir}: the model has no attention stages; name attribution methods to profile")
-    profile = region_profile(score_maps(run, range(len(run)), methods, small=small))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        profile.to_csv(tmp, index=False, float_format="%.6g")
+    with ownership.hold_output(out, "regions"):  # a second writer of the same file refuses meanwhile
+        _check_replaceable(out)
+        run = open_run(run_dir, device=device, max_clips=max_clips, checkpoint=checkpoint, progress=progress)
+        if not run.has_attention and not methods:
+            raise ValueError(f"{run_dir}: the model has no attention stages; name attribution methods to profile")
+        profile = region_profile(score_maps(run, range(len(run)), methods, small=small))
+        _check_replaceable(out)  # again: something may have appeared there meanwhile
+        with atomic_path(out) as tmp:
+            profile.to_csv(tmp, index=False, float_format="%.6g")
     return out
+
+
+#: How a region profile CSV begins: what makes a file one tdrag wrote (and so may replace).
+PROFILE_HEADER = "class,map,region,"
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse an ``out`` that exists and is not a region profile (a folder, a user's file)."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not out.is_file() or out.is_symlink():
+        raise OutputError(f"{out}: exists and is not a file; choose another --out")
+    with open(out, "rb") as handle:
+        head = handle.read(len(PROFILE_HEADER)).decode("utf-8", "replace")
+    if head != PROFILE_HEADER:
+        raise OutputError(f"{out}: exists and is not a region profile tdrag wrote (it does not begin "
+                          f"{PROFILE_HEADER!r}); refusing to replace it, choose another --out")

@@ -57,6 +57,9 @@ def cv_summary(cv_dir: PathLike | str):
 
 def _write_run_report(run_dir: Path, dpi: int) -> list[Path]:
     preds = load_predictions(run_dir)  # raises with "run tdrag eval" when missing
+    shortfall = RunPaths(run_dir).log_shortfall()
+    if shortfall:  # curves that stop before the reported epoch would misstate the run
+        raise ReportError(shortfall)
     names = class_names_from_predictions(preds)
     confusion = confusion_from_predictions(preds, names)
     selected = selected_checkpoint_label(run_dir)

@@ -16,6 +16,7 @@ def add_run_options(parser: argparse.ArgumentParser, config_help: str, what: str
     """``--config``, ``KEY=VALUE`` overrides, ``--resume``, ``--overwrite``, ``--no-progress``."""
     parser.add_argument("--config", required=True, help=config_help)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    parser.set_defaults(intermixed="overrides")  # taken among the options too (tdrag.cli)
     parser.add_argument("--resume", action="store_true", help=f"continue {what} from its checkpoints/last.pt")
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what} already there (tdrag's files only)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
     parser.add_argument("--config", default=None, help="demo config (default: configs/synthetic_demo.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    parser.set_defaults(intermixed="overrides")  # taken among the options too (tdrag.cli)
     parser.add_argument("--fresh", action="store_true", help="rebuild data, cache and run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)

@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, mov, ...)")
+    parser.set_defaults(intermixed="videos")  # taken among the options too (tdrag.cli)
     parser.add_argument(
         "--checkpoint", required=True, metavar="CKPT", help="a checkpoint .pt file or a run dir (uses its best.pt)"
     )
@@ -75,14 +76,62 @@ def _quiet_video_backends() -> None:
         pass
 
 
-def run(args: argparse.Namespace) -> int:
+def _bar(videos: list[Path], hidden: bool):
+    """The videos, with a progress bar on a terminal only (disable=None): in a captured log its
+    carriage returns would leave the next error line glued to it; tqdm.write clears the bar before
+    each line on a terminal."""
     from tqdm.auto import tqdm
 
-    from tdrag.errors import TdragError
-    from tdrag.models.registry import load_model
+    return tqdm(videos, desc="videos", unit="video", file=sys.stderr, disable=True if hidden else None)
+
+
+def _make_out(out: Path) -> None:
+    """Create ``--out`` (one error line naming it when it cannot be) and remove the staging folders
+    killed runs left in it (the caller holds it: no live run is using them)."""
+    from tdrag import ownership
+    from tdrag.errors import OutputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    ownership.remove_leftovers(out, (".predict-",))
+
+
+def _predict_one(video: Path, stem: str, args: argparse.Namespace, model, config, checkpoint, class_names, device,
+                 out: Path) -> bool:
+    """Predict one video and write its files; on failure print one error line. Returns success."""
+    from tqdm.auto import tqdm
+
+    from tdrag.errors import TdragError, error_message
     from tdrag.predict.inference import predict_video
     from tdrag.predict.output import write_prediction
     from tdrag.predict.video import VideoError
+
+    try:
+        prediction = predict_video(
+            model, config, video, window=args.window or None, device=device, detect_every=args.detect_every,
+            class_names=class_names,
+        )
+        paths = write_prediction(prediction, config, checkpoint, out, stem=stem)
+    except (VideoError, TdragError, OSError) as exc:
+        tqdm.write(f"error: {error_message(exc)}", file=sys.stderr)
+        return False
+    except Exception as exc:  # one bad video must not stop the others; say what broke
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        tqdm.write(f"error: {video}: {type(exc).__name__}: {detail}", file=sys.stderr)
+        return False
+    tqdm.write(
+        f"{video}: {prediction.top_class} ({prediction.probabilities[prediction.top_index]:.2f}), "
+        f"{len(prediction.windows)} window(s), face on {100 * prediction.face.coverage:.0f}% of sampled frames "
+        f"-> {paths['json']}"
+    )
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    from tdrag import ownership
+    from tdrag.models.registry import load_model
     from tdrag.runs.checkpoints import CheckpointError, checkpoint_class_names, load_checkpoint, select_checkpoint
     from tdrag.runtime import resolve_device
 
@@ -113,33 +162,11 @@ def run(args: argparse.Namespace) -> int:
     # Say which checkpoint is used and why (a run dir's best.pt only when chosen on held-out clips).
     print(f"checkpoint: {choice.reason}", file=sys.stderr)
     videos = [Path(v) for v in args.videos]
-    stems = _unique_stems(videos)
     out = Path(args.out)
-    failed = 0
-    # The bar only on a terminal (disable=None): in a captured log its carriage returns would leave
-    # the next error line glued to it; tqdm.write clears the bar before each line on a terminal.
-    bar = tqdm(videos, desc="videos", unit="video", file=sys.stderr, disable=True if args.no_progress else None)
-    for video, stem in zip(bar, stems):
-        try:
-            prediction = predict_video(
-                model, config, video, window=args.window or None, device=device, detect_every=args.detect_every,
-                class_names=class_names,
-            )
-            paths = write_prediction(prediction, config, checkpoint, out, stem=stem)
-        except (VideoError, TdragError) as exc:
-            failed += 1
-            tqdm.write(f"error: {exc}", file=sys.stderr)
-            continue
-        except Exception as exc:  # one bad video must not stop the others; say what broke
-            failed += 1
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            tqdm.write(f"error: {video}: {type(exc).__name__}: {detail}", file=sys.stderr)
-            continue
-        tqdm.write(
-            f"{video}: {prediction.top_class} ({prediction.probabilities[prediction.top_index]:.2f}), "
-            f"{len(prediction.windows)} window(s), face on {100 * prediction.face.coverage:.0f}% of sampled frames "
-            f"-> {paths['json']}"
-        )
+    with ownership.hold_output(out, "predict"):  # a second predict into --out refuses meanwhile
+        _make_out(out)
+        failed = sum(not _predict_one(video, stem, args, model, config, checkpoint, class_names, device, out)
+                     for video, stem in zip(_bar(videos, args.no_progress), _unique_stems(videos)))
     done = len(videos) - failed
     print(f"{done} of {len(videos)} video(s) predicted into {out}" + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0

@@ -16,7 +16,8 @@ class signal, apex frame) and synthetic/meta.json. The same seed gives the same 
 Presets: easy (mild nuisances; a tiny model learns it on a CPU in minutes: the demo), medium (the
 CPU benchmark: distractors and occluders, dynamics-only class pairs, held runs and brief apexes)
 and hard (GPU scale, DFEW-like difficulty); see the README's "Synthetic data".
---out must be new, empty, or a previous synth output (which is replaced).
+--out must be new, empty, or a previous synth output holding nothing else, at any depth (which is
+replaced; a file of yours in it is named and the rewrite refused).
 """
 
 

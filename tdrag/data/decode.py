@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from tdrag.data.cache import FRAMES_FILE, CacheError
 from tdrag.data.clips import ClipError, SkippedClip, decode_image
 from tdrag.data.keyframes import select_keyframes, uniform_indices
+from tdrag.errors import human_size
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _allocate(path: Path, nbytes: int) -> None:
             os.posix_fallocate(handle.fileno(), 0, nbytes)
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
-                raise OSError(exc.errno, f"{exc.strerror} (the cache needs {nbytes / 2**30:.2f} GiB)", str(path)) from None
+                raise OSError(exc.errno, f"{exc.strerror} (the cache needs {human_size(nbytes)})", str(path)) from None
             handle.truncate(nbytes)  # a filesystem without fallocate: sparse file, as before
         except AttributeError:  # platforms without posix_fallocate
             handle.truncate(nbytes)

@@ -6,7 +6,9 @@ fingerprinted, an existing cache with the same settings and sources is left alon
 sources are named and refused unless ``overwrite``), then every clip is decoded
 (``tdrag.data.decode``) into a hidden sibling folder ``.<name>.tmp-<pid>``, which is renamed into
 place only after ``manifest.json`` (``complete: true``) is written. Temp folders of dead
-processes are removed by the next run.
+processes are removed by the next run. The whole build holds ``out``
+(``tdrag.ownership.hold_output``): a second ``prepare`` into the same folder refuses at once, and
+what is in place is checked again, ownership and settings, just before the rename.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tdrag.data.cache import (
 from tdrag.data.clips import SPLITS, DatasetError, SkippedClip, file_digest
 from tdrag.data.datasets import get_reader
 from tdrag.data.keyframes import KEYFRAME_METHODS, KEYFRAME_RULES
+from tdrag.data.synthetic.dataset import is_synthetic_root
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,9 @@ def _clean_stale_temps(out: Path) -> None:
             continue
         log.info("removing %s left by an interrupted run", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+    # A previous cache set aside by a replace that was killed before its removal (callers hold
+    # ``out``, so no live run is replacing it now).
+    ownership.remove_leftovers(out.parent, (f".{out.name}.old-",))
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
@@ -91,6 +97,9 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
 def _check_destination(out: Path, root: Path) -> dict[str, Any] | None:
     """Refuse an ``out`` tdrag may not write; return the manifest of a finished cache there (or None)."""
     ownership.check_not_input(out, [root], "--out")
+    if is_synthetic_root(root):
+        ownership.check_not_inside(out, [root], "--out",
+                                   "a synthetic data set, which `tdrag synth` replaces as a whole")
     if not out.exists():
         return None
     if not out.is_dir():
@@ -201,53 +210,99 @@ def prepare_cache(
     out = Path(out).expanduser().absolute()
     layout = reader.find_layout(root, **options)
     folds = tuple(reader.FOLDS if folds is None else (int(k) for k in folds))
+    settings = _settings(reader, layout, dataset, int(frames), int(size), keyframes, folds)
+    started = time.perf_counter()
+    with ownership.hold_output(out, "prepare"):  # a second writer of out refuses meanwhile
+        _clean_stale_temps(out)
+        existing = _check_destination(out, layout.root)
+        splits = reader.read_folds(layout, folds=folds, strict=strict)
+        entries, fold_ids, skipped, ignored = _collect(splits, strict, reader.CLASSES)
+        fingerprint = _fingerprint(layout.root, reader.split_files(layout, folds), entries)
+        if existing is not None and _keep_existing(existing, settings, out, fingerprint, entries, skipped, strict,
+                                                   overwrite):
+            return out
+        tmp = _working_folder(out)
+        try:
+            manifest = _build(tmp, entries, fold_ids, skipped, ignored, settings, fingerprint, reader.CLASSES,
+                              (workers, strict, progress, verify))
+            manifest["elapsed_s"] = round(time.perf_counter() - started, 3)
+            write_json(tmp / MANIFEST_FILE, manifest)  # written last: marks the folder complete
+            _move_into_place(tmp, out, layout.root, existing)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    log.info("%s: %d clips x %d frames of %dx%d (%s keyframes), %d skipped, %.1f s", out, manifest["num_clips"],
+             frames, size, size, keyframes, len(manifest["skipped"]), manifest["elapsed_s"])
+    return out
+
+
+def _build(tmp: Path, entries: list[_Entry], fold_ids, skipped: list[SkippedClip], ignored, settings: dict[str, Any],
+           fingerprint: dict[str, Any], classes: Sequence[str], how: tuple) -> dict[str, Any]:
+    """Decode every clip into ``tmp`` and write its index; return the manifest (not written yet).
+
+    ``how``: ``(workers, strict, progress, verify)`` as ``prepare_cache`` takes them.
+    """
+    from tdrag.data.decode import decode_all
+
+    workers, strict, progress, verify = how
+    frames, size, keyframes = settings["frames"], settings["size"], settings["keyframes"]
+    rows, failures = decode_all(entries, tmp, frames, size, keyframes, workers, strict, progress, verify)
+    return _write_outputs(tmp, rows, fold_ids, skipped + failures, settings, frames, size, keyframes, classes,
+                          fingerprint, ignored, verify)
+
+
+def _settings(reader, layout, dataset: str, frames: int, size: int, keyframes: str,
+              folds: tuple[int, ...]) -> dict[str, Any]:
+    """The settings a cache is built with (its manifest's ``settings``); DatasetError for an unknown fold."""
     unknown = [k for k in folds if k not in reader.FOLDS]
     if unknown:
         raise DatasetError(f"folds {unknown}: {dataset} has folds {', '.join(map(str, reader.FOLDS))}")
-    settings = {
+    return {
         "dataset": dataset,
         "root": str(layout.root.resolve()),
         **reader.layout_settings(layout),
-        "frames": int(frames),
-        "size": int(size),
+        "frames": frames,
+        "size": size,
         "keyframes": keyframes,
         "keyframe_rule": KEYFRAME_RULES[keyframes],
         "folds": list(folds),
     }
-    _clean_stale_temps(out)
-    existing = _check_destination(out, layout.root)
 
-    from tdrag.data.decode import decode_all
 
-    started = time.perf_counter()
-    splits = reader.read_folds(layout, folds=folds, strict=strict)
-    entries, fold_ids, skipped, ignored = _collect(splits, strict, reader.CLASSES)
-    fingerprint = _fingerprint(layout.root, reader.split_files(layout, folds), entries)
-    if existing is not None:
-        old_settings = existing.get("settings")
-        if old_settings == settings:
-            changes = _changed_sources(existing, out, fingerprint, entries, skipped)
-            if not changes:
-                skipped_before = existing.get("skipped", [])
-                if not (strict and skipped_before):
-                    log.info("%s: cache already complete with the same settings and sources; nothing to do", out)
-                    return out
-                if not overwrite:
-                    first = skipped_before[0]
-                    raise CacheError(
-                        f"{out}: built skipping {len(skipped_before)} bad clip(s) (first: {first['video_id']}: "
-                        f"{first['reason']}), which --strict refuses; fix them and use --overwrite"
-                    )
-            elif not overwrite:
-                raise CacheError(f"{out}: the sources changed since this cache was built ({'; '.join(changes)}); "
-                                 "rebuild it with --overwrite, or use another --out")
-            else:
-                log.info("%s: sources changed (%s): rebuilding", out, "; ".join(changes))
-        elif not overwrite:
-            changed = ", ".join(f"{k}: {(old_settings or {}).get(k)!r} -> {v!r}" for k, v in settings.items()
-                                if (old_settings or {}).get(k) != v)
-            raise CacheError(f"{out}: a cache built with other settings is there ({changed}); use another --out or --overwrite")
+def _keep_existing(existing: dict[str, Any], settings: dict[str, Any], out: Path, fingerprint: dict[str, Any],
+                   entries: list[_Entry], skipped: list[SkippedClip], strict: bool, overwrite: bool) -> bool:
+    """Whether the finished cache at ``out`` (its manifest ``existing``) stays as it is: True when it
+    has these settings and sources; False when it is to be rebuilt (``overwrite``, or only the
+    strictness differs). Other settings or sources without ``overwrite``: CacheError naming them."""
+    old_settings = existing.get("settings")
+    if old_settings != settings:
+        if overwrite:
+            return False
+        changed = ", ".join(f"{k}: {(old_settings or {}).get(k)!r} -> {v!r}" for k, v in settings.items()
+                            if (old_settings or {}).get(k) != v)
+        raise CacheError(f"{out}: a cache built with other settings is there ({changed}); use another --out or --overwrite")
+    changes = _changed_sources(existing, out, fingerprint, entries, skipped)
+    if changes:
+        if not overwrite:
+            raise CacheError(f"{out}: the sources changed since this cache was built ({'; '.join(changes)}); "
+                             "rebuild it with --overwrite, or use another --out")
+        log.info("%s: sources changed (%s): rebuilding", out, "; ".join(changes))
+        return False
+    skipped_before = existing.get("skipped", [])
+    if not (strict and skipped_before):
+        log.info("%s: cache already complete with the same settings and sources; nothing to do", out)
+        return True
+    if not overwrite:
+        first = skipped_before[0]
+        raise CacheError(
+            f"{out}: built skipping {len(skipped_before)} bad clip(s) (first: {first['video_id']}: "
+            f"{first['reason']}), which --strict refuses; fix them and use --overwrite"
+        )
+    return False
 
+
+def _working_folder(out: Path) -> Path:
+    """A fresh ``.<name>.tmp-<pid>`` beside ``out``, where the cache is built."""
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -255,22 +310,7 @@ def prepare_cache(
         tmp.mkdir()
     except OSError as exc:
         raise CacheError(f"{tmp}: cannot create the cache's working folder ({exc.strerror or exc})") from None
-    try:
-        rows, failures = decode_all(entries, tmp, int(frames), int(size), keyframes, workers, strict, progress, verify)
-        skipped += failures
-        manifest = _write_outputs(tmp, rows, fold_ids, skipped, settings, int(frames), int(size), keyframes,
-                                  reader.CLASSES, fingerprint, ignored, verify)
-        manifest["elapsed_s"] = round(time.perf_counter() - started, 3)
-        write_json(tmp / MANIFEST_FILE, manifest)  # written last: marks the folder complete
-        _move_into_place(tmp, out, layout.root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info(
-        "%s: %d clips x %d frames of %dx%d (%s keyframes), %d skipped, %.1f s",
-        out, len(rows), frames, size, size, keyframes, len(skipped), manifest["elapsed_s"],
-    )
-    return out
+    return tmp
 
 
 def _fingerprint(root: Path, split_files: Sequence[Path], entries: list[_Entry]) -> dict[str, Any]:
@@ -379,10 +419,21 @@ def _write_outputs(tmp: Path, rows, fold_ids, skipped, settings, num: int, size:
     }
 
 
-def _move_into_place(tmp: Path, out: Path, root: Path) -> None:
-    """Rename the finished temp folder to ``out``, replacing tdrag's own cache (or an empty folder) there."""
+def _move_into_place(tmp: Path, out: Path, root: Path, seen: dict[str, Any] | None) -> None:
+    """Rename the finished temp folder to ``out``, replacing tdrag's own cache (or an empty folder) there.
+
+    ``seen`` is the manifest of the cache that was at ``out`` when this build began (None: none).
+    Whatever is there now is checked again, ownership and settings both: a cache another writer
+    (one that took no lock, e.g. an older tdrag) finished there meanwhile is not silently replaced.
+    """
     if out.exists():
-        _check_destination(out, root)  # re-check: it may have changed while we were decoding
+        now = _check_destination(out, root)  # re-check: it may have changed while we were decoding
+        if now is not None and now != seen:
+            settings = now.get("settings") or {}
+            raise CacheError(f"{out}: another cache (size {settings.get('size')}, {settings.get('frames')} frames) was "
+                             "written there while this one was being built; it is kept and this build discarded. "
+                             "Run again (with --overwrite to replace it), or use another --out")
+        ownership.check_removable(out, "the cache there")
         trash = out.parent / f".{out.name}.old-{os.getpid()}"
         shutil.rmtree(trash, ignore_errors=True)
         os.replace(out, trash)

@@ -28,6 +28,8 @@ def _check_replaceable(out_dir: Path, stem: str, names: dict[str, str]) -> None:
     """Refuse to replace files of ``stem`` in ``out_dir`` that are not a previous tdrag prediction."""
     json_path = out_dir / f"{stem}.json"
     ours = False
+    if _commit_file(out_dir, stem).is_file():
+        return  # a run killed while moving them into place: they are tdrag's (checked before it began)
     if json_path.exists():
         try:
             ours = json.loads(json_path.read_text()).get("format") == PREDICTION_FORMAT
@@ -40,6 +42,11 @@ def _check_replaceable(out_dir: Path, stem: str, names: dict[str, str]) -> None:
         if (out_dir / name).exists() and not ours:
             raise OutputError(f"{out_dir / name}: exists without the tdrag prediction {json_path.name} beside it; "
                               "refusing to replace it (choose another --out)")
+
+
+def _commit_file(out_dir: Path, stem: str) -> Path:
+    """Present only while a prediction's files are being renamed into place (see write_prediction)."""
+    return out_dir / f".{stem}.predict-commit"
 
 
 def _named(class_names: tuple[str, ...], values: np.ndarray) -> dict[str, float]:
@@ -110,7 +117,9 @@ def write_prediction(
 
     Everything is first written into a hidden staging folder inside ``out_dir`` and renamed into
     place only when all three files exist, the JSON last (its presence means the set is complete);
-    on any error the staging folder is removed and nothing new appears in ``out_dir``.
+    on any error the staging folder is removed and nothing new appears in ``out_dir``. While the
+    renames last, a hidden ``.<stem>.predict-commit`` lists them: a run killed among them leaves
+    it, and the rerun replaces those files as its own.
 
     Returns:
         ``{"json": path, "overlay_video": path, "keyframes_png": path}``.
@@ -120,7 +129,10 @@ def write_prediction(
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {"overlay_video": f"{stem}_overlay.mp4", "keyframes_png": f"{stem}_keyframes.png"}
     _check_replaceable(out_dir, stem, names)
-    staging = Path(tempfile.mkdtemp(prefix=f".predict-{stem}-", dir=out_dir))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".predict-{stem}-", dir=out_dir))
+    except OSError as exc:  # named as the folder the user chose, not the hidden staging one
+        raise OutputError(f"{out_dir}: cannot write into it ({exc.strerror or exc})") from None
     try:
         write_video(staging / names["overlay_video"], overlay_video_frames(prediction), OVERLAY_FPS)
         ok, png = cv2.imencode(".png", cv2.cvtColor(keyframe_sheet(prediction), cv2.COLOR_RGB2BGR))
@@ -129,10 +141,15 @@ def write_prediction(
         (staging / names["keyframes_png"]).write_bytes(png.tobytes())
         write_json(staging / f"{stem}.json", prediction_to_dict(prediction, config, checkpoint, outputs=names))
         paths = {key: out_dir / name for key, name in names.items()}
+        # Three renames are not one: a kill among them would leave media without their JSON, which
+        # the rerun could not tell from a user's files. This file tells it while the renames last.
+        commit = _commit_file(out_dir, stem)
+        commit.write_text(json.dumps(sorted([*names.values(), f"{stem}.json"])) + "\n")
         for key, path in paths.items():
             os.replace(staging / path.name, path)
         paths["json"] = out_dir / f"{stem}.json"
         os.replace(staging / f"{stem}.json", paths["json"])
+        commit.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"json": paths["json"], **{k: v for k, v in paths.items() if k != "json"}}

@@ -1,4 +1,9 @@
-"""``log.csv``: one row per epoch, rewritten whole (atomically) after each epoch."""
+"""``log.csv``: one row per epoch, rewritten whole (atomically) after each epoch.
+
+The checkpoint ``last.pt`` carries the same rows (its ``history``) and is written first: a run
+killed between the two writes has a log one epoch short, which :func:`repair_log` rewrites from
+the checkpoint when the run is resumed or evaluated.
+"""
 
 from __future__ import annotations
 
@@ -55,3 +60,19 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
             rows.append(row)
     return rows
 
+
+def logged_epochs(path: str | os.PathLike) -> list[int] | None:
+    """The epochs log.csv holds, in order; None when it is missing or unreadable."""
+    try:
+        return [int(row["epoch"]) for row in read_log(path)]
+    except (OSError, ValueError, KeyError, TypeError, csv.Error, UnicodeDecodeError):
+        return None
+
+
+def repair_log(path: str | os.PathLike, history: list[dict[str, Any]], with_val: bool) -> bool:
+    """Make log.csv hold exactly the epochs of ``history`` (a checkpoint's rows), rewriting it when
+    it does not (cut short, unreadable or missing). Returns whether it was rewritten."""
+    if logged_epochs(path) == [int(row["epoch"]) for row in history]:
+        return False
+    write_log(path, history, with_val)
+    return True

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from tdrag.config import ConfigError, load_config
 from tdrag.errors import TdragError
+from tdrag.runs.epoch_log import logged_epochs
 from tdrag.runs.lock import hold
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,23 @@ class RunPaths:
             except ConfigError:
                 return False
         last = metrics.get("last") or {}
-        return isinstance(last.get("epoch"), int) and last["epoch"] >= epochs
+        return isinstance(last.get("epoch"), int) and last["epoch"] >= epochs and self.log_shortfall() is None
+
+    def log_shortfall(self) -> str | None:
+        """One line saying how log.csv falls short of the epoch the report (metrics.json) covers,
+        or None when it does not (or there is no report or no readable log). A run killed
+        between writing its checkpoint and its log leaves such a log; ``tdrag train --resume``
+        and ``tdrag eval`` rewrite it from ``last.pt``."""
+        metrics = self.read_metrics()
+        reported = ((metrics or {}).get("last") or {}).get("epoch")
+        if not isinstance(reported, int):
+            return None
+        epochs = logged_epochs(self.log)
+        if epochs is None or (epochs and epochs[-1] >= reported):
+            return None  # none or unreadable: its readers say so themselves
+        held = f"ends at epoch {epochs[-1] if epochs else 0}"
+        return (f"{self.log}: {held}, but {self.metrics} reports epoch {reported}; the log was cut short (a run "
+                f"killed between its checkpoint and its log): `tdrag eval {self.root}` rewrites it from {self.last}")
 
     @contextlib.contextmanager
     def hold(self, what: str) -> Iterator[None]:
@@ -163,6 +180,12 @@ class RunPaths:
         """The files of ``RUN_FILES`` present (relative paths), plus the temporary files an
         interrupted atomic write of one of them left (``.<name>.<random>.tmp``)."""
         found = [rel for rel in RUN_FILES if (self.root / rel).is_file()]
+        return sorted(set(found + self.leftover_temps()))
+
+    def leftover_temps(self) -> list[str]:
+        """The temporary files (``.<name>.<random>.tmp``) killed atomic writes of ``RUN_FILES`` left,
+        relative to the run directory: removed by whoever holds the directory next."""
+        found = []
         for rel in RUN_FILES:
             path = self.root / rel
             if path.parent.is_dir():

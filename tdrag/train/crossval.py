@@ -84,6 +84,10 @@ def cross_validate(
         raise FoldError("--folds: no folds given")
     folds = check_folds(config, folds)
     base = Path(config.train.run_dir)
+    from tdrag.data.cache import open_cache
+    from tdrag.train.data import check_run_dir_apart
+
+    check_run_dir_apart(base, config, open_cache(config.data.cache))  # before the lock file is made there
     info = distributed.setup(resolve_device(config.train.device).type)
     try:
         with RunPaths(base).hold("cv") if info.is_main else contextlib.nullcontext():

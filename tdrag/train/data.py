@@ -11,10 +11,12 @@ the cache by :func:`cache_rebuilt_since` (a resume refuses a rebuilt cache, ``td
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tdrag import ownership
 from tdrag.config import Config, ConfigError
 from tdrag.data.keyframes import KEYFRAME_RULES
 
@@ -65,6 +67,18 @@ def cache_rebuilt_since(state: dict[str, Any], cache) -> bool:
     on it (their fingerprints differ; a checkpoint or cache without one is given the benefit)."""
     before, now = state.get("cache_fingerprint"), cache.fingerprint
     return bool(before and now and before != now)
+
+
+def check_run_dir_apart(run_dir: str | Path, config: Config, cache) -> None:
+    """Refuse a run directory (or a cross-validation folder) that is, holds, or lies inside its
+    cache or data set: ``tdrag prepare --overwrite`` and ``tdrag synth`` replace those as a whole,
+    with a run inside. Raised before anything is written there (OutputError naming the key)."""
+    roots = [config.data.root or None, (cache.manifest.get("settings") or {}).get("root")]
+    ownership.check_not_input(run_dir, [cache.path, *roots], "train.run_dir")
+    ownership.check_not_inside(run_dir, [cache.path], "train.run_dir",
+                               "a frame cache, which `tdrag prepare --overwrite` replaces as a whole")
+    ownership.check_not_inside(run_dir, roots, "train.run_dir",
+                               "a data set root, which `tdrag synth` replaces as a whole when synthetic")
 
 
 def load_run_data(config: Config) -> RunData:

@@ -10,10 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tdrag import distributed
+from tdrag import distributed, ownership
 from tdrag.config import Config, replace
 from tdrag.models.registry import build_model_from_config
 from tdrag.runs.checkpoints import CheckpointError, checkpoint_config, load_checkpoint, load_weights
+from tdrag.runs.epoch_log import repair_log
 from tdrag.runs.layout import RunPaths
 from tdrag.runs.predictions import Predictions
 from tdrag.runs.report import write_report
@@ -98,6 +99,7 @@ def evaluate_run(run_dir: str | Path, device: str = "auto", cache: str | None = 
     if not source.is_file():
         raise CheckpointError(f"{run_dir}: no checkpoints/last.pt or checkpoints/best.pt to evaluate")
     with paths.hold("eval"):
+        ownership.remove_files(run_dir, paths.leftover_temps())  # left by killed writes; nobody else writes now
         return _evaluate_run(run_dir, source, device, cache, progress)
 
 
@@ -112,6 +114,8 @@ def _evaluate_run(run_dir: Path, source: Path, device: str, cache: str | None, p
     if cache_rebuilt_since(state, data.cache):
         log.warning("%s: the cache %s was rebuilt from changed sources since this run trained on it; the "
                     "figures are for the cache as it is now", run_dir, data.cache.path)
+    if source == paths.last and repair_log(paths.log, state.get("history") or [], data.val_rows is not None):
+        log.warning("%s: did not match %s (epoch %s); rewritten from it", paths.log, source, state.get("epoch"))
     info = distributed.DistInfo()
     loaders = eval_loaders(data, config, info)
     results = {}

@@ -39,7 +39,7 @@ from tdrag.runs.layout import RunExistsError, RunPaths, plan_run_dir
 from tdrag.runs.lock import RunBusyError
 from tdrag.runs.predictions import Predictions
 from tdrag.runtime import place_model, resolve_device
-from tdrag.train.data import RunData, load_run_data
+from tdrag.train.data import RunData, check_run_dir_apart, load_run_data
 from tdrag.train.engine import TrainingDiverged, seed_everything, train_one_epoch
 from tdrag.train.evaluate import eval_loaders, evaluate_checkpoint, evaluate_splits, write_run_report
 from tdrag.train.saver import CheckpointSaver, TrainProgress, gather_rng_states
@@ -114,7 +114,7 @@ def _fit(config: Config, device: torch.device, info: distributed.DistInfo, held:
     t, paths = config.train, RunPaths(config.train.run_dir)
     # Inputs first: nothing in the run directory is touched until these pass.
     data = load_run_data(config)
-    ownership.check_not_input(paths.root, [data.cache.path, config.data.root or None], "train.run_dir")
+    check_run_dir_apart(paths.root, config, data.cache)
     net = _initial_model(config, info)
     resume_from, stale = _claim_run_dir(paths, resume, overwrite, info, held)
 
@@ -126,6 +126,8 @@ def _fit(config: Config, device: torch.device, info: distributed.DistInfo, held:
     scheduler = build_scheduler(optimizer, len(train_loader), t)
     saver = CheckpointSaver(paths, config, data)
     if resume_from:
+        if info.is_main:  # a kill mid-write left these; holding the run dir, nobody is writing them now
+            ownership.remove_files(paths.root, paths.leftover_temps())
         so_far = saver.resume(resume_from, net, optimizer, scheduler, len(train_loader), info)
     else:
         so_far = TrainProgress.fresh(with_val=data.val_rows is not None)

@@ -32,7 +32,7 @@ from torch import nn
 from tdrag import distributed
 from tdrag.config import Config, config_to_dict
 from tdrag.runs.checkpoints import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tdrag.runs.epoch_log import write_log
+from tdrag.runs.epoch_log import repair_log, write_log
 from tdrag.runs.layout import RunPaths
 from tdrag.train.data import RunData, cache_rebuilt_since
 from tdrag.train.schedule import WarmupSchedule
@@ -118,6 +118,10 @@ class CheckpointSaver:
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: cannot resume from it: {exc}") from None
         restore_rng(state, info, path)
+        if info.is_main and repair_log(self.paths.log, progress.history, self.with_val):
+            # Killed between the checkpoint and the log (or while writing the log): the checkpoint's
+            # rows are the run's; without this a resume at the last epoch would keep the short log.
+            log.warning("%s: did not match %s (epoch %d); rewritten from it", self.paths.log, path, progress.epoch)
         log.info("resuming %s after epoch %d", self.paths.root, progress.epoch)
         return progress
 

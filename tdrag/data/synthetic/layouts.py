@@ -63,6 +63,11 @@ class SynthLayout:
         {"dfew": _dfew_splits, "ferv39k": _ferv39k_splits, "mafw": _mafw_splits}[self.name](
             root, list(ids), labels, folds, self.classes)
 
+    def split_files(self) -> tuple[str, ...]:
+        """Every file :meth:`write_splits` writes, ``/``-separated and relative to the root (the
+        same for any clips): what a rewrite of the set may replace besides clips and ``synthetic/``."""
+        return {"dfew": _dfew_split_files, "ferv39k": _ferv39k_split_files, "mafw": _mafw_split_files}[self.name]()
+
 
 def _dfew_splits(root: Path, ids: list[str], labels: np.ndarray, folds: np.ndarray, classes) -> None:
     for split in ("train", "test"):
@@ -98,6 +103,21 @@ def _mafw_splits(root: Path, ids: list[str], labels: np.ndarray, folds: np.ndarr
             rows = [f"{vid}.mp4 {classes[int(label)]}\n" for vid, label, fold in zip(ids, labels, folds)
                     if (fold == k) == (split == "test")]
             write_text(folder / f"{split}.txt", "".join(rows))
+
+
+def _dfew_split_files() -> tuple[str, ...]:
+    return tuple(f"EmoLabel_DataSplit/{split}(single-labeled)/set_{k}.csv" for split in ("train", "test")
+                 for k in range(1, NUM_FOLDS + 1))
+
+
+def _ferv39k_split_files() -> tuple[str, ...]:
+    setups = {"All_scenes": "All", **{scene: scene for scene in FERV39K_SCENES}}
+    return tuple(f"4_setups/{setup}/{split}_{tag}.csv" for setup, tag in setups.items() for split in ("train", "test"))
+
+
+def _mafw_split_files() -> tuple[str, ...]:
+    return tuple(f"Train & Test Set/single/no_caption/set_{k}/{split}.txt" for k in range(1, NUM_FOLDS + 1)
+                 for split in ("train", "test"))
 
 
 LAYOUTS: dict[str, SynthLayout] = {
