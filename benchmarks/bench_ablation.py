@@ -3,6 +3,7 @@
     python benchmarks/bench_ablation.py --out runs/ablation                 # 7 variants x 3 seeds (~75 min, 2 cores)
     python benchmarks/bench_ablation.py --threads 1 --variants tdrag,r3d18  # two of these side by side: a lane per core
     python benchmarks/bench_ablation.py --out runs/ablation --variants r3d18,tdrag --seeds 0
+    python benchmarks/bench_ablation.py --config configs/synthetic_order.yaml --out runs/ablation_order
     python benchmarks/bench_ablation.py --out runs/designs --variants tdrag \\
         --extra attention_mask=softmax --name softmax                      # one design, for exploration
 
@@ -113,10 +114,10 @@ def run_config(base, variant: str, seed: int, paths: dict[str, Path], run_dir: P
 
 
 def train_all(out: Path, variants: list[str], seeds: list[int], name_suffix: str, extra: list[str], clips, epochs,
-              workers: int) -> list[dict]:
+              workers: int, config_path: Path = CONFIG) -> list[dict]:
     from tdrag.train.fit import fit
 
-    base = load_config(CONFIG)
+    base = load_config(config_path)
     paths = prepare_data(out, base, clips, workers)
     results = []
     for seed in seeds:  # seeds outermost: a partial run still holds paired results
@@ -380,6 +381,8 @@ def bar_chart(table: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/ablation", help="folder for data, caches, runs, results.json")
+    parser.add_argument("--config", default=str(CONFIG),
+                        help="the recipe and its synthetic preset (default: configs/synthetic_medium.yaml)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     parser.add_argument("--clips", type=int, default=None, help="clips in the data set (default: the config's 600)")
@@ -404,7 +407,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     out = Path(args.out)
-    results = train_all(out, variants, seeds, args.name, args.extra, args.clips, args.epochs, args.workers)
+    results = train_all(out, variants, seeds, args.name, args.extra, args.clips, args.epochs, args.workers,
+                        Path(args.config))
     if args.score_attention:
         score_attention(results)
     table = summarise(results)

@@ -186,8 +186,9 @@ class SynthConfig:
 
     # Number of clips, split into train/test by `tdrag.data.synthetic.generate_dataset`.
     clips: int = 280
-    # "easy" (a tiny model learns it on a CPU in minutes), "medium" (the CPU benchmark) or "hard"
-    # (GPU scale); see tdrag.data.synthetic.presets.
+    # "easy" (a tiny model learns it on a CPU in minutes), "medium" (the CPU benchmark), "order"
+    # (an order-only pair: the temporal head's rung) or "hard" (GPU scale); see
+    # tdrag.data.synthetic.presets.
     preset: str = "easy"
     # Named apart from train.seed / data.size so that bare `seed=` / `size=` overrides stay unique.
     render_seed: int = 0
@@ -332,7 +333,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.schedule": ("cosine", "step"),                         # tdrag.train.schedule.SCHEDULES
     "train.step_loss": ("last", "mean", "linear"),                # tdrag.train.losses.STEP_LOSSES
     "train.attention_penalty": ("none", "l1", "entropy"),         # tdrag.train.losses.ATTENTION_PENALTIES
-    "synth.preset": ("easy", "medium", "hard"),                   # tdrag.data.synthetic.presets.PRESETS
+    "synth.preset": ("easy", "medium", "hard", "order"),          # tdrag.data.synthetic.presets.PRESETS
     "synth.layout": ("dfew", "ferv39k", "mafw"),                  # tdrag.data.synthetic.layouts.LAYOUTS
 }
 

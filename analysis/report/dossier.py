@@ -5,13 +5,16 @@ executed with papermill (``CLASS_NAME`` and the run injected after its ``paramet
 exported to ``DIR/<class>.html`` with nbconvert; ``DIR/index.html`` (:mod:`analysis.report.index_page`)
 shows the run's summary, confusion matrix and per-class recall, links the pages with each class's
 thumbnail, support, precision, recall and F1, shows the facial-region heat table (the whole profile
-in ``DIR/region_profile.csv``), and lists any class whose page failed (one failing class does not
+in ``DIR/region_profile.csv``) and the Time section (the order tests in ``DIR/order_tests.csv``, and
+on synthetic data the temporal agreement in ``DIR/temporal_agreement.csv``), and lists any class whose page failed (one failing class does not
 stop the others).
 
 The output folder follows tdrag's ownership rule: ``DIR`` must be absent, empty or a previous
-dossier (recognised by its marker file :data:`MARKER`); anything else is refused. The dossier is
+dossier (recognised by its marker file :data:`MARKER`) holding nothing, at any depth, but the files
+a dossier writes (:func:`dossier_files`); anything else is refused, naming the file. The dossier is
 built in a hidden staging folder beside ``DIR`` and moved into place at the end, so an interrupted
-build leaves the previous dossier as it was.
+build leaves the previous dossier as it was; the staging folder of a killed build is removed by
+the next one. One build at a time writes ``DIR`` (``tdrag.ownership.hold_output``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.report.time_section import AGREEMENT_CSV, ORDER_CSV
+from tdrag import ownership
+from tdrag.atomic import follow_umask
 from tdrag.errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,14 @@ MARKER = ".tdrag-dossier.json"
 FORMAT = "tdrag-dossier/1"
 #: The region profile of every analysed clip, written beside the index.
 REGION_CSV = "region_profile.csv"
+#: Files every dossier writes beside its class pages, relative to ``DIR``. A rebuild replaces only
+#: these and the class files (:data:`CLASS_FILES`): append an output here when the dossier writes a
+#: new one, or a rebuild refuses it as somebody else's file.
+DOSSIER_FILES: tuple[str, ...] = (MARKER, "index.html", REGION_CSV, ORDER_CSV, AGREEMENT_CSV)
+#: Files written per class, by the page's stem (:func:`page_name`).
+CLASS_FILES: tuple[str, ...] = ("{stem}.html", "notebooks/{stem}.ipynb")
+#: Folders a dossier makes even when they stay empty.
+DOSSIER_DIRS: tuple[str, ...] = ("notebooks",)
 #: The class-page notebook (in a clone of the repository).
 TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "dossier_class.ipynb"
 
@@ -57,16 +72,36 @@ def is_dossier(path: str | os.PathLike) -> bool:
         return False
 
 
+def dossier_files(classes: list[str]) -> set[str]:
+    """Every file a dossier of ``classes`` may hold (``/``-separated, relative to its folder)."""
+    return {*DOSSIER_FILES, *(name.format(stem=page_name(c)) for c in classes for name in CLASS_FILES)}
+
+
+def _own_files(out: Path) -> set[str] | None:
+    """The files the dossier at ``out`` was written with, by its marker (None: no readable marker)."""
+    try:
+        classes = json.loads((out / MARKER).read_text())["classes"]
+        return dossier_files([str(c) for c in classes])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def check_destination(out: str | os.PathLike) -> None:
-    """Refuse an ``out`` that is not absent, an empty folder or a previous dossier (OutputError)."""
+    """Refuse an ``out`` that is not absent, an empty folder or a previous dossier holding only what
+    a dossier writes (OutputError naming what else is there)."""
     out = Path(out)
     if not out.exists():
         return
     if not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; choose another --out")
-    if any(out.iterdir()) and not is_dossier(out):
+    if not any(out.iterdir()):
+        return
+    own = _own_files(out) if is_dossier(out) else None
+    if own is None:
         raise OutputError(f"{out}: folder holds files that are not a dossier (no {MARKER}); refusing to replace it, "
                           "choose an empty or new --out")
+    ownership.refuse_foreign_files(out, own, "the dossier there", own_dirs=DOSSIER_DIRS)
+    ownership.check_removable(out, "the dossier there")
 
 
 def page_name(class_name: str) -> str:
@@ -120,70 +155,137 @@ def build_dossier(
         stage: the attention stage each page animates (default the deepest).
         template: the class-page notebook (default ``notebooks/dossier_class.ipynb``).
         timeout: seconds allowed per notebook cell.
+
+    Raises:
+        OutputError: ``out`` is not a dossier's to replace, cannot be written, or another process
+            is building it.
+    """
+    from analysis.internals.run import open_run
+    from analysis.plotting import class_index
+    from analysis.report.class_page import class_summary
+
+    out = Path(out).absolute()  # its name and folder name the staging folders beside it (`--out .` too)
+    template = Path(template) if template else TEMPLATE
+    if not template.is_file():
+        raise FileNotFoundError(f"{template}: class-page notebook not found (run from a clone of the repository)")
+    with ownership.hold_output(out, "dossier"):  # a second build of out refuses meanwhile
+        # Holding out, no other build uses a staging folder of it: those here were left by killed builds.
+        ownership.remove_leftovers(out.parent, (f".{out.name}.partial-", f".{out.name}.old-"))
+        check_destination(out)
+        run = open_run(run_dir, device=device, max_clips=max_clips, checkpoint=checkpoint, progress=False)
+        names = list(run.class_names) if not classes else [run.class_names[class_index(c, run.class_names)]
+                                                           for c in classes]
+        summary = class_summary(run)
+        parameters: dict[str, Any] = {"RUN_DIR": str(Path(run_dir).resolve()), "DEVICE": device, "SMALL": bool(small),
+                                      "MAX_CLIPS": int(max_clips or 0), "CHECKPOINT": checkpoint, "METHOD": method,
+                                      "STAGE": stage or ""}
+        staging = _staging_folder(out)
+        try:
+            pages, failed = _execute_pages(staging, template, names, parameters, Path(run_dir).name,
+                                           kernel_name, timeout, progress)
+            _write_index(staging, run, summary, pages, failed, small)
+            marker = {"format": FORMAT, "run": str(run_dir), "checkpoint": run.checkpoint.reason, "classes": names,
+                      "pages": pages, "failed": failed}
+            (staging / MARKER).write_text(json.dumps(marker, indent=2))
+            _put_in_place(staging, out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return DossierResult(out=out, index=out / "index.html", pages={k: out / v for k, v in pages.items()}, failed=failed)
+
+
+def _staging_folder(out: Path) -> Path:
+    """A hidden folder beside ``out`` (with its ``notebooks/``) where the dossier is built."""
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        (staging / "notebooks").mkdir()
+    except OSError as exc:  # named as --out: the staging folder is no name the user knows
+        raise OutputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
+    return staging
+
+
+def _execute_pages(staging: Path, template: Path, names: list[str], parameters: dict[str, Any], run_name: str,
+                   kernel_name: str, timeout: int, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Execute the class page of each of ``names`` into ``staging`` and export it to HTML.
+
+    Returns:
+        ``(pages, failed)``: class -> HTML file name, class -> one-line reason.
     """
     import papermill
     from tqdm.auto import tqdm
 
-    from analysis.internals.run import open_run
-    from analysis.plotting import class_index
-    from analysis.report.class_page import class_summary
-    from analysis.report.index_page import index_html
-    from analysis.report.region_profile import region_profile, score_maps
-    from tdrag.atomic import atomic_path
-
-    out = Path(out)
-    template = Path(template) if template else TEMPLATE
-    if not template.is_file():
-        raise FileNotFoundError(f"{template}: class-page notebook not found (run from a clone of the repository)")
-    check_destination(out)
-    run = open_run(run_dir, device=device, max_clips=max_clips, checkpoint=checkpoint, progress=False)
-    names = list(run.class_names) if not classes else [run.class_names[class_index(c, run.class_names)] for c in classes]
-    summary = class_summary(run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    manager = _quiet_kernel_manager()
     pages: dict[str, str] = {}
     failed: dict[str, str] = {}
-    parameters: dict[str, Any] = {"RUN_DIR": str(Path(run_dir).resolve()), "DEVICE": device, "SMALL": bool(small),
-                                  "MAX_CLIPS": int(max_clips or 0), "CHECKPOINT": checkpoint, "METHOD": method,
-                                  "STAGE": stage or ""}
+    for name in tqdm(names, desc="dossier", unit="class", disable=not progress):
+        stem = page_name(name)
+        executed = staging / "notebooks" / f"{stem}.ipynb"
+        try:
+            papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "CLASS_NAME": name},
+                                       kernel_name=kernel_name, language="python", cwd=str(template.parent),
+                                       progress_bar=False, execution_timeout=timeout, log_output=False,
+                                       kernel_manager_class=manager)
+        except Exception as exc:  # noqa: BLE001 -- one class's failure must not stop the others
+            failed[name] = _failure(exc)
+            log.warning("dossier: class %s failed: %s", name, failed[name])
+        try:
+            if executed.is_file():
+                export_html(executed, staging / f"{stem}.html", f"{name}: {run_name}")
+                pages[name] = f"{stem}.html"
+        except Exception as exc:  # noqa: BLE001 -- listed in the index like a failed page
+            failed.setdefault(name, f"HTML export failed: {_failure(exc)}")
+    return pages, failed
+
+
+def _quiet_kernel_manager():
+    """nbclient's kernel manager, starting kernels with their stdout and stderr closed.
+
+    A kernel writes its own lines there, not the notebook's (those travel over ZMQ into the page):
+    a warning about its transport on every start and, when Ctrl-C stops the build, a traceback
+    from its message handler. Left on the command's stderr they would bury its one line.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw.setdefault("stdout", subprocess.DEVNULL)  # Popen arguments, passed down to the launch
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            await super().start_kernel(**kw)
+
+    return QuietKernelManager
+
+
+def _write_index(staging: Path, run, summary, pages: dict[str, str], failed: dict[str, str], small: bool) -> None:
+    """``index.html``, and beside it the region profile CSV and the Time section's CSVs.
+
+    The index's region heat table and thumbnails: every analysed clip's attention (its cached
+    pass); a model without attention is profiled by Grad-CAM instead. The Time section: the order
+    tests and, on synthetic data, the temporal agreement (``analysis.report.time_section``).
+    """
+    from analysis.report.index_page import index_html
+    from analysis.report.region_profile import region_profile, score_maps
+    from analysis.report.time_section import measure_time, time_section_html, write_time_csvs
+    from tdrag.atomic import atomic_path
+
+    scores = score_maps(run, range(len(run)), () if run.has_attention else ("gradcam",), small=small)
+    profile = region_profile(scores)
+    with atomic_path(staging / REGION_CSV) as tmp:
+        profile.to_csv(tmp, index=False, float_format="%.6g")
+    time_checks = measure_time(run, small=small)
+    write_time_csvs(staging, time_checks)
+    page = index_html(run, summary, pages, failed, scores, profile, REGION_CSV, time_html=time_section_html(time_checks))
+    (staging / "index.html").write_text(page, encoding="utf-8")
+
+
+def _put_in_place(staging: Path, out: Path) -> None:
+    """Move the finished ``staging`` to ``out``, replacing the previous dossier there (checked again
+    first: nothing may have appeared in it meanwhile); on failure the previous one stays."""
+    follow_umask(staging)  # mkdtemp made it 0700; the dossier is read as the umask allows
+    check_destination(out)
     try:
-        (staging / "notebooks").mkdir()
-        for name in tqdm(names, desc="dossier", unit="class", disable=not progress):
-            stem = page_name(name)
-            executed = staging / "notebooks" / f"{stem}.ipynb"
-            try:
-                papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "CLASS_NAME": name},
-                                           kernel_name=kernel_name, language="python", cwd=str(template.parent), progress_bar=False,
-                                           execution_timeout=timeout, log_output=False)
-            except Exception as exc:  # noqa: BLE001 -- one class's failure must not stop the others
-                failed[name] = _failure(exc)
-                log.warning("dossier: class %s failed: %s", name, failed[name])
-            try:
-                if executed.is_file():
-                    export_html(executed, staging / f"{stem}.html", f"{name}: {Path(run_dir).name}")
-                    pages[name] = f"{stem}.html"
-            except Exception as exc:  # noqa: BLE001 -- listed in the index like a failed page
-                failed.setdefault(name, f"HTML export failed: {_failure(exc)}")
-        # The index's region heat table and thumbnails: every analysed clip's attention (its cached
-        # pass); a model without attention is profiled by Grad-CAM instead.
-        scores = score_maps(run, range(len(run)), () if run.has_attention else ("gradcam",), small=small)
-        profile = region_profile(scores)
-        with atomic_path(staging / REGION_CSV) as tmp:
-            profile.to_csv(tmp, index=False, float_format="%.6g")
-        (staging / "index.html").write_text(index_html(run, summary, pages, failed, scores, profile, REGION_CSV),
-                                            encoding="utf-8")
-        marker = {"format": FORMAT, "run": str(run_dir), "checkpoint": run.checkpoint.reason, "classes": names,
-                  "pages": pages, "failed": failed}
-        (staging / MARKER).write_text(json.dumps(marker, indent=2))
-        check_destination(out)  # again: nothing may have appeared there meanwhile
-        old = None
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "dossier")
-        os.replace(staging, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return DossierResult(out=out, index=out / "index.html", pages={k: out / v for k, v in pages.items()}, failed=failed)
+            ownership.swap_into_place(staging, out, tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        else:
+            os.replace(staging, out)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot be replaced ({exc.strerror or exc})") from None

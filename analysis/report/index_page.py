@@ -4,7 +4,8 @@ From top to bottom: the run summary (model, data, split, WAR / UAR / macro-F1, t
 and why, what the step readouts mean); the row-normalised confusion matrix and the per-class
 recall; the class table (a thumbnail of the class-mean map over one of its faces, support,
 precision, recall, F1, its page); the facial-region heat table (classes x regions) with a link to
-the full region profile as CSV; the classes whose page failed. Figures are embedded (PNG data
+the full region profile as CSV; the "Time" section (order tests, and on synthetic data the temporal
+views' agreement with the ground truth); the classes whose page failed. Figures are embedded (PNG data
 URIs), so ``index.html`` is one self-contained file of the dossier folder.
 """
 
@@ -86,7 +87,7 @@ def _summary(run) -> str:
 
 
 def index_html(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Mapping[str, str], scores: MapScores,
-               profile: pd.DataFrame, region_csv: str | None, dpi: int = 80) -> str:
+               profile: pd.DataFrame, region_csv: str | None, dpi: int = 80, time_html: str = "") -> str:
     """The whole index page (see the module docstring).
 
     Args:
@@ -96,6 +97,7 @@ def index_html(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Map
         scores, profile: :func:`analysis.report.region_profile.score_maps` over the run's clips and its
             :func:`~analysis.report.region_profile.region_profile`.
         region_csv: the profile's CSV file name in the dossier folder, or None.
+        time_html: the "Time" section (``analysis.report.time_section.time_section_html``), or "".
     """
     esc = html.escape
     names = list(run.class_names)
@@ -153,6 +155,7 @@ img.figure{{max-width:100%;height:auto}}
 </tbody></table>
 <p>{thumb_note}</p>
 {regions}
+{time_html}
 {failed_list}
 </body></html>
 """

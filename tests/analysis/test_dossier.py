@@ -11,7 +11,7 @@ import pytest
 from analysis.internals.run import open_run
 from analysis.report.class_page import class_summary
 from analysis.report.cli import main
-from analysis.report.dossier import MARKER, REGION_CSV, build_dossier, is_dossier
+from analysis.report.dossier import MARKER, REGION_CSV, build_dossier, dossier_files, is_dossier
 from tdrag.data.synthetic import REGIONS
 from tdrag.errors import OutputError
 
@@ -76,7 +76,8 @@ def test_the_index_shows_the_run_its_figures_thumbnails_and_region_heat_table(do
     assert 'alt="facial-region heat table"' in index and f'href="{REGION_CSV}"' in index
     for name in ("Happy", "Sad"):
         assert f'alt="{name}: class-mean attention layer' in index  # the thumbnail
-    assert index.count("data:image/png;base64,") == 2 + 2 + 1  # two figures, two thumbnails, the heat table
+    # two figures, two thumbnails, the heat table, the Time section's order tests and temporal agreement
+    assert index.count("data:image/png;base64,") == 2 + 2 + 1 + 2
     profile = pd.read_csv(out / REGION_CSV)
     assert set(profile["class"]) == set(run.class_names) | {"all"}  # every analysed clip, not just the pages'
     assert set(profile["region"]) == set(REGIONS) and "ground truth" in set(profile["map"])
@@ -117,11 +118,41 @@ def test_only_a_previous_dossier_or_an_empty_folder_is_replaced(tiny_run, tmp_pa
         build_dossier(tiny_run, tmp_path / "a_file", device="cpu", progress=False)
 
 
+def test_a_dossier_holds_only_the_files_it_lists_as_its_own(dossier):
+    """What a rebuild may replace is listed in one place (DOSSIER_FILES, CLASS_FILES): an output
+    written but not listed there would make every rebuild refuse the dossier as somebody else's."""
+    _, out, _, _ = dossier
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert written <= dossier_files(["Happy", "Sad"]), written - dossier_files(["Happy", "Sad"])
+    assert {"Happy.html", "notebooks/Sad.ipynb", MARKER} <= written
+
+
 def test_cli_rebuilds_a_previous_dossier(dossier, tmp_path, capsys):
     run_dir, out, _, _ = dossier
-    (out / "stale.html").write_text("old page")
+    assert (out / "Happy.html").is_file() and (out / "notebooks" / "Happy.ipynb").is_file()
     assert main(["dossier", str(run_dir), "--out", str(out), "--classes", "Fear", "--small", "--device", "cpu",
                  "-q"]) == 0
-    assert not (out / "stale.html").exists() and (out / "Fear.html").is_file() and is_dossier(out)
+    assert (out / "Fear.html").is_file() and is_dossier(out)
+    assert not (out / "Happy.html").exists() and not (out / "notebooks" / "Happy.ipynb").exists()  # its own pages
     assert "1 class page(s)" in capsys.readouterr().out
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging or lock left behind
+
+
+def test_the_index_has_the_time_section_and_its_csvs(dossier):
+    """Both Time sections (order tests; temporal agreement on this synthetic run), their CSVs beside
+    the pages, with the figures the library computes for the same run."""
+    import pandas as pd
+
+    from analysis.internals.order_tests import run_order_tests
+
+    run_dir, out, _, _ = dossier
+    index = (out / "index.html").read_text()
+    assert 'id="time"' in index and 'id="temporal-agreement"' in index
+    assert 'href="order_tests.csv"' in index and 'href="temporal_agreement.csv"' in index
+    order = pd.read_csv(out / "order_tests.csv")
+    assert list(order.columns) == ["class", "condition", "gru", "recall", "clips"]
+    expected = run_order_tests(open_run(run_dir, device="cpu", progress=False), progress=False).per_class
+    assert order.recall.fillna(-1).round(5).tolist() == expected.recall.fillna(-1).round(5).tolist()
+    agreement = pd.read_csv(out / "temporal_agreement.csv")
+    assert list(agreement.columns) == ["class", "view", "auroc", "prior_auroc", "clips"]
+    assert {"frame ablation", "integrated gradients", "GRU gain", "decision step"} <= set(agreement.view)

@@ -7,6 +7,7 @@ Modules, from the bottom up:
   distractor) drawn beside the masks.
 - ``presets``: the difficulty ladder (``SynthPreset``, ``PRESETS``).
 - ``clips``: one clip (class dynamics from onset to apex, pose, light, occluders, held runs).
+- ``timeline``: the temporal ground truth (each part's curve per frame, the evidence frames).
 - ``dataset``: a whole data set written in DFEW's layout, and its readers (meta, masks).
 
 The names below are the public API; ``from tdrag.data.synthetic import generate_dataset``.
@@ -23,6 +24,7 @@ from tdrag.data.synthetic.dataset import (
     is_synthetic_root,
     load_clip_masks,
     load_clip_regions,
+    load_clip_timeline,
     load_meta,
     render_clip,
     video_id,
@@ -44,6 +46,7 @@ __all__ = [
     "is_synthetic_root",
     "load_clip_masks",
     "load_clip_regions",
+    "load_clip_timeline",
     "load_meta",
     "render_clip",
     "video_id",

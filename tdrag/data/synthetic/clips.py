@@ -22,7 +22,7 @@ from tdrag.data.labels import DFEW_CLASSES
 from tdrag.data.synthetic.expressions import (
     NEUTRAL,
     NEUTRAL_GROUPS,
-    TIMING,
+    TIMINGS,
     apex_vector,
     expression_name,
     group_progress,
@@ -56,6 +56,11 @@ class ClipPlan:
     apex: int  # frame index, 0-based
     onset: int | None  # first frame in which a part carrying the class signal has moved (None: Neutral)
     poses: np.ndarray  # (D, 2, 3) affine matrices, canonical canvas -> frame
+    # What the expression did over time (recorded, never drawn from: no random draw depends on it).
+    part_curves: np.ndarray | None = None  # (D, len(GROUPS)) each part's share of its apex movement, 0..1
+    relax: np.ndarray | None = None  # (D,) the factor relaxing after the apex scales every part by (1 before)
+    blink: np.ndarray | None = None  # (D,) how far a blink closes the eyes, 0..1 (a nuisance)
+    strength: float = 1.0  # the apex face's strength in this clip (every part's movement scales with it)
 
 
 def _held_runs(rng: np.random.Generator, length: int, preset: SynthPreset) -> np.ndarray:
@@ -88,11 +93,11 @@ def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: i
     phase = rng.uniform(*preset.phase)
     starts = np.zeros(len(GROUPS))
     durations = np.ones(len(GROUPS))
-    for g, (start, dur) in TIMING[name].items():
+    for g, (start, dur, *_) in TIMINGS[preset.timing][name].items():
         k = GROUPS.index(g)
         starts[k] = max(0.0, start + rng.uniform(-preset.timing_jitter, preset.timing_jitter))
         durations[k] = dur * rng.uniform(0.9, 1.1)
-    progress = group_progress(name, (tau - onset) / phase, starts, durations)  # (D, G)
+    progress = group_progress(name, (tau - onset) / phase, starts, durations, preset.timing)  # (D, G)
     strength = rng.uniform(*preset.intensity)
     relax = np.ones(num_steps)
     if rng.random() < preset.offset_prob:
@@ -101,6 +106,11 @@ def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: i
         relax = 1.0 - preset.offset_depth * np.clip((tau - t_off) / span, 0.0, 1.0)
     apex_face = apex_vector(name, preset.shared_apex)
     expression = apex_face[None] * strength * progress[:, PARAM_GROUP_INDEX] * relax[:, None]  # (D, P)
+    moving = np.zeros(len(GROUPS), dtype=bool)
+    moving[PARAM_GROUP_INDEX[apex_face != 0]] = True
+    # A part's curve: how far along its own apex movement it is (the clip's strength divided out,
+    # the relaxing after the apex kept); parts this face does not move stay 0.
+    part_curves = progress * relax[:, None] * moving[None]
 
     denom = np.abs(apex_face).sum() * strength
     step_intensity = np.abs(expression).sum(axis=1) / denom if denom > 0 else np.zeros(num_steps)
@@ -113,20 +123,21 @@ def plan_clip(rng: np.random.Generator, label: int, preset: SynthPreset, size: i
         apex = int(np.argmax(intensity))
         # A part carries signal once it has moved a tenth of the way (and only if it moves at all);
         # the onset is the first frame where some part does.
-        moves = np.zeros(len(GROUPS), dtype=bool)
-        moves[PARAM_GROUP_INDEX[apex_face != 0]] = True
-        active = (progress >= 0.1) & moves[None]
+        active = (progress >= 0.1) & moving[None]
         visible = np.flatnonzero(active.any(axis=1)[frame_step])
         first = int(visible[0]) if len(visible) else None
 
+    blink = np.zeros(num_steps)
     if rng.random() < preset.blink_prob:  # a nuisance: blinks move the eyes in every class
         eye = EXPRESSION_PARAMS.index("eye_open")
         for centre in rng.uniform(0, 1, int(rng.integers(1, 3))):
             closing = np.clip(1 - np.abs(tau - centre) * length / 2.5, 0, 1)
             expression[:, eye] = expression[:, eye] * (1 - closing) - closing
+            blink = np.maximum(blink, closing)
 
     poses = _poses(rng, tau, preset, size)
-    return ClipPlan(label, length, frame_step, step_frame, expression, active, intensity, apex, first, poses)
+    return ClipPlan(label, length, frame_step, step_frame, expression, active, intensity, apex, first, poses,
+                    part_curves, relax, blink, float(strength))
 
 
 #: The canonical face is drawn a little small (room for hair and ears); frames show it larger
@@ -286,6 +297,11 @@ class RenderedClip:
     distractor_visible: np.ndarray | None = None  # (D,) bool
     flicker: np.ndarray | None = None  # (D,) float
     poses: np.ndarray | None = None  # (D, 2, 3) float
+    # What the expression did at each render step (``ClipPlan.part_curves``, ``.relax``, ``.blink``).
+    part_curves: np.ndarray | None = None  # (D, len(GROUPS)) float
+    relax: np.ndarray | None = None  # (D,) float
+    blink: np.ndarray | None = None  # (D,) float
+    strength: float = 1.0
 
 
 def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
@@ -350,4 +366,6 @@ def render(rng: np.random.Generator, label: int, preset: SynthPreset, size: int,
         lit = cv2.multiply(img, gain3, scale=float(flicker[s]), dtype=cv2.CV_32F)
         steps[s] = cv2.add(lit, bank[k, oy : oy + size, ox : ox + size], dtype=cv2.CV_8U)  # rounds, saturates
     return RenderedClip(plan.label, steps, masks, regions, plan.frame_step, plan.apex, plan.onset, plan.intensity,
-                        occluded=occluded, distractor_visible=visible, flicker=flicker, poses=plan.poses)
+                        occluded=occluded, distractor_visible=visible, flicker=flicker, poses=plan.poses,
+                        part_curves=plan.part_curves, relax=plan.relax, blink=plan.blink,
+                        strength=plan.strength)

@@ -11,6 +11,11 @@ split files instead, with their class lists: see ``tdrag.data.synthetic.layouts`
                                    apex: the frame of strongest expression, 0-based
     DIR/synthetic/regions/<id>.npz regions (L, S, S) uint8: the facial region each pixel shows, per
                                    frame (an index into names: tdrag.data.synthetic.regions.REGIONS)
+    DIR/synthetic/temporal/<id>.npz what the expression did over time: curves (L, G) float32, each
+                                   face part's progress to its apex per frame (parts: the G names);
+                                   relax (L,); blink (L,); strength; evidence (L,) bool, the
+                                   frames that separate the clip's class from its nearest
+                                   class (nearest); see tdrag.data.synthetic.timeline
     DIR/synthetic/meta.json        preset, seed, size, classes, layout (absent: dfew) and per
                                    clip: video_id, label (0-based), label_name, length, apex,
                                    onset, fold (the fold whose test set holds it)
@@ -29,6 +34,7 @@ JPEG quality is fixed and the npz archives carry no timestamps.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -45,13 +51,14 @@ import cv2
 import numpy as np
 
 from tdrag import ownership
-from tdrag.atomic import write_json
+from tdrag.atomic import follow_umask, write_json
 from tdrag.errors import TdragError
 from tdrag.data.labels import NUM_DFEW_CLASSES
 from tdrag.data.synthetic.clips import RenderedClip, render
 from tdrag.data.synthetic.layouts import LAYOUTS, NUM_FOLDS, get_layout
 from tdrag.data.synthetic.presets import PRESETS, SynthPreset
 from tdrag.data.synthetic.regions import REGIONS
+from tdrag.data.synthetic.timeline import ClipTimeline, clip_timeline
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +175,14 @@ def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPres
     region_path = root / SYNTH_DIR / "regions" / f"{vid}.npz"
     region_path.parent.mkdir(parents=True, exist_ok=True)
     region_path.write_bytes(_npz_bytes(regions=clip.step_regions[clip.frame_step], names=np.array(REGIONS)))
+    at = clip.frame_step
+    timeline = clip_timeline(spec.classes[label], clip.part_curves[at], clip.relax[at], clip.blink[at], clip.strength,
+                             spec.classes, preset.shared_apex, preset.timing)
+    timeline_path = root / SYNTH_DIR / "temporal" / f"{vid}.npz"
+    timeline_path.parent.mkdir(parents=True, exist_ok=True)
+    timeline_path.write_bytes(_npz_bytes(curves=timeline.curves, relax=timeline.relax, blink=timeline.blink,
+                                         evidence=timeline.evidence, nearest=np.array(timeline.nearest),
+                                         strength=np.float64(timeline.strength), parts=np.array(timeline.parts)))
     return {
         "video_id": vid,
         "label": int(label),
@@ -177,6 +192,15 @@ def _write_clip(root: Path, index: int, label: int, seed: int, preset: SynthPres
         "onset": None if clip.onset is None else int(clip.onset),
         "distinct_frames": int(len(clip.steps_bgr)),
     }
+
+
+def preset_settings(preset: SynthPreset) -> dict:
+    """The preset as meta.json records it. A field added since (``timing``) is left out at its
+    default, so the meta of a set whose preset does not use it keeps the bytes it had before."""
+    settings = asdict(preset)
+    if settings.get("timing") == "standard":
+        del settings["timing"]
+    return settings
 
 
 def _worker_init() -> None:
@@ -197,33 +221,65 @@ def is_synthetic_root(path: str | os.PathLike) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT and data.get("complete") is True
 
 
-#: Top-level entries of a synthetic data set in DFEW's layout (what a rewrite may replace).
-OWN_ENTRIES = (str(CLIP_DIR.parts[0]), str(SPLIT_DIR), str(SYNTH_DIR))
+#: The per-clip files of a synthetic set: ``synthetic/<kind>/<video id>.npz`` for each kind. With
+#: meta.json, the clip frame folders and the split files, they are everything ``generate_dataset``
+#: writes, and so everything a rewrite may replace (append a kind here when the writer adds one).
+PER_CLIP_KINDS: tuple[str, ...] = ("masks", "regions", "temporal")
+META_FILE = (SYNTH_DIR / "meta.json").as_posix()
 
 
-def _own_entries(out: Path) -> tuple[str, ...]:
-    """Top-level entries the synthetic data set at ``out`` wrote (by the layout its meta names)."""
+def _own_files(out: Path) -> set[str] | None:
+    """Every file the synthetic data set at ``out`` was written with (``/``-separated, relative to
+    ``out``), read off its meta.json: frames, per-clip files, split files, meta.json itself.
+    None when there is no complete set there, or its meta cannot say what it wrote."""
+    if not is_synthetic_root(out):
+        return None
     try:
-        name = json.loads((out / SYNTH_DIR / "meta.json").read_text()).get("layout", "dfew")
-    except (OSError, ValueError, AttributeError):
-        name = "dfew"
-    spec = LAYOUTS.get(name, LAYOUTS["dfew"])
-    return (*spec.own_entries, str(SYNTH_DIR))
+        meta = json.loads((out / META_FILE).read_text())
+        spec = get_layout(meta.get("layout", "dfew"))
+        files = {META_FILE, *spec.split_files()}
+        for row in meta["clips"]:
+            vid, length = str(row["video_id"]), int(row["length"])
+            files.update(f"{spec.clip_dir.as_posix()}/{vid}/{n}.jpg" for n in range(1, length + 1))
+            files.update(f"{SYNTH_DIR.as_posix()}/{kind}/{vid}.npz" for kind in PER_CLIP_KINDS)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return files
 
 
 def _check_destination(out: Path) -> None:
-    """Refuse an ``out`` that is not absent, empty, or wholly a previous synthetic data set."""
+    """Refuse an ``out`` that is not absent, empty, or wholly a previous synthetic data set: every
+    file in it, at any depth, one that data set was written with."""
     if out.exists() and not out.is_dir():
         raise SynthError(f"{out}: exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()):
-        if not is_synthetic_root(out):
+        own = _own_files(out)
+        if own is None:
             raise SynthError(
                 f"{out}: not empty and does not hold a previous synthetic data set "
-                f"(no {SYNTH_DIR / 'meta.json'}); refusing to write into it. Choose an empty or new folder."
+                f"(no readable {META_FILE}); refusing to write into it. Choose an empty or new folder."
             )
-        ownership.refuse_foreign(out, _own_entries(out), "the synthetic data set there")
+        ownership.refuse_foreign_files(out, own, "the synthetic data set there",
+                                       own_dirs=[f"{SYNTH_DIR.as_posix()}/{kind}" for kind in PER_CLIP_KINDS])
+        ownership.check_removable(out, "the synthetic data set there")
 
 
+def _holding_destination(generate):
+    """Run ``generate(out, ...)`` holding ``out`` (``tdrag.ownership.hold_output``): a second writer
+    of the same folder refuses instead of both finishing, and the working folders of killed runs
+    (``.<name>.synth-*``, ``.<name>.old-*``) are removed first."""
+
+    @functools.wraps(generate)
+    def held(out: str | os.PathLike, *args, **kwargs) -> Path:
+        out = Path(out).absolute()
+        with ownership.hold_output(out, "synth"):
+            ownership.remove_leftovers(out.parent, (f".{out.name}.synth-", f".{out.name}.old-"))
+            return generate(out, *args, **kwargs)
+
+    return held
+
+
+@_holding_destination
 def generate_dataset(
     out: str | os.PathLike,
     clips: int,
@@ -241,10 +297,11 @@ def generate_dataset(
 
     ``out`` must be absent, empty or a previous synthetic data set (which is replaced). The tree
     is built in a hidden temporary sibling folder and renamed into place at the end, so an
-    interrupted run never leaves a complete-looking data set (a killed process can leave that
-    hidden ``.<name>.synth-*`` folder behind; delete it). ``workers > 1`` draws clips in that many
-    "spawn" processes (call from under ``if __name__ == "__main__":`` in a script); the bytes
-    written do not depend on it.
+    interrupted run never leaves a complete-looking data set (the hidden ``.<name>.synth-*`` folder
+    a killed process leaves behind is removed by the next run into ``out``). One process at a
+    time writes ``out``: a second refuses (``tdrag.ownership.hold_output``). ``workers > 1``
+    draws clips in that many "spawn" processes (call from under ``if __name__ == "__main__":``
+    in a script); the bytes written do not depend on it.
     """
     out = Path(out).absolute()
     spec = get_layout(layout)
@@ -274,7 +331,7 @@ def generate_dataset(
             "version": FORMAT_VERSION,
             **({} if spec.name == "dfew" else {"layout": spec.name}),
             "preset": preset_obj.name,
-            "preset_settings": asdict(preset_obj),
+            "preset_settings": preset_settings(preset_obj),
             "seed": seed,
             "size": size,
             "num_clips": clips,
@@ -324,14 +381,13 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[dict]:
 
 def _replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished tree ``tmp`` to ``out``, replacing an empty or previous synthetic ``out``."""
+    follow_umask(tmp)  # mkdtemp made it 0700; it becomes the data set, readable as the umask allows
     if not out.exists():
         os.replace(tmp, out)
         return
     _check_destination(out)  # re-check: it may have changed while we were drawing
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / "tree")
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+    ownership.swap_into_place(tmp, out, old)
 
 
 def load_meta(root: str | os.PathLike) -> dict:
@@ -395,3 +451,28 @@ def load_clip_regions(root: str | os.PathLike, video_id: str) -> np.ndarray:
     if names != REGIONS:
         raise SynthError(f"{path}: region names {list(names)} differ from this version's {list(REGIONS)}")
     return regions
+
+
+def load_clip_timeline(root: str | os.PathLike, video_id: str) -> ClipTimeline:
+    """Temporal ground truth of one clip (``tdrag.data.synthetic.timeline.ClipTimeline``): each face
+    part's curve per frame, the blink, the evidence frames and the class they separate it from.
+
+    ``video_id`` as for :func:`load_clip_masks`. A set rendered before the temporal ground truth
+    was written has none: SynthError saying to render it again (same seed, same frames).
+    """
+    path = _clip_file(root, video_id, "temporal")
+    try:
+        with np.load(path) as data:
+            timeline = ClipTimeline(curves=data["curves"], relax=data["relax"], blink=data["blink"],
+                                    evidence=data["evidence"].astype(bool), strength=float(data["strength"]),
+                                    nearest=str(data["nearest"]), parts=tuple(str(n) for n in data["parts"]))
+    except FileNotFoundError:
+        raise SynthError(f"{path} not found: {root} has no temporal ground truth for clip {video_id!r} (sets "
+                         "rendered before it existed have none; render it again with `tdrag synth`, same seed: "
+                         "the frames are the same)") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise SynthError(f"{path} cannot be read as temporal ground truth: {exc}") from None
+    if timeline.curves.ndim != 2 or len(timeline.evidence) != len(timeline.curves):
+        raise SynthError(f"{path}: curves {timeline.curves.shape} and evidence {timeline.evidence.shape} do not "
+                         "describe the same frames")
+    return timeline

@@ -15,6 +15,12 @@ Two pairs differ partly in timing, and only in timing under ``SynthPreset.shared
   Fear: slow; the eyes open first, the brows follow, the mouth stretches last.
 - Angry: brows lower fast and first, the mouth presses later.
   Disgust: nose wrinkle and upper lip first, brows lower last and slowly.
+
+A preset picks a timing table (``SynthPreset.timing``, one of ``TIMINGS``). ``"order"`` makes
+Surprise and Fear an order-only pair: each makes the same two brief movements (the brows and eyes
+rise and fall back; the mouth opens and closes), Surprise upper face first, Fear mouth first.
+Under ``shared_apex`` they share the face, so every frame of one is as likely in the other and
+only the order of the two movements tells them apart.
 """
 
 from __future__ import annotations
@@ -64,6 +70,23 @@ TIMING: dict[str, dict[str, tuple[float, float]]] = {
     "Disappointment": {"mouth": (0.0, 0.4), "brows": (0.3, 0.4), "eyes": (0.6, 0.4)},
 }
 
+#: Schedule entries may name a shape as a third item: "ramp" (the default: the part moves to its
+#: apex and stays) or "pulse" (it moves to its apex and back to rest within the duration).
+RAMP, PULSE = "ramp", "pulse"
+
+#: The ``order`` preset's schedule: TIMING with Surprise and Fear as two pulses in swapped order
+#: (the second starts after the first has ended, whatever the jitter, so no frame shows both). The
+#: first starts at 0.1, not 0, so that the timing jitter is never clipped at 0 and both pulses
+#: jitter alike.
+ORDER_TIMING: dict[str, dict[str, tuple]] = {
+    **TIMING,
+    "Surprise": {"brows": (0.1, 1.0, PULSE), "eyes": (0.1, 1.0, PULSE), "mouth": (1.35, 1.0, PULSE)},
+    "Fear": {"mouth": (0.1, 1.0, PULSE), "brows": (1.35, 1.0, PULSE), "eyes": (1.35, 1.0, PULSE)},
+}
+
+#: The timing tables a preset can choose (``SynthPreset.timing``).
+TIMINGS: dict[str, dict[str, dict[str, tuple]]] = {"standard": TIMING, "order": ORDER_TIMING}
+
 #: Under ``shared_apex`` these classes wear another class's apex face: only the dynamics differ.
 SHARED_APEX: dict[str, str] = {"Fear": "Surprise", "Disgust": "Angry"}
 
@@ -103,13 +126,21 @@ def apex_vector(class_name: str, shared_apex: bool = False) -> np.ndarray:
     return vec
 
 
-def group_progress(class_name: str, x: np.ndarray, starts: np.ndarray, durations: np.ndarray) -> np.ndarray:
+def group_progress(class_name: str, x: np.ndarray, starts: np.ndarray, durations: np.ndarray,
+                   timing: str = "standard") -> np.ndarray:
     """Progress 0..1 of each face part: ``x (N,)`` phase times -> ``(N, len(GROUPS))``.
 
-    A smoothstep from ``start`` to ``start + duration``; parts the class does not move stay 0.
+    A ramp is a smoothstep from ``start`` to ``start + duration``; a pulse rises and falls back
+    (half a sine) over the same span; parts the class does not move stay 0. ``timing`` names the
+    table of ``TIMINGS``.
     """
-    timing = TIMING[expression_name(class_name)]
+    table = TIMINGS[timing][expression_name(class_name)]
     u = np.clip((x[:, None] - starts[None]) / durations[None], 0.0, 1.0)
     prog = u * u * (3 - 2 * u)
-    moving = np.array([g in timing for g in GROUPS])
+    pulse = np.array([len(table.get(g, ())) > 2 and table[g][2] == PULSE for g in GROUPS])
+    if pulse.any():
+        # Exactly 0 outside the span: sin(pi) is 1e-16, a trace that would tell which movement is over.
+        bump = np.where((u > 0) & (u < 1), np.sin(np.pi * u), 0.0)
+        prog = np.where(pulse[None], bump, prog)
+    moving = np.array([g in table for g in GROUPS])
     return prog * moving[None]

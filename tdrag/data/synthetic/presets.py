@@ -8,7 +8,7 @@ offers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tdrag.data.synthetic.faces import Look
 
@@ -43,6 +43,7 @@ class SynthPreset:
     offset_time: float = 0.0  # how fast, fraction of the clip (0: gradually until the clip's end)
     blink_prob: float = 0.0  # chance a clip has blinks
     shared_apex: bool = False  # Fear/Surprise and Disgust/Angry share apex faces (dynamics only)
+    timing: str = "standard"  # the classes' schedules (expressions.TIMINGS; "order": an order-only pair)
     distractor_prob: float = 0.0  # chance a clip has moving distractors away from the face's signal
     distractors: int = 0  # distractors per such clip (at most)
     # How boldly the face is drawn and how much its appearance varies (see ``Look``).
@@ -175,3 +176,11 @@ PRESETS: dict[str, SynthPreset] = {
         offset_time=0.1,
     ),
 }
+
+# The rung where order alone decides (configs/synthetic_order.yaml): medium's nuisances and
+# classes, with Surprise and Fear made an order-only pair (expressions.ORDER_TIMING: the same two
+# brief movements, upper face and mouth, in swapped order, on one shared face), so an unordered
+# bag of keyframes cannot tell them apart and a temporal head has a job of its own. The
+# expression starts early and takes about a third of the clip per movement, so both movements
+# fit in every clip (a cut-off second movement would let the bag tell the classes apart).
+PRESETS["order"] = replace(PRESETS["medium"], name="order", timing="order", onset=(0.03, 0.1), phase=(0.31, 0.35))
