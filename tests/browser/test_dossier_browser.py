@@ -51,8 +51,12 @@ def test_index_lists_classes_with_recall_and_links_open_pages(tiny_run, tmp_path
                 cells = rows.nth(i).locator("td").all_inner_texts()
                 assert cells[0] == name and cells[4] == f"{100 * summary.loc[name, 'recall']:.1f}" and cells[6] == "ok"
                 assert rows.nth(i).locator("img.thumb").evaluate("i => i.naturalWidth") > 0
-            csv = page.locator('a[href$=".csv"]')
-            assert (result.out / csv.get_attribute("href")).is_file()
+            links = page.locator('a[href$=".csv"]')  # the region profile, the order tests, the temporal agreement
+            hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+            assert sorted(hrefs) == ["order_tests.csv", "region_profile.csv", "temporal_agreement.csv"]
+            assert all((result.out / href).is_file() for href in hrefs)
+            for alt in ("order tests", "temporal agreement"):  # the Time section's figures decode too
+                assert page.locator(f'img[alt="{alt}"]').evaluate("i => i.naturalWidth") > 0, alt
             # A class page: its figures render and its animation plays.
             page.locator("#classes a", has_text="Sad").click()
             page.wait_for_load_state("load")
