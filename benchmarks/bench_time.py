@@ -51,6 +51,7 @@ def load_or_check(out: Path, run_dir: Path, variant: str, seed: int, truth: Path
     import pandas as pd
 
     from analysis.report.time_checks import TimeCheck, check_run
+    from tdrag.atomic import write_json
 
     saved = out / "checks" / f"{variant}_seed{seed}.json"
     if saved.is_file():
@@ -58,10 +59,8 @@ def load_or_check(out: Path, run_dir: Path, variant: str, seed: int, truth: Path
         return TimeCheck(variant, seed, *(pd.DataFrame(data[k]) for k in ("order", "order_per_class", "agreement")))
     check = check_run(run_dir, variant, seed, truth)
     saved.parent.mkdir(parents=True, exist_ok=True)
-    record = {k: getattr(check, k).to_dict(orient="records") for k in ("order", "order_per_class", "agreement")}
-    tmp = saved.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(saved)
+    parts = ("order", "order_per_class", "agreement")
+    write_json(saved, {k: getattr(check, k).to_dict(orient="records") for k in parts})
     return check
 
 

@@ -72,8 +72,7 @@ def expressive_prior(clips: np.ndarray | torch.Tensor) -> np.ndarray:
     """``(B, T)`` the prior's importance: minus the distance (in keyframes) to each clip's most
     expressive keyframe. ``clips``: ``(B, T, S, S, 3)`` uint8."""
     apex = most_expressive_keyframe(clips)
-    frames = np.asarray(clips.shape[1])
-    return -np.abs(np.arange(int(frames))[None] - apex[:, None]).astype(np.float64)
+    return -np.abs(np.arange(int(clips.shape[1]))[None] - apex[:, None]).astype(np.float64)
 
 
 def steps_to_keyframes(values: np.ndarray, frames: int) -> np.ndarray:

@@ -204,21 +204,9 @@ def _px(values: np.ndarray, size: int) -> np.ndarray:
     return np.round(np.asarray(values) * (size * _ONE)).astype(np.int32)
 
 
-def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Look()) -> FaceGeometry:
-    """Geometry of the moving parts for expressions ``e: (D, len(EXPRESSION_PARAMS))``.
-
-    ``look.motion_scale`` multiplies every movement and ``look.eye_scale`` the eyes' size; the
-    masks follow the parts wherever they go.
-    """
-    e = np.atleast_2d(np.asarray(e, dtype=np.float64))
-    if look.motion_scale != 1.0:
-        e = e * look.motion_scale
-    # Mask margin around a part (canvas fraction): thicker strokes reach further from the part's
-    # centre line, so their regions grow with them.
-    pad = 0.03 if look.line_scale == 1.0 and look.min_line <= 1 else 0.03 * look.line_scale + 0.5 * look.min_line / size
-    d = e.shape[0]
-    col = {name: e[:, i] for name, i in P.items()}
-
+def _brow_geometry(identity: Identity, col: dict[str, np.ndarray], d: int, pad: float, bold: bool) -> tuple:
+    """The brows' points ``(D, 2, 3, 2)`` and mask boxes ``(D, 2, 4)``, and the frown lines (points
+    ``(D, 2, 2, 2)``, strength ``(D,)``, mask box ``(4,)``), in canvas fractions."""
     # Brows: inner, mid, outer points per side.
     brows = np.zeros((d, 2, 3, 2))
     for k, side in enumerate((-1, 1)):
@@ -238,8 +226,27 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
     for k, side in enumerate((-1, 1)):
         furrows[:, k, 0] = np.stack([np.full(d, 0.5 + side * 0.022), top], -1)
         furrows[:, k, 1] = np.stack([np.full(d, 0.5 + side * 0.013), top + 0.055], -1)
-    furrow = np.clip(col["brow_lower"], 0.0, 1.0) if look.bold else np.zeros(d)
+    furrow = np.clip(col["brow_lower"], 0.0, 1.0) if bold else np.zeros(d)
     furrow_box = np.array([0.5, identity.eye_y - 0.055, 0.045, 0.06])
+    return brows, brow_boxes, furrows, furrow, furrow_box
+
+
+def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Look()) -> FaceGeometry:
+    """Geometry of the moving parts for expressions ``e: (D, len(EXPRESSION_PARAMS))``.
+
+    ``look.motion_scale`` multiplies every movement and ``look.eye_scale`` the eyes' size; the
+    masks follow the parts wherever they go.
+    """
+    e = np.atleast_2d(np.asarray(e, dtype=np.float64))
+    if look.motion_scale != 1.0:
+        e = e * look.motion_scale
+    # Mask margin around a part (canvas fraction): thicker strokes reach further from the part's
+    # centre line, so their regions grow with them.
+    pad = 0.03 if look.line_scale == 1.0 and look.min_line <= 1 else 0.03 * look.line_scale + 0.5 * look.min_line / size
+    d = e.shape[0]
+    col = {name: e[:, i] for name, i in P.items()}
+
+    brows, brow_boxes, furrows, furrow, furrow_box = _brow_geometry(identity, col, d, pad, look.bold)
 
     eo = col["eye_open"]
     aperture = np.where(eo > 0, 1 + 0.8 * eo, 1 + 0.7 * eo)
