@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: The splits of a run's fold that can be opened: what it trained on, what chose its best epoch
 #: (when ``data.val_fraction`` held some out), what it is tested on.
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "all")
 
 
 @dataclass
@@ -327,6 +327,7 @@ def open_run(
     batch_size: int = 16,
     amp: bool = False,
     progress: bool = True,
+    cache: str | os.PathLike | None = None,
 ) -> Run:
     """Open a trained run for analysis.
 
@@ -334,13 +335,17 @@ def open_run(
         run_dir: a run directory (``checkpoints/``). A missing run is an error saying how to make
             one; nothing is trained here (notebooks ask for the demo with ``DEMO = True``).
         split: "test", "val" (the clips held out of training to choose best.pt, when the run
-            held some out: ``data.val_fraction`` > 0) or "train" (the clips it trained on).
+            held some out: ``data.val_fraction`` > 0), "train" (the clips it trained on) or "all"
+            (every clip of the cache: for another data set, ``cache``).
         device: "auto" (CUDA when present), "cpu", "cuda", ... (``tdrag.runtime.resolve_device``).
         max_clips: at most this many clips per class (the first of each class); None = all.
         checkpoint: "auto" (``tdrag.runs.checkpoints.select_checkpoint``: best.pt only when chosen on
             a held-out validation split, otherwise last.pt), "best" or "last".
         data_root: the dataset root, for synthetic ground truth (default: the run's ``data.root``).
         batch_size, amp: of the inspection pass.
+        cache: another frame cache to open the run on (a held-out draw of the same preset,
+            built with the run's keyframe rule, T and size: checked as the run's own), instead of
+            the run's ``data.cache``.
 
     The run's data comes from ``tdrag.train.data.load_run_data``, as in training and ``tdrag
     eval``: the cache checked against the run's config, the same train / val / test rows; its
@@ -351,7 +356,7 @@ def open_run(
         ConfigError: the cache does not fit the run (another T, crop, class count or fold), or
             ``split="val"`` for a run that held no validation clips out.
     """
-    from tdrag.config import ConfigError
+    from tdrag.config import ConfigError, replace
     from tdrag.data.synthetic import is_synthetic_root
     from tdrag.models.registry import load_model
     from tdrag.runs.checkpoints import CheckpointError, select_checkpoint
@@ -372,8 +377,11 @@ def open_run(
         raise err
     dev = resolve_device(device, key="device")
     model, config = load_model(choice.path, device=dev)
+    if cache is not None:
+        config = replace(config, data={"cache": str(cache)})
     data = load_run_data(config)
-    rows = {"train": data.train_rows, "val": data.val_rows, "test": data.test_rows}[split]
+    rows = {"train": data.train_rows, "val": data.val_rows, "test": data.test_rows,
+            "all": np.arange(len(data.cache))}[split]
     if rows is None:
         raise ConfigError(f"{run_dir}: no validation clips to open (the run trained with data.val_fraction = 0, "
                           "so its best epoch was chosen on the test fold); open split='test' or 'train'")

@@ -40,15 +40,25 @@ class TimeCheck:
 
 
 def check_run(run_dir: str | os.PathLike, variant: str, seed: int, truth_root: str | os.PathLike | None = None,
-              split: str = "test", small: bool = False) -> TimeCheck:
-    """Open ``run_dir`` (its validation-chosen checkpoint, or last.pt) and measure both."""
+              split: str = "test", small: bool = False, cache: str | os.PathLike | None = None,
+              views: Sequence[str] | None = None, max_clips: int | None = None) -> TimeCheck:
+    """Open ``run_dir`` (its validation-chosen checkpoint, or last.pt) and measure both.
+
+    ``cache`` (with ``split="all"``) opens the run on another draw of its preset, such as the
+    held-out draw of ``benchmarks/bench_heldout.py``; ``views`` limits the temporal views scored
+    (default: all the model has); ``max_clips`` takes at most that many clips per class.
+    """
     from analysis.internals.run import open_run
     from analysis.internals.order_tests import run_order_tests
-    from analysis.attribution.temporal import has_temporal_truth, temporal_agreement
+    from analysis.attribution.temporal import available_views, has_temporal_truth, temporal_agreement
 
-    run = open_run(run_dir, split=split, device="cpu", data_root=truth_root, progress=False)
+    run = open_run(run_dir, split=split, device="cpu", data_root=truth_root, progress=False, cache=cache,
+                   max_clips=max_clips)
     result = run_order_tests(run)
-    agreement = temporal_agreement(run, small=small) if has_temporal_truth(run.data_root) else pd.DataFrame()
+    if views is not None:
+        views = [v for v in views if v in available_views(run)]
+    agreement = (temporal_agreement(run, views=views, small=small) if has_temporal_truth(run.data_root)
+                 else pd.DataFrame())
     return TimeCheck(variant, int(seed), result.summary, result.per_class, agreement)
 
 
