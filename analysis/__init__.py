@@ -9,6 +9,8 @@ Layers, each importing only those below it::
     analysis.attribution   Captum methods and the CAM family, their defaults, faithfulness checks, overlay
                            figures, animations
     analysis.report        tables, run/CV report figures, region profiles, per-class dossier, the CLI
+    analysis.experiments   the benchmarks' experiments (ablation, held-out draw, head diagnosis): typed run
+                           results, checkpoint evaluation with the GRU on/off, the paired summary (beside report)
     analysis.notebook      widgets, live curves, training glue, notebook execution
 
 The names most notebooks need are importable from here (loaded on first use)::

@@ -1,15 +1,23 @@
-"""Run configuration: three dataclasses <-> YAML, with ``key=value`` overrides.
+"""Run configuration: dataclasses <-> YAML, with ``key=value`` overrides.
 
 A config file has up to four sections, ``data``, ``model``, ``train`` and ``synth`` (the synthetic
-set `tdrag demo` renders), each mapping to the dataclass of the same name. Every field has a
-default, so a file names only what it changes. Overrides from the command line use
-``section.field=value`` (or a bare ``field=value`` when the name is unique across sections).
+set `tdrag demo` renders), each mapping to the dataclass of the same name; the model section has
+two parts of its own, ``model.attention`` and ``model.head``. Every field has a default, written
+once, here, so a file names only what it changes. Overrides from the command line use
+``section.field=value`` (``model.head.hidden=64``), or a bare ``field=value`` when the name is
+unique across sections (``hidden=64``).
 
 Values are read as YAML 1.2 (ruamel.yaml's safe loader: ``1e-3`` is a float, ``yes`` is a
 string, as opposed to YAML 1.1, where ``1e-3`` is a string and ``yes`` a boolean), type-checked
 against the field and range-checked (``train.lr`` > 0, ``data.crop`` <= ``data.size``, ...): a bad
 value raises ``ConfigError`` naming the key, before any work starts. The fields that take one of a
-few names list them in :data:`CHOICES`, each the registry of the module that implements it.
+few names list them in :data:`CHOICES`, each the registry of the module that implements it; the
+attention and head designs may join several names with "+" (:data:`DESIGNS`).
+
+A saved config carries its format's ``version``; an older format (a file or checkpoint written
+before the model had parts, or one without a version) is mapped to the current one by
+:func:`tdrag.config_versions.upgrade`, so old files, checkpoints and overrides
+(``model.gru_hidden=64``) still read.
 
 Example::
 
@@ -20,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 import re
@@ -31,6 +40,7 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 
 from tdrag.atomic import write_text
+from tdrag.config_versions import CONFIG_VERSION, V1_FLAGS, V1_MODEL_KEYS, V1_MOVED, model_v1_to_v2, upgrade
 from tdrag.errors import TdragError
 
 
@@ -66,6 +76,53 @@ class DataConfig:
 
 
 @dataclass
+class AttentionConfig:
+    """TDRAG's 3D residual attention blocks (tdrag.models.attention)."""
+
+    # The block's design, by name (tdrag.models.attention.ATTENTIONS). "residual" (chosen): a
+    # sigmoid mask M per time step, the stage's output x * (1 + M), so a useless mask cannot erase
+    # features. Kept for comparison, each changing one thing of it and joined with "+"
+    # ("softmax+pooling"): "softmax" (a spatial softmax per step divided by its peak: places
+    # compete), "gate" (x * M, no residual floor), "pooling" (layer4's map weights the head's
+    # spatial pooling instead of re-weighting layer4), "learned_temperature" (tau is learned).
+    # None did better (benchmarks/RESULTS.md, "Design choices" and "What was tried").
+    design: str = "residual"
+    # Stages (1..4) followed by an attention block.
+    stages: tuple[int, ...] = (2, 3, 4)
+    # Temperature tau dividing the mask logits (the starting value of "learned_temperature").
+    temperature: float = 1.0
+
+
+@dataclass
+class HeadConfig:
+    """The temporal head (tdrag.models.gru_head; the pooled head of tdrag_no_gru / tdrag_trunk
+    reads only ``dropout``)."""
+
+    # The head's design, by name (tdrag.models.gru_head.HEADS). "gru" (chosen): LayerNorm on each
+    # step's pooled features -> GRU, a pooled path beside it whose GRU branch starts at zero (TDRAG
+    # starts as tdrag_no_gru and the GRU adds to it), the classifier on every step, the mean over
+    # steps. Chosen on the validation split of the medium benchmark over 3 paired seeds
+    # (benchmarks/RESULTS.md, "Temporal head designs"): without the pooled path the head does not
+    # train; the others did not do better. Kept for comparison, each changing one thing and joined
+    # with "+" ("no_norm+last_step+no_pooled_path" is the first head): "last_step" (the last step's
+    # logits), "attention_readout" (learned softmax weights over steps), "orthogonal" (orthogonal
+    # recurrent init), "bidirectional", "no_norm" (raw pooled features), "no_pooled_path" (the
+    # classifier reads the GRU state alone).
+    design: str = "gru"
+    # GRU hidden units (per direction) and stacked layers.
+    hidden: int = 256
+    layers: int = 1
+    # Dropout before the classifier.
+    dropout: float = 0.5
+    # Branch dropout (stochastic depth) of the GRU branch: in training each clip keeps it with
+    # probability 1 - p (scaled by 1 / (1 - p)) and otherwise reads the pooled path alone, so the
+    # pooled path must classify by itself and the GRU can only add to it. 0: off; nothing to drop
+    # without the pooled path. 0.5 was chosen on the validation split over 0, 0.25 and 0.75
+    # (benchmarks/RESULTS.md, "GRU branch dropout").
+    branch_dropout: float = 0.5
+
+
+@dataclass
 class ModelConfig:
     """Which network, and the choices the TDRAG paper leaves open."""
 
@@ -78,58 +135,14 @@ class ModelConfig:
     # Temporal stride of stages 1..4. r3d_18 uses (1, 2, 2, 2), which leaves 2 steps of 16 for a
     # GRU; TDRAG's default keeps T/2 = 8 steps. The r3d18 variant always uses r3d_18's strides.
     temporal_strides: tuple[int, int, int, int] = (1, 2, 1, 1)
-    # Stages (1..4) followed by a 3D residual attention block.
-    attention_stages: tuple[int, ...] = (2, 3, 4)
-    # GRU over the per-step pooled features.
-    gru_hidden: int = 256
-    gru_layers: int = 1
-    # Dropout before the classifier.
-    dropout: float = 0.5
     # Causal time: every temporal convolution and pooling pads only the past, so GRU step s (and
     # its logits) depends only on the keyframes up to the last one that step covers. Off: each
     # step of layer4 already sees the whole clip (centred 3x3x3 kernels), and step readouts are
     # not "the clip so far".
     causal_time: bool = False
-    # How the attention mask M is formed from its logits (tdrag.models.attention):
-    # "sigmoid": M = sigmoid(logits) in (0, 1) (the residual attention of Wang et al.);
-    # "softmax": a spatial softmax per time step at `attention_temperature`, rescaled so that
-    # its mean over the frame is 0.5 (the same average gain as a fresh sigmoid mask), which makes
-    # the mask a distribution over places: more on one place means less elsewhere.
-    attention_mask: str = "sigmoid"
-    attention_temperature: float = 1.0
-    # Residual attention x * (1 + M) (true: a useless mask cannot erase features) or a plain gate
-    # x * M (false).
-    attention_residual: bool = True
-    # Layer4's map weights the head's spatial pooling instead of re-weighting layer4's features,
-    # so the map is the evidence the classifier reads (needs 4 in attention_stages).
-    attention_pooling: bool = False
-    # Learn the attention blocks' temperature (log tau per block, starting at
-    # attention_temperature), dividing the mask logits of either mask function.
-    attention_learn_temperature: bool = False
-    # The temporal head (tdrag.models.gru_head). The defaults were chosen on the validation split
-    # of the medium benchmark over 3 paired seeds (benchmarks/RESULTS.md, "The temporal head"):
-    # without the pooled path the head does not train; orthogonal init, another readout or a
-    # bidirectional GRU did not do better.
-    # Input normalisation of each step's pooled features before the GRU: "none" or "layernorm".
-    gru_input_norm: str = "layernorm"
-    # How the step logits become the clip's: "last" step, "mean" over steps, or "attention"
-    # (learned softmax weights over steps).
-    gru_readout: str = "mean"
-    # A pooled path beside the GRU whose GRU branch starts at zero (TDRAG starts as tdrag_no_gru
-    # and the GRU adds to it); the branch can be switched off at test time to measure it
-    # (tdrag.models.gru_head.gru_branch_off).
-    gru_residual: bool = True
-    # GRU weight init: "pytorch" (nn.GRU's uniform) or "orthogonal" (orthogonal recurrent,
-    # Xavier input, zero biases).
-    gru_init: str = "pytorch"
-    gru_bidirectional: bool = False
-    # Branch dropout of the residual head's GRU branch (stochastic depth): in training, each clip
-    # keeps the branch with probability 1 - p (scaled by 1 / (1 - p)) and otherwise reads the pooled
-    # path alone, so the pooled path must classify by itself and the GRU can only add to it. 0: off.
-    # Without gru_residual there is no branch to drop, and it does nothing.
-    # 0.5 was chosen on the validation split over 0, 0.25 and 0.75 (benchmarks/RESULTS.md, "GRU
-    # branch dropout").
-    gru_branch_dropout: float = 0.5
+    # The attention blocks (variants with attention) and the classifier head.
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
     # Initial weights for the trunk: "" (none), a path to a torchvision r3d_18 state dict or a
     # tdrag checkpoint, or "kinetics400" (torchvision downloads its weights; needs internet).
     pretrained: str = ""
@@ -283,32 +296,45 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in fields(cls)}
 
 
+def _build(cls: type, values: Any, key: str, source: str) -> Any:
+    """The dataclass ``cls`` (a section, or a part of one such as ``model.head``) from the mapping
+    ``values``, every key known and every value of its field's type; ``key`` names it in errors."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: '{key}' must be a mapping")
+    types = _field_types(cls)
+    kwargs = {}
+    for name, value in values.items():
+        if name not in types:
+            raise ConfigError(f"{source}: unknown key '{key}.{name}' (known: {', '.join(types)})")
+        if dataclasses.is_dataclass(types[name]):
+            kwargs[name] = _build(types[name], value or {}, f"{key}.{name}", source)
+            continue
+        try:
+            kwargs[name] = _check_value(f"{key}.{name}", value, types[name])
+        except ConfigError as exc:
+            raise ConfigError(_in_source(str(exc), source)) from None
+    return cls(**kwargs)
+
+
 def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Config:
-    """Build a Config from nested dicts (as read from YAML), checking keys and types."""
-    raw = raw or {}
+    """Build a Config from nested dicts (as read from YAML), checking keys and types.
+
+    ``raw`` may be of any config format (its ``version``; none is format 1):
+    :func:`tdrag.config_versions.upgrade` maps it to the current one first.
+    """
+    try:
+        raw = upgrade(raw or {})
+    except ValueError as exc:
+        raise ConfigError(_in_source(str(exc), source)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with sections {'/'.join(_SECTIONS)}")
-    sections = {}
-    for name, cls in _SECTIONS.items():
-        values = raw.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: section '{name}' must be a mapping")
-        types = _field_types(cls)
-        kwargs = {}
-        for key, value in values.items():
-            if key not in types:
-                raise ConfigError(f"{source}: unknown key '{name}.{key}' (known: {', '.join(types)})")
-            try:
-                kwargs[key] = _check_value(f"{name}.{key}", value, types[key])
-            except ConfigError as exc:
-                raise ConfigError(_in_source(str(exc), source)) from None
-        sections[name] = cls(**kwargs)
+    sections = {name: _build(cls, raw.get(name) or {}, name, source) for name, cls in _SECTIONS.items()}
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)} (known: {', '.join(_SECTIONS)})")
     config = Config(**sections)
     validate(config, source)
-    return config
+    return _in_registry_order(config)
 
 
 #: The device strings tdrag accepts (``train.device``, ``--device``); tdrag.runtime resolves them.
@@ -319,16 +345,18 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 #: order. config is the ground floor and cannot import those modules, so
 #: ``tests/test_config.py::REGISTRIES`` ties every entry to its registry: a name added to one and
 #: not the other fails there. A new choice field: its names here, its implementation's registry
-#: (a tuple, or a dict by name) in its module, and the pair in REGISTRIES.
+#: (a tuple, or a dict by name) in its module, and the pair in REGISTRIES. A new design of a
+#: :data:`DESIGNS` field: its class in the registry, its name here.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("dfew", "ferv39k", "mafw"),                  # tdrag.data.datasets.READERS
     "data.keyframes": ("redundancy", "uniform", "redundancy_greedy"),  # tdrag.data.keyframes.KEYFRAME_METHODS
     # tdrag.models.registry.MODEL_NAMES:
     "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk"),
-    "model.attention_mask": ("sigmoid", "softmax"),               # tdrag.models.attention.MASK_KINDS
-    "model.gru_input_norm": ("none", "layernorm"),                # tdrag.models.gru_head.INPUT_NORMS
-    "model.gru_readout": ("last", "mean", "attention"),           # tdrag.models.gru_head.READOUTS
-    "model.gru_init": ("pytorch", "orthogonal"),                  # tdrag.models.gru_head.GRU_INITS
+    # tdrag.models.attention.ATTENTIONS:
+    "model.attention.design": ("residual", "softmax", "gate", "pooling", "learned_temperature"),
+    # tdrag.models.gru_head.HEADS:
+    "model.head.design": ("gru", "last_step", "attention_readout", "orthogonal", "bidirectional", "no_norm",
+                          "no_pooled_path"),
     "train.optimizer": ("sgd", "adamw"),                          # tdrag.train.schedule.OPTIMIZERS
     "train.schedule": ("cosine", "step"),                         # tdrag.train.schedule.SCHEDULES
     "train.step_loss": ("last", "mean", "linear"),                # tdrag.train.losses.STEP_LOSSES
@@ -336,6 +364,41 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "synth.preset": ("easy", "medium", "hard", "order"),          # tdrag.data.synthetic.presets.PRESETS
     "synth.layout": ("dfew", "ferv39k", "mafw"),                  # tdrag.data.synthetic.layouts.LAYOUTS
 }
+#: Choice fields whose value may join several names with "+": a design registry's first name is
+#: the chosen design, and each other name changes one thing of it ("softmax+pooling").
+DESIGNS = ("model.attention.design", "model.head.design")
+
+
+def _get(config: Any, key: str) -> Any:
+    """The value at the dotted ``key`` (``model.head.design``) of ``config``."""
+    for name in key.split("."):
+        config = getattr(config, name)
+    return config
+
+
+def _choice_problem(key: str, value: str) -> str | None:
+    """What is wrong with ``value`` for the choice field ``key`` (None: nothing)."""
+    allowed = CHOICES[key]
+    parts = value.split("+") if key in DESIGNS else [value]
+    bad = [p for p in parts if p not in allowed]
+    if bad:
+        joiner = " (several joined with '+')" if key in DESIGNS else ""
+        return f"{bad[0]!r} is not one of {', '.join(allowed)}{joiner}"
+    if len(set(parts)) != len(parts):
+        return f"{value!r} names a design twice"
+    return None
+
+
+def _in_registry_order(config: Config) -> Config:
+    """``config`` with each design written one way: its names in registry order, the chosen one
+    left out when others change it (``pooling+softmax`` -> ``softmax+pooling``)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for key in DESIGNS:
+        allowed, parts = CHOICES[key], _get(config, key).split("+")
+        parts = sorted(set(parts) - {allowed[0]}, key=allowed.index) or [allowed[0]]
+        section, part, name = key.split(".")
+        changes.setdefault(section, {})[part] = {name: "+".join(parts)}
+    return replace(config, **changes)
 
 
 def validate(config: Config, source: str = "config") -> None:
@@ -349,15 +412,14 @@ def validate(config: Config, source: str = "config") -> None:
     def fail(key: str, problem: str) -> None:
         raise ConfigError(_in_source(f"{key}: {problem}", source))
 
-    for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value not in allowed:
-            fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+    for key in CHOICES:
+        problem = _choice_problem(key, _get(config, key))
+        if problem:
+            fail(key, problem)
     positive = {
         "data.fold": d.fold, "data.frames": d.frames, "data.size": d.size, "data.crop": d.crop,
-        "model.num_classes": m.num_classes, "model.width": m.width, "model.gru_hidden": m.gru_hidden,
-        "model.gru_layers": m.gru_layers, "train.epochs": t.epochs, "train.batch_size": t.batch_size,
+        "model.num_classes": m.num_classes, "model.width": m.width, "model.head.hidden": m.head.hidden,
+        "model.head.layers": m.head.layers, "train.epochs": t.epochs, "train.batch_size": t.batch_size,
         "train.step_epochs": t.step_epochs, "train.eval_every": t.eval_every, "synth.clips": s.clips,
     }
     for key, value in positive.items():
@@ -372,18 +434,7 @@ def validate(config: Config, source: str = "config") -> None:
         fail("data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
     if d.num_workers < 0:
         fail("data.num_workers", f"must be >= 0, got {d.num_workers}")
-    if any(v < 1 for v in m.temporal_strides):
-        fail("model.temporal_strides", f"expected 4 positive integers, got {list(m.temporal_strides)}")
-    if any(not 1 <= v <= 4 for v in m.attention_stages) or len(set(m.attention_stages)) != len(m.attention_stages):
-        fail("model.attention_stages", f"expected distinct stage numbers in 1..4, got {list(m.attention_stages)}")
-    if not 0.0 <= m.dropout < 1.0:
-        fail("model.dropout", f"must be in [0, 1), got {m.dropout}")
-    if not 0.0 <= m.gru_branch_dropout < 1.0:
-        fail("model.gru_branch_dropout", f"must be in [0, 1), got {m.gru_branch_dropout}")
-    if m.attention_temperature <= 0:
-        fail("model.attention_temperature", f"must be > 0, got {m.attention_temperature}")
-    if m.attention_pooling and 4 not in m.attention_stages and m.name in ("tdrag", "tdrag_no_gru"):
-        fail("model.attention_pooling", f"needs stage 4 in model.attention_stages, got {list(m.attention_stages)}")
+    _validate_model(m, fail)
     if t.lr <= 0:
         fail("train.lr", f"must be > 0, got {t.lr}")
     for key, value in (("train.momentum", t.momentum), ("train.label_smoothing", t.label_smoothing)):
@@ -402,30 +453,105 @@ def validate(config: Config, source: str = "config") -> None:
         fail("synth.render_size", f"must be at least 32 pixels, got {s.render_size}")
 
 
+def _validate_model(m: ModelConfig, fail: Any) -> None:
+    """The model section's ranges (its choices are checked with the others)."""
+    if any(v < 1 for v in m.temporal_strides):
+        fail("model.temporal_strides", f"expected 4 positive integers, got {list(m.temporal_strides)}")
+    stages = m.attention.stages
+    if any(not 1 <= v <= 4 for v in stages) or len(set(stages)) != len(stages):
+        fail("model.attention.stages", f"expected distinct stage numbers in 1..4, got {list(stages)}")
+    if m.attention.temperature <= 0:
+        fail("model.attention.temperature", f"must be > 0, got {m.attention.temperature}")
+    if "pooling" in m.attention.design.split("+") and 4 not in stages and m.name in ("tdrag", "tdrag_no_gru"):
+        fail("model.attention.design", f"pooling needs stage 4 in model.attention.stages, got {list(stages)}")
+    for key, value in (("model.head.dropout", m.head.dropout), ("model.head.branch_dropout", m.head.branch_dropout)):
+        if not 0.0 <= value < 1.0:
+            fail(key, f"must be in [0, 1), got {value}")
+
+
+def _fields_of(raw: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every field in ``raw`` (a config as nested dicts): ``("model", "head", "hidden")``."""
+    paths: list[tuple[str, ...]] = []
+    for name, value in raw.items():
+        paths += _fields_of(value, (*prefix, name)) if isinstance(value, dict) else [(*prefix, name)]
+    return paths
+
+
+def _override_path(key: str, paths: list[tuple[str, ...]], item: str) -> tuple[str, ...]:
+    """The field an override's ``key`` names: a dotted path (``model.head.hidden``) or a field name
+    found once (``hidden``); a model key of config format 1 (``model.gru_readout``) as ``("model", key)``."""
+    if "." in key:
+        path = tuple(key.split("."))
+        if path in paths or (len(path) == 2 and path[0] == "model" and path[1] in V1_MODEL_KEYS):
+            return path
+        inside = [p[len(path)] for p in paths if p[:len(path)] == path]
+        if inside:
+            raise ConfigError(f"override {item!r}: '{key}' holds fields ({', '.join(inside)}); set one of them, "
+                              f"e.g. {key}.{inside[0]}=...")
+        raise ConfigError(f"override {item!r}: unknown key '{key}'")
+    owners = [p for p in paths if p[-1] == key]
+    if not owners and key in V1_MODEL_KEYS:
+        return ("model", key)
+    if len(owners) != 1:
+        where = ", ".join(".".join(p[:-1]) for p in owners)
+        what = "unknown" if not owners else f"ambiguous (in {where})"
+        raise ConfigError(f"override {item!r}: key '{key}' is {what}; use section.field")
+    return owners[0]
+
+
+def _merge(into: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``into`` with ``changes`` written over it, mappings merged key by key (a new dict)."""
+    out = dict(into)
+    for key, value in changes.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both else value
+    return out
+
+
+def _model_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Changes to a model section with its keys of config format 1 in their places (``gru_hidden`` ->
+    ``head.hidden``); format 1's design flags set the design they name, as in a format-1 config."""
+    flags = {k: v for k, v in changes.items() if k in V1_MODEL_KEYS and k not in V1_MOVED}
+    try:
+        out = model_v1_to_v2(flags)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, value in changes.items():
+        if key in V1_MOVED:
+            part, name = V1_MOVED[key]
+            out = _merge(out, {part: {name: value}})
+        elif key not in flags:
+            out = _merge(out, {key: value})
+    return out
+
+
 def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
-    """Return a copy of ``config`` with ``section.field=value`` (or unique ``field=value``) applied."""
-    raw = asdict(config)
+    """Return a copy of ``config`` with ``section.field=value`` (``model.head.hidden=64``) or a field
+    name found once (``hidden=64``) applied. Model keys of config format 1 (``model.gru_hidden=64``,
+    ``gru_readout=last``) are read as a format-1 config's; an error about one names it."""
+    raw, old = asdict(config), {}
+    paths = _fields_of(raw)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, text = item.split("=", 1)
-        key = key.strip()
-        if "." in key:
-            section, name = key.split(".", 1)
-            if section not in _SECTIONS or name not in raw[section]:
-                raise ConfigError(f"override {item!r}: unknown key '{key}'")
-        else:
-            owners = [s for s in _SECTIONS if key in raw[s]]
-            if len(owners) != 1:
-                what = "unknown" if not owners else f"ambiguous (in {', '.join(owners)})"
-                raise ConfigError(f"override {item!r}: key '{key}' is {what}; use section.field")
-            section, name = owners[0], key
+        path = _override_path(key.strip(), paths, item)
         try:
             value = parse_yaml(text) if text.strip() else ""
         except YAMLError as exc:
-            raise ConfigError(f"{key}: cannot parse the value {text!r} ({_first_line(exc)})") from None
-        raw[section][name] = value
-    return config_from_dict(raw, source="overrides")
+            raise ConfigError(f"{key.strip()}: cannot parse the value {text!r} ({_first_line(exc)})") from None
+        if path in paths:
+            raw = _merge(raw, functools.reduce(lambda inner, name: {name: inner}, reversed(path), value))
+        else:
+            old[path[1]] = value
+    raw["model"] = _merge(raw["model"], _model_changes(old))
+    try:
+        return config_from_dict({"version": CONFIG_VERSION, **raw}, source="overrides")
+    except ConfigError as exc:
+        given = {f"model.{'.'.join(V1_MOVED[k])}": f"model.{k}" for k in old if k in V1_MOVED}
+        given.update({f"model.{V1_FLAGS[k][0]}.design": f"model.{k}" for k in old if k in V1_FLAGS})
+        note = next((f" (given as {o})" for new, o in given.items() if str(exc).startswith(new + ":")), "")
+        raise ConfigError(f"{exc}{note}") from None
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -475,7 +601,8 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
-    """Plain nested dict of primitives (tuples become lists), safe for YAML, JSON and checkpoints."""
+    """Plain nested dict of primitives (tuples become lists), safe for YAML, JSON and checkpoints,
+    with the config format's ``version`` first."""
 
     def plain(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
@@ -484,7 +611,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return plain(asdict(config))
+    return {"version": CONFIG_VERSION, **plain(asdict(config))}
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
@@ -492,9 +619,20 @@ def save_config(config: Config, path: str | os.PathLike) -> None:
     write_text(path, config_to_yaml(config))
 
 
+def _replace(obj: Any, changes: dict[str, Any]) -> Any:
+    values = {}
+    for key, value in changes.items():
+        part = getattr(obj, key, None)
+        values[key] = _replace(part, value) if isinstance(value, dict) and dataclasses.is_dataclass(part) else value
+    return dataclasses.replace(obj, **values)
+
+
 def replace(config: Config, **sections: Any) -> Config:
-    """``dataclasses.replace`` for nested sections: ``replace(cfg, train={"lr": 0.1})``."""
+    """``dataclasses.replace`` for nested sections and their parts: ``replace(cfg, train={"lr": 0.1},
+    model={"head": {"hidden": 64}})``; model keys of config format 1 (``{"gru_hidden": 64}``) are
+    read as :func:`apply_overrides` reads them. Values are not checked (``config_from_dict`` does)."""
     updated = {}
     for name, changes in sections.items():
-        updated[name] = dataclasses.replace(getattr(config, name), **changes)
+        changes = _model_changes(changes) if name == "model" else changes
+        updated[name] = _replace(getattr(config, name), changes)
     return dataclasses.replace(config, **updated)

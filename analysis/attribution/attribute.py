@@ -1,8 +1,11 @@
-"""Captum attributions for video classifiers: one entry point and a batched pass over a split.
+"""Captum attributions for video classifiers: one entry point, batched passes, and an opened run's
+maps made once.
 
     maps = attribute(model, clips, target, "integrated_gradients", n_steps=64)   # (B, T, H, W)
     frames = attribute(model, clips, target, "frame_ablation")                   # (B, T)
     result = attribute_dataset(model, loader, "gradcam", targets="prediction", layer="layer3")
+    maps = attribute_clips(run, [0, 3], "integrated_gradients")   # kept in run.attributions
+    result = attribute_run(run, "gradcam")     # a whole run, from its cached pass (no forward)
 
 Methods, their options and what their maps mean: :mod:`analysis.attribution.methods`; the
 per-method defaults the notebooks and the dossier use: :mod:`analysis.attribution.defaults`.
@@ -36,8 +39,12 @@ __all__ = [
     "AttributionResult",
     "NonFiniteAttribution",
     "attribute",
+    "attribute_clips",
     "attribute_dataset",
+    "attribute_run",
     "check_clips",
+    "clip_targets",
+    "store_key",
     "target_tensor",
 ]
 
@@ -212,7 +219,11 @@ def attribute_dataset(
     progress: bool = True,
     **options: Any,
 ) -> AttributionResult:
-    """Attribute every clip of a split, batch by batch, with a progress bar.
+    """Attribute every clip of a loader or a clip tensor, batch by batch, with a progress bar.
+
+    Each batch runs the model once for its probabilities (the clips come from outside an opened
+    run, so there is no cached pass to read them from; :func:`attribute_run` reads them from a
+    run's).
 
     Args:
         model: the classifier; moved to ``device`` when one is given.
@@ -234,74 +245,157 @@ def attribute_dataset(
     check_options(method, options)
     if device is not None:
         model = model.to(device)
-    dev = model_device(model)
-    if isinstance(targets, str) and targets not in ("label", "prediction"):
-        raise ValueError(f"targets must be 'label', 'prediction' or a tensor, got {targets!r}")
-    if isinstance(loader_or_clips, torch.Tensor) and targets == "label" and labels is None:
-        raise ValueError("targets='label' with a plain clip tensor needs labels=")
-    given = None if isinstance(targets, str) else torch.as_tensor(targets).long().cpu()
-
-    total = None
-    if isinstance(loader_or_clips, torch.Tensor):
-        total = -(-loader_or_clips.shape[0] // batch_size)
-    elif hasattr(loader_or_clips, "__len__"):
-        total = len(loader_or_clips)
-
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("maps", "rows", "labels", "pred", "prob", "targets")}
-    skipped: list[dict[str, Any]] = []
-    position = 0
-    chunks = _batches(loader_or_clips, labels, batch_size, crop, dev)
-    for x, lab, rows in tqdm(chunks, total=total, desc=f"{method}", disable=not progress):
-        start, position = position, position + len(lab)
-        # Only per-clip problems are caught below: CUDA out of memory, cuDNN's RNN error or a bad
-        # option are problems of the whole pass and propagate.
+    given = _given_targets(loader_or_clips, targets, labels)
+    parts = _Parts(method, strict)
+    chunks = _batches(loader_or_clips, labels, batch_size, crop, model_device(model))
+    for x, lab, rows in tqdm(chunks, total=_batch_count(loader_or_clips, batch_size), desc=method,
+                             disable=not progress):
+        # Only per-clip problems are caught (in _Parts.add): CUDA out of memory, cuDNN's RNN error or
+        # a bad option are problems of the whole pass and propagate.
         with torch.no_grad(), eval_mode(model):
             prob = model(x).float().softmax(dim=1).cpu()
-        pred = prob.argmax(dim=1)
-        if given is not None:
-            tgt = given[start : start + len(lab)]
-        elif targets == "prediction":
-            tgt = pred
-        else:
-            if (lab < 0).any():
-                raise ValueError("targets='label' but some clips have no label (pass labels= or targets='prediction')")
-            tgt = lab
+        tgt = _batch_targets(targets, given, parts.seen, lab, prob.argmax(dim=1))
         maps = attribute(model, x, tgt, method, **options).cpu()
+        parts.add(maps, rows, lab, prob, tgt.cpu())
+    return parts.result(options)
+
+
+def attribute_run(run, method: str, positions: Sequence[int] | None = None,
+                  targets: str | Sequence[int] = "prediction", small: bool = False, strict: bool = False,
+                  progress: bool = True, **overrides: Any) -> AttributionResult:
+    """:func:`attribute_dataset` over an opened run's clips (all, or those at ``positions``), from its
+    cached pass: probabilities and predictions are read from ``run.inspection`` (no forward pass of
+    the model), maps made by :func:`attribute_clips` (each kept in ``run.attributions``, so a map
+    already made is not made again). ``targets``: "prediction", "label" or one class per clip;
+    ``small`` and ``overrides``: the method's options (:mod:`analysis.attribution.defaults`).
+
+    ``rows`` of the result are cache rows (``run.rows``); ``skipped`` lists non-finite maps as
+    :func:`attribute_dataset` does (``strict``: raise instead).
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from analysis.attribution.defaults import run_method_options
+
+    options = run_method_options(run, method, small=small, **overrides)
+    check_options(method, options)
+    positions = np.arange(len(run)) if positions is None else _positions(run, positions)
+    chosen = clip_targets(run, positions, targets)
+    parts = _Parts(method, strict)
+    step = max(1, int(run.batch_size))
+    for start in tqdm(range(0, len(positions), step), desc=method, disable=not progress):
+        pos, tgt = positions[start : start + step], chosen[start : start + step]
+        maps = attribute_clips(run, pos, method, tgt, small=small, **overrides)
+        parts.add(maps, torch.as_tensor(run.rows[pos]), torch.as_tensor(run.labels[pos]), run.probabilities[pos],
+                  torch.as_tensor(tgt))
+    return parts.result(options)
+
+
+def _given_targets(source: torch.Tensor | Iterable, targets: str | torch.Tensor,
+                   labels: torch.Tensor | Sequence[int] | None) -> torch.Tensor | None:
+    """``targets`` checked: the given classes as a CPU tensor, or None for "label" / "prediction"."""
+    if isinstance(targets, str) and targets not in ("label", "prediction"):
+        raise ValueError(f"targets must be 'label', 'prediction' or a tensor, got {targets!r}")
+    if isinstance(source, torch.Tensor) and isinstance(targets, str) and targets == "label" and labels is None:
+        raise ValueError("targets='label' with a plain clip tensor needs labels=")
+    return None if isinstance(targets, str) else torch.as_tensor(targets).long().cpu()
+
+
+def _batch_count(source: torch.Tensor | Iterable, batch_size: int) -> int | None:
+    """Chunks :func:`_batches` yields, for the progress bar (None for a loader without a length)."""
+    if isinstance(source, torch.Tensor):
+        return -(-source.shape[0] // batch_size)
+    return len(source) if hasattr(source, "__len__") else None
+
+
+def _batch_targets(targets: str | torch.Tensor, given: torch.Tensor | None, start: int, labels: torch.Tensor,
+                   predictions: torch.Tensor) -> torch.Tensor:
+    """The class each clip of a batch (input positions ``start ..``) is attributed to."""
+    if given is not None:
+        return given[start : start + len(labels)]
+    if targets == "prediction":
+        return predictions
+    if (labels < 0).any():
+        raise ValueError("targets='label' but some clips have no label (pass labels= or targets='prediction')")
+    return labels
+
+
+@dataclass
+class _Parts:
+    """The batches of an :class:`AttributionResult` being gathered; non-finite maps skipped and listed."""
+
+    method: str
+    strict: bool
+    seen: int = 0
+    chunks: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, maps: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor,
+            targets: torch.Tensor) -> None:
+        self.seen += len(labels)
         finite = torch.isfinite(maps.flatten(1)).all(dim=1)
         for i in torch.nonzero(~finite).flatten().tolist():
-            err = NonFiniteAttribution(f"non-finite {method} values for row {int(rows[i])}")
-            if strict:
+            err = NonFiniteAttribution(f"non-finite {self.method} values for row {int(rows[i])}")
+            if self.strict:
                 raise err
-            log.warning("%s: skipped row %d: %s", method, int(rows[i]), err)
-            skipped.append({"rows": [int(rows[i])], "reason": f"{type(err).__name__}: {err}"})
-        keep = finite
-        out["maps"].append(maps[keep])
-        out["rows"].append(rows[keep])
-        out["labels"].append(lab[keep])
-        out["pred"].append(pred[keep])
-        out["prob"].append(prob[keep])
-        out["targets"].append(tgt.cpu()[keep])
+            log.warning("%s: skipped row %d: %s", self.method, int(rows[i]), err)
+            self.skipped.append({"rows": [int(rows[i])], "reason": f"{type(err).__name__}: {err}"})
+        columns = {"maps": maps, "rows": rows.long(), "labels": labels.long(),
+                   "predictions": probabilities.argmax(dim=1), "probabilities": probabilities.float(),
+                   "targets": targets.long()}
+        for name, values in columns.items():
+            self.chunks.setdefault(name, []).append(values[finite])
 
-    def cat(key: str, empty: torch.Tensor) -> torch.Tensor:
-        return torch.cat(out[key]) if out[key] else empty
+    def result(self, options: dict[str, Any]) -> AttributionResult:
+        none = torch.zeros(0, dtype=torch.long)
+        empty = {"maps": torch.zeros(0), "probabilities": torch.zeros(0)}
 
-    none = torch.zeros(0, dtype=torch.long)
-    return AttributionResult(
-        method=method,
-        options=dict(options),
-        maps=cat("maps", torch.zeros(0)),
-        rows=cat("rows", none),
-        labels=cat("labels", none),
-        predictions=cat("pred", none),
-        probabilities=cat("prob", torch.zeros(0)),
-        targets=cat("targets", none),
-        skipped=skipped,
-    )
+        def cat(name: str) -> torch.Tensor:
+            return torch.cat(self.chunks[name]) if self.chunks.get(name) else empty.get(name, none)
+
+        return AttributionResult(method=self.method, options=dict(options), maps=cat("maps"), rows=cat("rows"),
+                                 labels=cat("labels"), predictions=cat("predictions"),
+                                 probabilities=cat("probabilities"), targets=cat("targets"), skipped=self.skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# An opened run's clips: each map made once
+
+
+def store_key(method: str, options: dict[str, Any]) -> str | None:
+    """The name of ``method``'s maps with ``options`` in ``run.attributions`` ("method {options as
+    JSON}"), or None when an option has no exact text form (a tensor baseline): such maps are not kept."""
+    import json
+
+    try:
+        return f"{method} {json.dumps(options, sort_keys=True)}"
+    except TypeError:
+        return None
+
+
+def clip_targets(run, positions, target: str | int | Sequence[int] = "prediction"):
+    """``(B,)`` int64 class of each clip at ``positions`` to explain: "prediction" (the class predicted
+    in ``run.inspection``), "label" (the true class), one class index, or one per clip."""
+    import numpy as np
+
+    if isinstance(target, str):
+        if target not in ("prediction", "label"):
+            raise ValueError(f"target must be 'prediction', 'label' or class indices, got {target!r}")
+        return np.asarray((run.predictions if target == "prediction" else run.labels)[positions], dtype=np.int64)
+    chosen = np.asarray(target, dtype=np.int64).reshape(-1)
+    if chosen.size == 1:
+        return np.full(len(positions), int(chosen[0]), dtype=np.int64)
+    if chosen.size != len(positions):
+        raise ValueError(f"target: expected one class or {len(positions)} classes, got {chosen.size}")
+    return chosen
 
 
 def attribute_clips(run, positions: Sequence[int], method: str, target: str | int | Sequence[int] = "prediction",
                     small: bool = False, **overrides: Any) -> torch.Tensor:
-    """Attribution maps of an opened run's clips with the library's per-method defaults.
+    """Attribution maps of an opened run's clips with the library's per-method defaults, each made
+    once: a clip's map of a method, options and target class is kept in ``run.attributions``
+    (a :class:`~analysis.internals.map_store.MapStore`, saved and loaded with the run by
+    ``analysis.internals.saved_run``) and returned again when asked for again.
 
     Args:
         run: an ``analysis.internals.run.Run``.
@@ -313,16 +407,42 @@ def attribute_clips(run, positions: Sequence[int], method: str, target: str | in
         **overrides: replace any default option.
 
     Returns:
-        CPU float32 ``(B, T, crop, crop)`` (``(B, T)`` for frame ablation).
+        CPU float32 ``(B, T, crop, crop)`` (``(B, T)`` for frame ablation). The clips not made yet
+        are attributed ``run.batch_size`` at a time.
     """
     import numpy as np
 
     from analysis.attribution.defaults import run_method_options
+    from analysis.internals.map_store import MapStore
 
-    positions = np.asarray(positions, dtype=np.int64).reshape(-1)
-    if isinstance(target, str):
-        if target not in ("prediction", "label"):
-            raise ValueError(f"target must be 'prediction', 'label' or class indices, got {target!r}")
-        target = (run.predictions if target == "prediction" else run.labels)[positions]
+    positions = _positions(run, positions)
+    targets = clip_targets(run, positions, target)
     options = run_method_options(run, method, small=small, **overrides)
-    return attribute(run.model, run.inputs(positions), torch.as_tensor(np.asarray(target)), method, **options).cpu()
+    key = store_key(method, options)
+    if key is None or positions.size == 0:
+        return _attribute_positions(run, positions, targets, method, options)
+    store = run.attributions.setdefault(key, MapStore())
+    missing = store.missing(zip(positions.tolist(), targets.tolist()))
+    if missing:
+        pos, tgt = (np.asarray(v, dtype=np.int64) for v in zip(*missing))
+        for p, t, m in zip(pos, tgt, _attribute_positions(run, pos, tgt, method, options)):
+            store.put(p, t, m)
+    return torch.stack([store.get(p, t) for p, t in zip(positions.tolist(), targets.tolist())])
+
+
+def _positions(run, positions):
+    from analysis.internals.run import as_positions
+
+    return as_positions(positions, len(run))
+
+
+def _attribute_positions(run, positions, targets, method: str, options: dict[str, Any]) -> torch.Tensor:
+    """The maps of the clips at ``positions`` for ``targets`` (one class each), made now, ``run.batch_size``
+    clips at a time (a whole split at once would hold all its inputs and their copies): CPU float32."""
+    if len(positions) == 0:
+        spatial = () if method in FRAME_METHODS else (run.crop, run.crop)
+        return torch.zeros((0, run.cache.num_frames, *spatial))
+    step = max(1, int(run.batch_size))
+    return torch.cat([attribute(run.model, run.inputs(positions[i : i + step]),
+                                torch.as_tensor(targets[i : i + step]), method, **options).cpu()
+                      for i in range(0, len(positions), step)])

@@ -1,10 +1,10 @@
 """The class activation map family on video: Grad-CAM++, XGrad-CAM and LayerCAM on 5-D activations.
 
-Captum has Grad-CAM (:func:`analysis.attribution.methods.gradcam`) but not its successors, and the
-image libraries that have them assume 4-D ``(B, K, H, W)`` activations. Here each works on the
-``(B, K, T', H', W')`` output of any chosen layer of a video model (a stage of TDRAG or r3d18,
-``"layer3"``, ``"layer4.1"``, ...), sums over time as well as space, and is upsampled to the clip
-like Grad-CAM: ``(B, T, H, W)``, ReLU'd (>= 0) unless ``relu=False``.
+Captum has Grad-CAM (:func:`analysis.attribution.methods.gradcam`) but not its successors;
+pytorch-grad-cam has them, 5-D included, and is our test reference (see the end). Here each works
+on the ``(B, K, T', H', W')`` output of any chosen layer of a video model (a stage of TDRAG or
+r3d18, ``"layer3"``, ``"layer4.1"``, ...), sums over time as well as space, and is upsampled to the
+clip like Grad-CAM: ``(B, T, H, W)``, ReLU'd (>= 0) unless ``relu=False``.
 
 With ``A`` the layer's activations and ``g = d logit_target / d A`` (one backward pass), channel
 ``k`` and position ``p = (t, h, w)``, sums over every position:
@@ -19,6 +19,33 @@ With ``A`` the layer's activations and ``g = d logit_target / d A`` (one backwar
 
 The layer's output is read with a forward hook for the one call (Captum's Grad-CAM reads it the
 same way): the layer must run once per forward pass and return one tensor.
+
+**Why our own and not pytorch-grad-cam.** grad-cam 1.5.7 (``pytorch_grad_cam``) runs these methods
+on 5-D activations too, sums over ``(T', H', W')`` as we do, and is the independent reference of
+``tests/analysis/test_cam.py``: with each map ReLU'd and scaled per clip to [0, 1] (its output),
+Grad-CAM, XGrad-CAM and LayerCAM agree with ours to 5e-7 at the layer's resolution, on a tiny
+TDRAG (float32) and an r3d18 (float64), layer2 and layer4. We keep this module because the library
+does a different job around the same formulas:
+
+- Its Grad-CAM++ adds ``1e-6`` to the denominator of ``alpha``. That is the size of ``2 g^2`` at
+  these models' gradients (median ``|g|`` 5e-4 to 2e-3 at layer2..layer4), so it moves the [0, 1]
+  maps by up to 0.06-0.24 there; ours is the closed form, ``1 / (2 + S g)`` where ``g != 0``
+  (jacobgil/pytorch-grad-cam#236 notes the simplification). On logits scaled by 1e5 the two agree
+  to 6e-5, the rest being its eps at the few positions where ``g`` is still about 1e-3.
+- It returns only ReLU'd maps scaled per clip to [0, 1], as float32 numpy. Our maps keep their
+  scale (in the target logit's units, as Captum's Grad-CAM, so clips and classes can be
+  compared) and ``relu=False`` gives the signed map.
+- It upsamples on the CPU with ``scipy.ndimage.zoom`` (cubic spline on a corner-aligned grid,
+  overshoot clipped, then rescaled); ours stays on the model's device and upsamples trilinearly
+  like Captum's Grad-CAM (:func:`analysis.attribution.methods.gradcam`), so the whole CAM family
+  shares one resampling. Upsampled to a 16 x 112 x 112 clip, its Grad-CAM, XGrad-CAM and LayerCAM
+  differ from ours by up to 0.24-0.5 on the [0, 1] scale (Pearson r 0.83-0.96), from the
+  resampling alone.
+- It back-propagates to every parameter (``loss.backward()``, leaving ``.grad`` filled) and copies
+  activations and gradients to the host; ours differentiates the target logits with respect to the
+  layer alone (:func:`torch.autograd.grad`), below which nothing is computed.
+
+It stays a test dependency (the ``dev`` extra), not an ``analysis`` one.
 """
 
 from __future__ import annotations
@@ -54,7 +81,8 @@ def layer_activations_and_gradients(model: nn.Module, x: torch.Tensor, target: t
         layer: a submodule name or module whose output is ``(B, K, T', H', W')``.
 
     Returns:
-        ``(A, g)``, both ``(B, K, T', H', W')`` float32, detached. Clips do not mix in eval
+        ``(A, g)``, both ``(B, K, T', H', W')``, detached, float32 (float64 for a float64 model:
+        half precision from autocast is widened, nothing is narrowed). Clips do not mix in eval
         mode, so one backward pass of the summed target logits gives every clip's own gradient.
     """
     module = resolve_layer(model, layer)
@@ -79,7 +107,8 @@ def layer_activations_and_gradients(model: nn.Module, x: torch.Tensor, target: t
                          "(choose a convolutional stage)")
     score = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
     (grads,) = torch.autograd.grad(score, acts)
-    return acts.detach().float(), grads.detach().float()
+    dtype = torch.promote_types(acts.dtype, torch.float32)
+    return acts.detach().to(dtype), grads.detach().to(dtype)
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:

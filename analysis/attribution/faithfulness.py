@@ -143,13 +143,7 @@ def faithfulness_scores(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    check_clips(clips)
-    n = clips.shape[0]
-    labels = torch.as_tensor(labels).long().cpu()
-    if labels.numel() != n:
-        raise ValueError(f"labels: expected {n} values, got {labels.numel()}")
-    if masks is not None and (masks.shape[0] != n or masks.shape[1:] != clips.shape[2:]):
-        raise ValueError(f"masks {tuple(masks.shape)} do not match clips {tuple(clips.shape)}")
+    labels = _checked_labels(clips, labels, masks)
     plan: dict[str, dict[str, Any]] = (
         {m: dict(o) for m, o in methods.items()} if isinstance(methods, Mapping) else {m: {} for m in methods}
     )
@@ -157,53 +151,69 @@ def faithfulness_scores(
         plan["random"] = {}
     device = model_device(model)
     rows: list[dict[str, Any]] = []
-    batches = range(0, n, batch_size)
-    for start in tqdm(batches, desc="faithfulness", disable=not progress):
+    for start in tqdm(range(0, clips.shape[0], batch_size), desc="faithfulness", disable=not progress):
         x = clips[start : start + batch_size].to(device)
         lab = labels[start : start + batch_size]
-        if isinstance(targets, torch.Tensor):
-            tgt = targets[start : start + batch_size].long().cpu()
-        elif targets == "prediction":
-            with eval_mode(model), torch.no_grad():
-                tgt = model(x).argmax(1).cpu()
-        elif targets == "label":
-            tgt = lab
-        else:
-            raise ValueError(f"targets must be 'label', 'prediction' or a tensor, got {targets!r}")
+        tgt = _batch_targets(model, x, lab, targets, start)
         gt = masks[start : start + batch_size] if masks is not None else None
         for method, opts in plan.items():
-            if method == "random":
-                maps = random_maps(x[:, 0], seed=seed + start).cpu()
-            else:
-                maps = attribute(model, x, tgt, method, **opts).cpu()
-            dele = deletion_curve(model, x, tgt, maps, steps=steps, seed=seed).auc
-            ins = insertion_curve(model, x, tgt, maps, steps=steps, seed=seed).auc
-            spatial = method not in FRAME_METHODS and gt is not None
-            pg = pointing_game(maps, gt, per=pointing, tolerance=tolerance) if spatial else None
-            rm = relevance_mass(maps, gt) if spatial else None
-            auc = auroc_in_mask(maps, gt) if spatial else None
-            gap = None
-            if method == "integrated_gradients":
-                ig_opts = {k: v for k, v in opts.items() if k != "n_steps"}
-                gap = completeness_gap(
-                    model, x, tgt, n_steps=opts.get("n_steps", 32), maps=maps, **ig_opts
-                )["gap"].to_numpy()
-            for i in range(x.shape[0]):
-                rows.append(
-                    {
-                        "method": method,
-                        "clip": start + i,
-                        "label": int(lab[i]),
-                        "target": int(tgt[i]),
-                        "deletion_auc": float(dele[i]),
-                        "insertion_auc": float(ins[i]),
-                        "pointing_game": float(pg[i]) if pg is not None else float("nan"),
-                        "relevance_mass": float(rm[i]) if rm is not None else float("nan"),
-                        "auroc": float(auc[i]) if auc is not None else float("nan"),
-                        "completeness_gap": float(gap[i]) if gap is not None else float("nan"),
-                    }
-                )
+            maps = random_maps(x[:, 0], seed=seed + start).cpu() if method == "random" else \
+                attribute(model, x, tgt, method, **opts).cpu()
+            scores = _map_scores(model, x, tgt, maps, gt, method, opts, steps=steps, pointing=pointing,
+                                 tolerance=tolerance, seed=seed)
+            rows += [{"method": method, "clip": start + i, "label": int(lab[i]), "target": int(tgt[i]),
+                      **{name: float(values[i]) if values is not None else float("nan")
+                         for name, values in scores.items()}}
+                     for i in range(x.shape[0])]
     return pd.DataFrame(rows)
+
+
+def _checked_labels(clips: torch.Tensor, labels: torch.Tensor | Sequence[int],
+                    masks: torch.Tensor | None) -> torch.Tensor:
+    """``labels`` as a CPU long tensor, after checking the clips, the labels and the masks agree."""
+    check_clips(clips)
+    n = clips.shape[0]
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.numel() != n:
+        raise ValueError(f"labels: expected {n} values, got {labels.numel()}")
+    if masks is not None and (masks.shape[0] != n or masks.shape[1:] != clips.shape[2:]):
+        raise ValueError(f"masks {tuple(masks.shape)} do not match clips {tuple(clips.shape)}")
+    return labels
+
+
+def _batch_targets(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targets: str | torch.Tensor,
+                   start: int) -> torch.Tensor:
+    """The class each clip of the batch (input positions ``start ..``) is scored for, on the CPU."""
+    if isinstance(targets, torch.Tensor):
+        return targets[start : start + x.shape[0]].long().cpu()
+    if targets == "prediction":
+        with eval_mode(model), torch.no_grad():
+            return model(x).argmax(1).cpu()
+    if targets == "label":
+        return labels
+    raise ValueError(f"targets must be 'label', 'prediction' or a tensor, got {targets!r}")
+
+
+def _map_scores(model: nn.Module, x: torch.Tensor, target: torch.Tensor, maps: torch.Tensor, masks: torch.Tensor | None,
+                method: str, options: dict[str, Any], *, steps: int, pointing: str, tolerance: int,
+                seed: int) -> dict[str, Any]:
+    """Every score of one method's ``maps`` of a batch: score name -> ``(B,)`` values, or None where
+    it does not apply (ground truth without masks or for ``(B, T)`` maps, the completeness gap
+    outside Integrated Gradients)."""
+    spatial = method not in FRAME_METHODS and masks is not None
+    gap = None
+    if method == "integrated_gradients":
+        ig_options = {k: v for k, v in options.items() if k != "n_steps"}
+        gap = completeness_gap(model, x, target, n_steps=options.get("n_steps", 32), maps=maps,
+                               **ig_options)["gap"].to_numpy()
+    return {
+        "deletion_auc": deletion_curve(model, x, target, maps, steps=steps, seed=seed).auc,
+        "insertion_auc": insertion_curve(model, x, target, maps, steps=steps, seed=seed).auc,
+        "pointing_game": pointing_game(maps, masks, per=pointing, tolerance=tolerance) if spatial else None,
+        "relevance_mass": relevance_mass(maps, masks) if spatial else None,
+        "auroc": auroc_in_mask(maps, masks) if spatial else None,
+        "completeness_gap": gap,
+    }
 
 
 def summarise_scores(scores: "pandas.DataFrame", class_names: Sequence[str]) -> "pandas.DataFrame":  # noqa: F821

@@ -25,8 +25,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from analysis.internals.ground_truth import agreement_with_truth, ground_truth_masks
-from analysis.internals.regions import face_pixels, has_region_maps, region_label_maps
+from analysis.internals.agreement import cache_truth, score_chunks
 from analysis.plotting import new_figure
 from tdrag.models.attention import upsample_attention
 
@@ -35,7 +34,8 @@ from tdrag.models.attention import upsample_attention
 def attention_maps(
     model: nn.Module, x: torch.Tensor, stages: Sequence[str] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Attention of a batch, upsampled to frame size.
+    """Attention of a batch, upsampled to frame size: one ``model.inspect`` pass of ``x``. For an
+    opened run's clips use ``run.attention_maps(positions)``: its cached pass, no second one.
 
     Args:
         model: a tdrag model with attention stages (eval mode is set by the caller).
@@ -169,23 +169,17 @@ def attention_in_ground_truth(
         raise ValueError("the inspection holds no attention maps (model without attention, or keep_attention=False)")
     names = list(inspection.attention) if stages is None else list(stages)
     rows = np.asarray(inspection.rows)
-    with_regions = has_region_maps(synthetic_root)
-    scores: dict[str, dict[str, list[torch.Tensor]]] = {}
-    fractions = []
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        masks = torch.as_tensor(ground_truth_masks(cache, part, synthetic_root, crop))
-        face = face_pixels(region_label_maps(cache, part, synthetic_root, crop)) if with_regions else None
-        fractions.append(masks.flatten(1).float().mean(1))
-        maps = {name: upsample_attention(inspection.attention[name][start : start + chunk], masks.shape[1:])
-                for name in names}
-        for name, score in agreement_with_truth(maps, masks, face).items():  # the stages, then the centre prior
-            for key, values in score.items():
-                scores.setdefault(name, {}).setdefault(key, []).append(values)
-    fractions = torch.cat(fractions).numpy()
+    size = (int(cache.frames.shape[1]), crop, crop)
+
+    def maps_of(part: np.ndarray) -> dict[str, torch.Tensor]:
+        return {name: upsample_attention(inspection.attention[name][torch.as_tensor(part)], size) for name in names}
+
+    agreement = score_chunks(np.arange(len(rows)), maps_of,
+                             lambda part: cache_truth(cache, rows[part], synthetic_root, crop), chunk=chunk)
+    fractions = agreement.mask_area.numpy()
     tables = {}
-    for name, score in scores.items():
-        figures = {key: torch.cat(values).numpy() for key, values in score.items()}
+    for name, score in agreement.scores.items():  # the stages, then the centre prior
+        figures = {key: values.numpy() for key, values in score.items()}
         tables[name] = mass_in_mask_table(figures["mass_in_mask"], inspection.labels, fractions,
                                           class_names=cache.class_names, aurocs=figures["auroc"],
                                           aurocs_face=figures["auroc_face"])

@@ -18,6 +18,15 @@ attributions, the explorer, the dossier) reads from it. The run's clips are the 
 Clips are addressed by their **position** ``i`` in the split (``0 .. len(run) - 1``, the row order
 of ``run.inspection``); ``run.rows[i]`` is the cache row.
 
+Attributions are kept too: ``analysis.attribution.attribute.attribute_clips`` makes each clip's map
+of a method, options and target class once and keeps it in ``run.attributions`` (one
+:class:`~analysis.internals.map_store.MapStore` per method and options). Both caches can be saved
+and loaded by another process showing the same run (``analysis.internals.saved_run``: the dossier
+saves them once, each class page opens the run with ``saved=``)::
+
+    save_run(run, "passes")                         # analysis.internals.saved_run
+    page = open_run("runs/demo/run", saved="passes")   # no inspection pass, the maps reused
+
 Memory stays bounded: attention maps are kept at their stage resolution ``(T', H', W')`` and
 upsampled to frame size only for the clips being looked at; hidden states and step logits are small.
 """
@@ -35,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.internals.map_store import MapStore
 from tdrag.models.forward import forward_clips
 from tdrag.models.inspection import ModelInspection
 
@@ -125,7 +135,9 @@ def _limit_per_class(positions: np.ndarray, labels: np.ndarray, max_clips: int |
     return positions[keep]
 
 
-def _as_positions(positions, n: int) -> np.ndarray:
+def as_positions(positions, n: int) -> np.ndarray:
+    """``positions`` as an int64 array in ``0 .. n - 1`` (negative ones counted from the end; IndexError
+    out of range)."""
     out = np.asarray(positions, dtype=np.int64).reshape(-1)
     if out.size and (out.min() < -n or out.max() >= n):
         raise IndexError(f"clip positions {out.tolist()} out of range for a split of {n} clips")
@@ -151,6 +163,10 @@ class Run:
         data_root: the dataset root, or None when it is not on this machine.
         synthetic: whether ``data_root`` holds synthetic ground-truth masks.
         batch_size, amp: how the inspection pass runs (bf16 autocast on CUDA only).
+        attributions: the attribution maps made so far, by method and options ("method {options
+            as JSON}" -> MapStore; ``analysis.attribution.attribute.attribute_clips`` fills and
+            reads it). They are maps of ``model`` as opened: a run whose model is changed in place
+            must clear them.
     """
 
     run_dir: Path
@@ -169,6 +185,7 @@ class Run:
     batch_size: int = 16
     amp: bool = False
     progress: bool = True
+    attributions: dict[str, MapStore] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -218,6 +235,13 @@ class Run:
         """``model.inspect`` over the whole split, made the first time it is asked for and kept."""
         return inspect_split(self.model, self.cache, self.rows, crop=self.crop, batch_size=self.batch_size,
                              device=self.device, amp=self.amp, progress=self.progress)
+
+    def use_inspection(self, inspection: SplitInspection) -> None:
+        """Take ``inspection`` (of this run's clips, e.g. a saved one) as the cached pass instead of making it."""
+        if not np.array_equal(np.asarray(inspection.rows), self.rows):
+            raise ValueError(f"the inspection covers other clips than the run opened ({self.run_dir})")
+        self.__dict__["inspection"] = inspection  # where cached_property keeps the value it made
+        self.__dict__.pop("probabilities", None)  # made from the inspection
 
     @property
     def logits(self) -> torch.Tensor:
@@ -270,7 +294,7 @@ class Run:
         model sees them (``tdrag.data.augment.center_crop_box``), never de-normalised."""
         from tdrag.data.augment import center_crop_box
 
-        rows = self.rows[_as_positions(positions, len(self))]
+        rows = self.rows[as_positions(positions, len(self))]
         frames = np.asarray(self.cache.frames[rows])
         top, left = center_crop_box(frames.shape[2], self.crop)
         return np.ascontiguousarray(frames[:, :, top : top + self.crop, left : left + self.crop])
@@ -279,7 +303,7 @@ class Run:
         """``(B, 3, T, crop, crop)`` float32 normalised model input on ``device``, exactly as inspected."""
         from tdrag.data.augment import eval_transform
 
-        rows = self.rows[_as_positions(positions, len(self))]
+        rows = self.rows[as_positions(positions, len(self))]
         clips = torch.from_numpy(np.array(self.cache.frames[rows]))  # a writable copy of the memmap rows
         return eval_transform(clips.to(self.device), crop=self.crop)
 
@@ -289,7 +313,7 @@ class Run:
         (``tdrag.models.attention.upsample_attention``); empty for a model without attention."""
         from tdrag.models.attention import upsample_attention
 
-        idx = torch.as_tensor(_as_positions(positions, len(self)))
+        idx = torch.as_tensor(as_positions(positions, len(self)))
         names = list(self.attention) if stages is None else list(stages)
         size = (self.cache.num_frames, self.crop, self.crop)
         return {name: upsample_attention(self.attention[name][idx], size) for name in names}
@@ -300,7 +324,7 @@ class Run:
 
         if not self.synthetic:
             raise ValueError(f"{self.data_root or 'the data root'}: no synthetic ground-truth masks for this run")
-        return ground_truth_masks(self.cache, self.rows[_as_positions(positions, len(self))], self.data_root, self.crop)
+        return ground_truth_masks(self.cache, self.rows[as_positions(positions, len(self))], self.data_root, self.crop)
 
     def most_confident(self, label: int | str, correct: bool = True, count: int = 3) -> np.ndarray:
         """Positions of class ``label``'s clips: the most confident correct ones (``correct=True``,
@@ -328,6 +352,7 @@ def open_run(
     amp: bool = False,
     progress: bool = True,
     cache: str | os.PathLike | None = None,
+    saved: str | os.PathLike | None = None,
 ) -> Run:
     """Open a trained run for analysis.
 
@@ -346,6 +371,9 @@ def open_run(
         cache: another frame cache to open the run on (a held-out draw of the same preset,
             built with the run's keyframe rule, T and size: checked as the run's own), instead of
             the run's ``data.cache``.
+        saved: a folder where ``analysis.internals.saved_run.save_run`` saved this run's passes
+            (same checkpoint, cache, split and clips): its inspection and attribution maps are
+            loaded, not computed again.
 
     The run's data comes from ``tdrag.train.data.load_run_data``, as in training and ``tdrag
     eval``: the cache checked against the run's config, the same train / val / test rows; its
@@ -355,6 +383,7 @@ def open_run(
         RunNotFound: no such run, or a run without checkpoints.
         ConfigError: the cache does not fit the run (another T, crop, class count or fold), or
             ``split="val"`` for a run that held no validation clips out.
+        ValueError: ``saved`` holds no saved run, or one of another checkpoint or clips.
     """
     from tdrag.config import ConfigError, replace
     from tdrag.data.synthetic import is_synthetic_root
@@ -395,7 +424,12 @@ def open_run(
         log.warning("data root %s not found: ground-truth masks unavailable", root)
         root = None
     synthetic = root is not None and is_synthetic_root(root)
-    return Run(run_dir=run_dir, model=model, config=config, checkpoint=choice, cache=cache, split=split, rows=rows,
-               labels=labels, video_ids=[str(cache.video_ids[int(r)]) for r in rows],
-               class_names=tuple(data.class_names), device=dev, data_root=root, synthetic=synthetic,
-               batch_size=batch_size, amp=amp, progress=progress)
+    run = Run(run_dir=run_dir, model=model, config=config, checkpoint=choice, cache=cache, split=split, rows=rows,
+              labels=labels, video_ids=[str(cache.video_ids[int(r)]) for r in rows],
+              class_names=tuple(data.class_names), device=dev, data_root=root, synthetic=synthetic,
+              batch_size=batch_size, amp=amp, progress=progress)
+    if saved is not None:
+        from analysis.internals.saved_run import load_saved
+
+        load_saved(run, saved)
+    return run

@@ -44,7 +44,8 @@ def _dossier(args: argparse.Namespace) -> int:
 
     result = build_dossier(args.run_dir, args.out, classes=args.classes or None, small=args.small,
                            device=args.device, max_clips=args.max_clips, checkpoint=args.checkpoint,
-                           method=args.method, stage=args.stage, timeout=args.timeout, progress=not args.quiet)
+                           method=args.method, stage=args.stage, timeout=args.timeout, progress=not args.quiet,
+                           kernels=args.kernels)
     print(f"{result.index}: {len(result.pages)} class page(s)")
     for name, reason in result.failed.items():
         print(f"  failed: {name}: {reason}", file=sys.stderr)
@@ -90,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dossier",
         help="one HTML page per class of the run's dataset, plus DIR/index.html",
         description=(
-            "Executes notebooks/dossier_class.ipynb once per class (papermill) and exports each to HTML "
+            "Executes notebooks/dossier_class.ipynb once per class (papermill; a few kernels that each execute "
+            "many pages, the run inspected once and its attributions made once) and exports each to HTML "
             "(nbconvert): the class's precision/recall/F1, its confusion row and column, its most confident "
             "correct and most confusing wrong clips with attention and an attribution (strips and animations), "
             "its mean attention, GRU trajectories against its nearest competitor, keyframe importance, "
@@ -106,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     dossier.add_argument("--method", default="integrated_gradients", help="the attribution method shown")
     dossier.add_argument("--stage", default=None, help="the attention stage each page animates (default: the deepest)")
     dossier.add_argument("--timeout", type=int, default=1200, help="seconds allowed per notebook cell")
+    dossier.add_argument("--kernels", type=int, default=None, metavar="N",
+                         help="class pages executed at once, one kernel each (default: one per CPU core, at most 4)")
     dossier.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dossier.set_defaults(func=_dossier)
 

@@ -2,12 +2,23 @@
 
 For each class of the run's dataset (or those asked for), ``notebooks/dossier_class.ipynb`` is
 executed with papermill (``CLASS_NAME`` and the run injected after its ``parameters`` cell) and
-exported to ``DIR/<class>.html`` with nbconvert; ``DIR/index.html`` (:mod:`analysis.report.index_page`)
+exported to ``DIR/<class>.html`` with nbconvert (:mod:`analysis.report.pages`); ``DIR/index.html`` (:mod:`analysis.report.index_page`)
 shows the run's summary, confusion matrix and per-class recall, links the pages with each class's
 thumbnail, support, precision, recall and F1, shows the facial-region heat table (the whole profile
 in ``DIR/region_profile.csv``) and the Time section (the order tests in ``DIR/order_tests.csv``, and
 on synthetic data the temporal agreement in ``DIR/temporal_agreement.csv``), and lists any class whose page failed (one failing class does not
 stop the others).
+
+The run is inspected once per dossier, and each attribution map made once: the build opens the
+run, makes its inspection pass and saves it to the staging folder (``analysis.internals.saved_run``);
+then, class by class, it makes the maps a class's page shares with the index (the temporal view's
+Integrated Gradients and frame ablation of the class's correctly predicted clips, kept in
+``run.attributions``), saves them and gives the class's page to the page kernels, which open the
+run from the saved passes (the notebook's ``SAVED_RUN``). The pages run on a few kernels that each
+execute many of them (:class:`~analysis.report.pages.PagePool`: one per CPU core, started, with
+their imports, while the run is inspected), while the build makes the index's other measurements
+(order tests, the rest of the temporal agreement, region scores). The saved passes are removed
+before the dossier is moved into place.
 
 The output folder follows tdrag's ownership rule: ``DIR`` must be absent, empty or a previous
 dossier (recognised by its marker file :data:`MARKER`) holding nothing, at any depth, but the files
@@ -23,12 +34,12 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.report.pages import page_name, timed
 from analysis.report.time_section import AGREEMENT_CSV, ORDER_CSV
 from tdrag import ownership
 from tdrag.atomic import follow_umask
@@ -49,6 +60,9 @@ DOSSIER_FILES: tuple[str, ...] = (MARKER, "index.html", REGION_CSV, ORDER_CSV, A
 CLASS_FILES: tuple[str, ...] = ("{stem}.html", "notebooks/{stem}.ipynb")
 #: Folders a dossier makes even when they stay empty.
 DOSSIER_DIRS: tuple[str, ...] = ("notebooks",)
+#: The staging folder's subfolder where the run's passes are saved for the pages (removed before the
+#: dossier is moved into place, so it is not one of its files).
+SAVED_RUN = ".saved-run"
 #: The class-page notebook (in a clone of the repository).
 TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "dossier_class.ipynb"
 
@@ -56,12 +70,17 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "dossier_class.ip
 @dataclass
 class DossierResult:
     """What :func:`build_dossier` wrote: ``index`` (index.html), ``pages`` (class -> HTML page) and
-    ``failed`` (class -> one-line reason)."""
+    ``failed`` (class -> one-line reason); ``timings``: seconds per stage of the build, wall seconds
+    of the build's own stages (opening and inspecting the run, the attributions the pages share with
+    the index, the index's other measures, waiting for the pages, the index page) and, summed over
+    the page kernels, their start, resets, pages executed and exported
+    (``benchmarks/bench_dossier.py`` prints them)."""
 
     out: Path
     index: Path
     pages: dict[str, Path] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def is_dossier(path: str | os.PathLike) -> bool:
@@ -104,31 +123,6 @@ def check_destination(out: str | os.PathLike) -> None:
     ownership.check_removable(out, "the dossier there")
 
 
-def page_name(class_name: str) -> str:
-    """A safe file stem for a class name."""
-    keep = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in class_name)
-    return keep or "class"
-
-
-def _failure(exc: BaseException) -> str:
-    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
-    text = f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
-    return " ".join(str(text).split())[:300]
-
-
-def export_html(notebook_path: Path, html_path: Path, title: str) -> Path:
-    """The executed notebook as a standalone HTML page (outputs and prose; code cells hidden)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(notebook_path, as_version=4)
-    nb.metadata["title"] = title
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    html_path.write_text(body, encoding="utf-8")
-    return html_path
-
-
 def build_dossier(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -143,6 +137,7 @@ def build_dossier(
     timeout: int = 1200,
     kernel_name: str = "python3",
     progress: bool = True,
+    kernels: int | None = None,
 ) -> DossierResult:
     """Execute the class-page notebook once per class and write ``out/index.html`` (see the module docstring).
 
@@ -155,6 +150,8 @@ def build_dossier(
         stage: the attention stage each page animates (default the deepest).
         template: the class-page notebook (default ``notebooks/dossier_class.ipynb``).
         timeout: seconds allowed per notebook cell.
+        kernels: class pages executed at once, one kernel each (default
+            ``analysis.report.pages.default_kernels``: one per CPU core, at most 4).
 
     Raises:
         OutputError: ``out`` is not a dossier's to replace, cannot be written, or another process
@@ -162,28 +159,43 @@ def build_dossier(
     """
     from analysis.internals.run import open_run
     from analysis.plotting import class_index
-    from analysis.report.class_page import class_summary
+    from analysis.report.pages import PagePool, default_kernels
 
     out = Path(out).absolute()  # its name and folder name the staging folders beside it (`--out .` too)
     template = Path(template) if template else TEMPLATE
     if not template.is_file():
         raise FileNotFoundError(f"{template}: class-page notebook not found (run from a clone of the repository)")
+    timings: dict[str, float] = {}
     with ownership.hold_output(out, "dossier"):  # a second build of out refuses meanwhile
         # Holding out, no other build uses a staging folder of it: those here were left by killed builds.
         ownership.remove_leftovers(out.parent, (f".{out.name}.partial-", f".{out.name}.old-"))
         check_destination(out)
-        run = open_run(run_dir, device=device, max_clips=max_clips, checkpoint=checkpoint, progress=False)
+        with timed(timings, "open the run"):
+            run = open_run(run_dir, device=device, max_clips=max_clips, checkpoint=checkpoint, progress=False)
         names = list(run.class_names) if not classes else [run.class_names[class_index(c, run.class_names)]
                                                            for c in classes]
-        summary = class_summary(run)
-        parameters: dict[str, Any] = {"RUN_DIR": str(Path(run_dir).resolve()), "DEVICE": device, "SMALL": bool(small),
-                                      "MAX_CLIPS": int(max_clips or 0), "CHECKPOINT": checkpoint, "METHOD": method,
-                                      "STAGE": stage or ""}
         staging = _staging_folder(out)
+        parameters: dict[str, Any] = {
+            "RUN_DIR": str(Path(run_dir).resolve()), "DEVICE": device, "SMALL": bool(small),
+            "MAX_CLIPS": int(max_clips or 0), "CHECKPOINT": checkpoint, "METHOD": method, "STAGE": stage or ""}
+        if "SAVED_RUN" in _declared_parameters(template):  # a page without it opens the run itself
+            parameters["SAVED_RUN"] = str((staging / SAVED_RUN).resolve())
         try:
-            pages, failed = _execute_pages(staging, template, names, parameters, Path(run_dir).name,
-                                           kernel_name, timeout, progress)
-            _write_index(staging, run, summary, pages, failed, small)
+            # The page kernels start (and import) while the run is inspected and measured here.
+            with PagePool(template, staging, Path(run_dir).name, parameters, len(names),
+                          kernels or default_kernels(len(names)), kernel_name, timeout, progress) as pool:
+                with timed(timings, "inspect the run"):
+                    run.inspection  # the one inspection pass of the dossier
+                with timed(timings, "shared attributions, class by class, each saved, then its page given"):
+                    first = _pages_after_their_maps(run, names, small, staging / SAVED_RUN, pool)
+                with timed(timings, "index, beside the pages: time checks, region scores"):
+                    measured = _measure_index(run, small, first)
+                with timed(timings, "waiting for the last pages"):
+                    pages, failed = pool.wait()
+            timings.update(pool.timings)
+            with timed(timings, "index page"):
+                _write_index(staging, run, pages, failed, measured)
+            shutil.rmtree(staging / SAVED_RUN)  # the pages' input, not part of the dossier
             marker = {"format": FORMAT, "run": str(run_dir), "checkpoint": run.checkpoint.reason, "classes": names,
                       "pages": pages, "failed": failed}
             (staging / MARKER).write_text(json.dumps(marker, indent=2))
@@ -191,7 +203,23 @@ def build_dossier(
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-    return DossierResult(out=out, index=out / "index.html", pages={k: out / v for k, v in pages.items()}, failed=failed)
+    return DossierResult(out=out, index=out / "index.html", pages={k: out / v for k, v in pages.items()}, failed=failed,
+                         timings=timings)
+
+
+def _declared_parameters(template: Path) -> set[str]:
+    """The names the notebook's ``parameters`` cell assigns (none without such a cell)."""
+    import ast
+
+    import nbformat
+
+    cell = next((c for c in nbformat.read(template, as_version=4).cells
+                 if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return set()
+    source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
 
 
 def _staging_folder(out: Path) -> Path:
@@ -204,76 +232,71 @@ def _staging_folder(out: Path) -> Path:
     return staging
 
 
-def _execute_pages(staging: Path, template: Path, names: list[str], parameters: dict[str, Any], run_name: str,
-                   kernel_name: str, timeout: int, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
-    """Execute the class page of each of ``names`` into ``staging`` and export it to HTML.
+@dataclass
+class _IndexFigures:
+    """What the index shows beyond the run's predictions: the region scores and profile, the Time checks."""
 
-    Returns:
-        ``(pages, failed)``: class -> HTML file name, class -> one-line reason.
+    scores: Any
+    profile: Any
+    time_checks: Any
+
+
+def _pages_after_their_maps(run, names: list[str], small: bool, folder: Path, pool) -> dict[str, Any]:
+    """Save the run's passes to ``folder`` and give each class's page to ``pool`` once the maps it
+    shares with the index are saved, class by class: a page starts while the next class's maps are
+    made. Returns what the index measured on the way (its region scores, for a model without attention).
+
+    Shared are the maps of the temporal view (the frame ablation and Integrated Gradients of the true
+    class, on synthetic data with temporal ground truth) of the class's correctly predicted clips:
+    for them, the true class the view explains is the predicted class the page explains. A model
+    without attention has its index's region scores (Grad-CAM of every clip) made before any page.
     """
-    import papermill
-    from tqdm.auto import tqdm
+    from analysis.attribution.temporal import FRAME_ABLATION, INTEGRATED_GRADIENTS, has_temporal_truth, \
+        keyframe_importance
+    from analysis.internals.saved_run import save_run
+    from analysis.plotting import class_index
+    from analysis.report.region_profile import score_maps
 
-    manager = _quiet_kernel_manager()
-    pages: dict[str, str] = {}
-    failed: dict[str, str] = {}
-    for name in tqdm(names, desc="dossier", unit="class", disable=not progress):
-        stem = page_name(name)
-        executed = staging / "notebooks" / f"{stem}.ipynb"
-        try:
-            papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "CLASS_NAME": name},
-                                       kernel_name=kernel_name, language="python", cwd=str(template.parent),
-                                       progress_bar=False, execution_timeout=timeout, log_output=False,
-                                       kernel_manager_class=manager)
-        except Exception as exc:  # noqa: BLE001 -- one class's failure must not stop the others
-            failed[name] = _failure(exc)
-            log.warning("dossier: class %s failed: %s", name, failed[name])
-        try:
-            if executed.is_file():
-                export_html(executed, staging / f"{stem}.html", f"{name}: {run_name}")
-                pages[name] = f"{stem}.html"
-        except Exception as exc:  # noqa: BLE001 -- listed in the index like a failed page
-            failed.setdefault(name, f"HTML export failed: {_failure(exc)}")
-    return pages, failed
+    first: dict[str, Any] = {}
+    if not run.has_attention:
+        first["scores"] = score_maps(run, range(len(run)), ("gradcam",), small=small)
+    save_run(run, folder)
+    shared = has_temporal_truth(run.data_root)
+    for name in names:
+        c = class_index(name, run.class_names)
+        positions = run.positions_of_class(c)
+        correct = positions[run.predictions[positions] == c]
+        if shared and len(correct):
+            # The calls the temporal view makes (temporal_agreement, in _measure_index): the same maps.
+            keyframe_importance(run, correct, [FRAME_ABLATION, INTEGRATED_GRADIENTS], small=small)
+            save_run(run, folder)
+        pool.put(name)
+    return first
 
 
-def _quiet_kernel_manager():
-    """nbclient's kernel manager, starting kernels with their stdout and stderr closed.
-
-    A kernel writes its own lines there, not the notebook's (those travel over ZMQ into the page):
-    a warning about its transport on every start and, when Ctrl-C stops the build, a traceback
-    from its message handler. Left on the command's stderr they would bury its one line.
-    """
-    from jupyter_client import AsyncKernelManager
-
-    class QuietKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw: Any) -> None:
-            kw.setdefault("stdout", subprocess.DEVNULL)  # Popen arguments, passed down to the launch
-            kw.setdefault("stderr", subprocess.DEVNULL)
-            await super().start_kernel(**kw)
-
-    return QuietKernelManager
-
-
-def _write_index(staging: Path, run, summary, pages: dict[str, str], failed: dict[str, str], small: bool) -> None:
-    """``index.html``, and beside it the region profile CSV and the Time section's CSVs.
-
-    The index's region heat table and thumbnails: every analysed clip's attention (its cached
-    pass); a model without attention is profiled by Grad-CAM instead. The Time section: the order
-    tests and, on synthetic data, the temporal agreement (``analysis.report.time_section``).
-    """
-    from analysis.report.index_page import index_html
+def _measure_index(run, small: bool, first: dict[str, Any]) -> _IndexFigures:
+    """The index's measures over every analysed clip, made while the pages run: the region scores
+    (each clip's attention from the cached pass; Grad-CAM for a model without attention, made
+    before) and the Time checks (order tests and, on synthetic data, the temporal agreement)."""
     from analysis.report.region_profile import region_profile, score_maps
-    from analysis.report.time_section import measure_time, time_section_html, write_time_csvs
+    from analysis.report.time_section import measure_time
+
+    scores = first["scores"] if "scores" in first else score_maps(run, range(len(run)), small=small)
+    return _IndexFigures(scores, region_profile(scores), measure_time(run, small=small))
+
+
+def _write_index(staging: Path, run, pages: dict[str, str], failed: dict[str, str], measured: _IndexFigures) -> None:
+    """``index.html``, and beside it the region profile CSV and the Time section's CSVs."""
+    from analysis.report.class_page import class_summary
+    from analysis.report.index_page import index_html
+    from analysis.report.time_section import time_section_html, write_time_csvs
     from tdrag.atomic import atomic_path
 
-    scores = score_maps(run, range(len(run)), () if run.has_attention else ("gradcam",), small=small)
-    profile = region_profile(scores)
     with atomic_path(staging / REGION_CSV) as tmp:
-        profile.to_csv(tmp, index=False, float_format="%.6g")
-    time_checks = measure_time(run, small=small)
-    write_time_csvs(staging, time_checks)
-    page = index_html(run, summary, pages, failed, scores, profile, REGION_CSV, time_html=time_section_html(time_checks))
+        measured.profile.to_csv(tmp, index=False, float_format="%.6g")
+    write_time_csvs(staging, measured.time_checks)
+    page = index_html(run, class_summary(run), pages, failed, measured.scores, measured.profile, REGION_CSV,
+                      time_html=time_section_html(measured.time_checks))
     (staging / "index.html").write_text(page, encoding="utf-8")
 
 

@@ -6,14 +6,16 @@ recall; the class table (a thumbnail of the class-mean map over one of its faces
 precision, recall, F1, its page); the facial-region heat table (classes x regions) with a link to
 the full region profile as CSV; the "Time" section (order tests, and on synthetic data the temporal
 views' agreement with the ground truth); the classes whose page failed. Figures are embedded (PNG data
-URIs), so ``index.html`` is one self-contained file of the dossier folder.
+URIs), so ``index.html`` is one self-contained file of the dossier folder. The HTML is the Jinja2
+template ``templates/dossier_index.html.j2``; this module computes what it shows.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 from collections.abc import Mapping
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,14 +30,13 @@ from analysis.report.results import per_class_table
 from tdrag import metrics
 
 THUMBNAIL_SIDE = 96
+#: The page's Jinja2 template, in :data:`TEMPLATES`.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "dossier_index.html.j2"
 
 
 def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _img(data: bytes, alt: str, css: str = "") -> str:
-    return f'<img src="{_png_uri(data)}" alt="{html.escape(alt)}"{f" class={css!r}" if css else ""}>'
 
 
 def index_map(scores: MapScores) -> tuple[str | None, str]:
@@ -74,21 +75,53 @@ def class_thumbnail(run, scores: MapScores, map_name: str, label: int) -> bytes 
     return png.tobytes() if ok else None
 
 
-def _summary(run) -> str:
+def _run_facts(run) -> dict[str, object]:
+    """The run at a glance: what it is, its WAR / UAR / macro-F1 (%), the checkpoint shown and why."""
     y, p, n = run.labels, run.predictions, run.num_classes
-    esc = html.escape
-    return (f"<p>Run <code>{esc(str(run.run_dir))}</code>: model <code>{esc(run.config.model.name)}</code>, dataset "
-            f"{esc(str(run.cache.dataset))} ({n} classes), fold {run.config.data.fold}, {esc(run.split)} split, "
-            f"{len(run)} clips of {run.cache.num_frames} keyframes at {run.crop} px analysed. "
-            f"<b>WAR {100 * metrics.war(y, p, n):.2f} %</b>, <b>UAR {100 * metrics.uar(y, p, n):.2f} %</b>, "
-            f"macro-F1 {100 * metrics.macro_f1(y, p, n):.2f} %.</p>\n"
-            f"<p><b>Checkpoint shown:</b> {esc(run.checkpoint.reason)}.</p>\n"
-            f"<p><b>Step readouts:</b> {esc(run.step_readout_meaning())}</p>")
+    return {"dir": str(run.run_dir), "model": run.config.model.name, "dataset": str(run.cache.dataset), "classes": n,
+            "fold": run.config.data.fold, "split": run.split, "clips": len(run), "frames": run.cache.num_frames,
+            "crop": run.crop, "war": 100 * metrics.war(y, p, n), "uar": 100 * metrics.uar(y, p, n),
+            "macro_f1": 100 * metrics.macro_f1(y, p, n), "checkpoint": run.checkpoint.reason,
+            "step_readouts": run.step_readout_meaning()}
+
+
+def _class_rows(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Mapping[str, str], scores: MapScores,
+                map_name: str | None) -> list[dict[str, object]]:
+    """One row per class with a page or a failure: its link, thumbnail, support, precision, recall, F1 (%)."""
+    rows = []
+    for c, name in enumerate(run.class_names):
+        if name not in pages and name not in failed:
+            continue
+        r = summary.loc[name]
+        thumb = class_thumbnail(run, scores, map_name, c) if map_name else None
+        rows.append({"name": name, "page": pages.get(name), "failed": failed.get(name),
+                     "thumbnail": _png_uri(thumb) if thumb else None, "support": int(r["support"]),
+                     "precision": 100 * r["precision"], "recall": 100 * r["recall"], "f1": 100 * r["f1"]})
+    return rows
+
+
+def _regions(profile: pd.DataFrame, map_name: str | None, why: str, names: list[str], region_csv: str | None,
+             dpi: int) -> dict[str, object] | None:
+    """The facial-region section: the heat table of ``map_name`` over the classes (None without a map)."""
+    if map_name is None or profile.empty:
+        return None
+    heat = figure_png(plot_region_heat_table(profile, map_name, names), round(1.25 * dpi))
+    return {"why": why, "heat": _png_uri(heat), "csv": region_csv, "template": profile["source"].iloc[0] == "template"}
+
+
+@functools.lru_cache(maxsize=1)
+def _template():
+    """The page's Jinja2 template (nbconvert brings Jinja2), autoescaped: values are text."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return env.get_template(TEMPLATE)
 
 
 def index_html(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Mapping[str, str], scores: MapScores,
                profile: pd.DataFrame, region_csv: str | None, dpi: int = 80, time_html: str = "") -> str:
-    """The whole index page (see the module docstring).
+    """The whole index page (see the module docstring), from ``templates/dossier_index.html.j2``.
 
     Args:
         run: the opened run the dossier shows.
@@ -99,63 +132,16 @@ def index_html(run, summary: pd.DataFrame, pages: Mapping[str, str], failed: Map
         region_csv: the profile's CSV file name in the dossier folder, or None.
         time_html: the "Time" section (``analysis.report.time_section.time_section_html``), or "".
     """
-    esc = html.escape
+    from markupsafe import Markup
+
     names = list(run.class_names)
     counts = metrics.confusion_matrix(run.labels, run.predictions, run.num_classes)
     confusion = figure_png(plot_confusion_matrix(counts, names, normalize=True), dpi)
     recall = figure_png(plot_per_class_recall(per_class_table(run.labels, run.predictions, names)), dpi)
     map_name, why = index_map(scores)
-    rows = []
-    for c, name in enumerate(names):
-        if name not in pages and name not in failed:
-            continue
-        r = summary.loc[name]
-        link = f'<a href="{esc(pages[name])}">{esc(name)}</a>' if name in pages else esc(name)
-        status = "ok" if name not in failed else f'<span class="failed">failed: {esc(failed[name])}</span>'
-        thumb = class_thumbnail(run, scores, map_name, c) if map_name else None
-        cell = _img(thumb, f"{name}: class-mean {map_name}", "thumb") if thumb else ""
-        rows.append(f"<tr><td>{link}</td><td class=\"thumb\">{cell}</td><td>{int(r['support'])}</td>"
-                    f"<td>{100 * r['precision']:.1f}</td><td class=\"recall\">{100 * r['recall']:.1f}</td>"
-                    f"<td>{100 * r['f1']:.1f}</td><td>{status}</td></tr>")
-    regions = ""
-    if map_name is not None and not profile.empty:
-        heat = figure_png(plot_region_heat_table(profile, map_name, names), round(1.25 * dpi))
-        csv = f' The whole profile (every map, class and region): <a href="{esc(region_csv)}">{esc(region_csv)}</a>.' \
-            if region_csv else ""
-        source = profile["source"].iloc[0]
-        approximate = (" The regions come from a canonical template of aligned face crops: approximate."
-                       if source == "template" else " The regions are those the synthetic renderer drew.")
-        regions = (f'<h2 id="regions">Facial regions</h2>\n<p>Per class, the share of <b>{esc(why)}</b> that falls '
-                   "in each facial region divided by the region's share of the pixels: 1 is what a map spread evenly "
-                   "gives, red favours the region, blue avoids it; outlined: the regions that carry the class's "
-                   f"signal.{approximate}{csv}</p>\n{_img(heat, 'facial-region heat table', 'figure')}")
-    failed_list = ('<h2>Failed</h2><ul id="failed">' + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in failed.items())
-                   + "</ul>") if failed else ""
-    thumb_note = (f"Thumbnail: the class-mean {esc(map_name)} over its clips and keyframes, scaled from its minimum "
-                  "(blue) to its maximum (red), over the middle keyframe of the class's most confident correct clip."
-                  if map_name else "")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Dossier: {esc(str(run.run_dir))}</title>
-<style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.4}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right;vertical-align:middle}}
-td:first-child,th:first-child{{text-align:left}}td.thumb{{padding:2px}}img.thumb{{display:block}}
-img.figure{{max-width:100%;height:auto}}
-.figures{{display:flex;gap:1em;align-items:flex-start}}.figures img.figure{{max-width:calc(50% - .5em)}}
-.failed{{color:#b00}}</style></head>
-<body>
-<h1>Per-class dossier</h1>
-{_summary(run)}
-<div class="figures">{_img(confusion, "confusion matrix (row-normalised)", "figure")}
-{_img(recall, "per-class recall", "figure")}</div>
-<h2 id="classes-heading">Classes</h2>
-<table id="classes"><thead><tr><th>class</th><th>class-mean map</th><th>support</th><th>precision %</th><th>recall %</th><th>F1 %</th>
-<th>page</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table>
-<p>{thumb_note}</p>
-{regions}
-{time_html}
-{failed_list}
-</body></html>
-"""
+    return _template().render(
+        run=_run_facts(run), confusion=_png_uri(confusion), recall=_png_uri(recall), map_name=map_name,
+        classes=_class_rows(run, summary, pages, failed, scores, map_name),
+        regions=_regions(profile, map_name, why, names, region_csv, dpi),
+        time_html=Markup(time_html),  # already HTML (analysis.report.time_section)
+        failed=dict(failed))

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from analysis.attribution.attribute import attribute_clips
 from analysis.attribution.faithfulness import pointing_game
 from analysis.attribution.methods import FRAME_METHODS, TITLES
-from analysis.internals.ground_truth import agreement_with_truth
+from analysis.internals.agreement import AgreementTally
 from analysis.internals.regions import face_pixels, region_areas, region_masses, run_region_maps
 from analysis.plotting import new_figure
 from tdrag.data.synthetic import REGIONS
@@ -116,10 +116,9 @@ def score_maps(run, positions: Iterable[int], methods: Sequence[str] = (), small
     labels = np.asarray(run.labels, dtype=np.int64)[positions]
     num_classes, regions = len(run.class_names), len(REGIONS)
     mass: dict[str, list[torch.Tensor]] = {}
-    per_clip: dict[str, dict[str, list[torch.Tensor]]] = {"mass_in_mask": {}, "pointing_game": {}, "auroc": {},
-                                                          "auroc_face": {}}
+    tally = AgreementTally(extra={"pointing_game": pointing_game})  # the shared agreement loop's body
     sums: dict[str, torch.Tensor] = {}
-    areas, truth, mask_area, source = [], [], [], "template"
+    areas, truth, source = [], [], "template"
     for start in range(0, len(positions), int(chunk)):
         part = positions[start : start + int(chunk)]
         maps = {name: m.detach().float().cpu() for name, m in _maps_of(run, part, methods, small).items()}
@@ -132,23 +131,17 @@ def score_maps(run, positions: Iterable[int], methods: Sequence[str] = (), small
             total.index_add_(0, torch.as_tensor(labels[start : start + len(part)]), m.double().mean(dim=1))
         if masks is not None:
             truth.append(region_masses(masks.float(), region_labels, regions))
-            mask_area.append(masks.flatten(1).float().mean(1))
-            face = face_pixels(region_labels) if source == "renderer" else None
-            scored = agreement_with_truth(maps, masks, face, extra={"pointing_game": pointing_game})
-            for name, score in scored.items():  # the maps, then the centre prior
-                for key, values in score.items():
-                    per_clip[key].setdefault(name, []).append(values)
+            tally.add(maps, masks, face_pixels(region_labels) if source == "renderer" else None)
     counts = torch.bincount(torch.as_tensor(labels), minlength=num_classes).double().view(-1, 1, 1)
     cat = lambda parts: torch.cat(parts) if parts else None  # noqa: E731
+    agreement = tally.result()  # the maps, then the centre prior
     return MapScores(
         positions=positions, labels=labels, class_names=tuple(run.class_names), region_source=source,
         region_mass={k: torch.cat(v) for k, v in mass.items()},
         region_area=cat(areas) if areas else torch.zeros(0, regions, dtype=torch.float64),
-        truth_mass=cat(truth), mask_area=cat(mask_area),
-        mass_in_mask={k: torch.cat(v) for k, v in per_clip["mass_in_mask"].items()},
-        pointing_game={k: torch.cat(v) for k, v in per_clip["pointing_game"].items()},
-        auroc={k: torch.cat(v) for k, v in per_clip["auroc"].items()},
-        auroc_face={k: torch.cat(v) for k, v in per_clip["auroc_face"].items()},
+        truth_mass=cat(truth), mask_area=agreement.mask_area if len(agreement) else None,
+        mass_in_mask=agreement.by_score("mass_in_mask"), pointing_game=agreement.by_score("pointing_game"),
+        auroc=agreement.by_score("auroc"), auroc_face=agreement.by_score("auroc_face"),
         class_mean_maps={k: (v / counts).float() for k, v in sums.items()},  # 0/0 = NaN for absent classes
     )
 

@@ -55,12 +55,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# prepare_cache's parameters as this command's flags, in its messages (tdrag.data.prepare.PrepareError).
+FLAGS = {"out": "--out", "overwrite": "--overwrite", "strict": "--strict", "keyframes": "--keyframes",
+         "frames": "--frames", "size": "--size"}
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
     from tdrag.data.cache import MANIFEST_FILE
     from tdrag.data.clips import DatasetError
-    from tdrag.data.prepare import prepare_cache
+    from tdrag.data.prepare import PrepareError
 
     layout_options: dict[str, str] = {}
     if args.dataset == "dfew":
@@ -71,21 +76,10 @@ def run(args: argparse.Namespace) -> int:
         layout_options = {"frames_dir": args.frames_dir, "split_dir": args.split_dir}
         if args.dataset == "ferv39k":
             layout_options["setup"] = args.setup
-    out = prepare_cache(
-        args.root,
-        args.out,
-        dataset=args.dataset,
-        frames=args.frames,
-        size=args.size,
-        keyframes=args.keyframes,
-        workers=args.workers,
-        strict=args.strict,
-        frames_dir=args.frames_dir,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        verify=args.verify,
-        layout_options=layout_options or None,
-    )
+    try:
+        out = _prepare(args, layout_options)
+    except PrepareError as exc:
+        raise exc.reworded(FLAGS) from None
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     print(f"cache: {out}")
     print(f"  {manifest['num_clips']} clips x {manifest['frames']} frames of {manifest['size']}x{manifest['size']} "
@@ -106,3 +100,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {len(ignored)} clip folder(s) hold images without a frame number, left out (first: "
               f"{first['video_id']}: {', '.join(first['files'][:3])}); listed in {out / MANIFEST_FILE}")
     return 0
+
+
+def _prepare(args: argparse.Namespace, layout_options: dict[str, str]):
+    """``prepare_cache`` with this command's arguments; returns the cache folder."""
+    from tdrag.data.prepare import prepare_cache
+
+    return prepare_cache(
+        args.root,
+        args.out,
+        dataset=args.dataset,
+        frames=args.frames,
+        size=args.size,
+        keyframes=args.keyframes,
+        workers=args.workers,
+        strict=args.strict,
+        frames_dir=args.frames_dir,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        verify=args.verify,
+        layout_options=layout_options or None,
+    )

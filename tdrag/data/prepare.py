@@ -2,23 +2,28 @@
 
 Order of work: the destination is checked (``tdrag.ownership``: only an empty folder or tdrag's
 own cache may be replaced, never the dataset or a folder holding it), the dataset is listed and
-fingerprinted, an existing cache with the same settings and sources is left alone (changed
-sources are named and refused unless ``overwrite``), then every clip is decoded
+fingerprinted, and what to do with a finished cache already at ``out`` is decided by
+:func:`decide_cache` (reuse it, rebuild it, or refuse: a pure function of what is there and what
+is asked, tested as a table), then every clip is decoded
 (``tdrag.data.decode``) into a hidden sibling folder ``.<name>.tmp-<pid>``, which is renamed into
 place only after ``manifest.json`` (``complete: true``) is written. Temp folders of dead
 processes are removed by the next run. The whole build holds ``out``
 (``tdrag.ownership.hold_output``): a second ``prepare`` into the same folder refuses at once, and
 what is in place is checked again, ownership and settings, just before the rename.
+
+Messages name ``prepare_cache``'s parameters (``out``, ``overwrite=True``, ...); a front end says
+them in its own words with :meth:`PrepareError.reworded` (``tdrag prepare``: its flags).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,103 @@ from tdrag.data.keyframes import KEYFRAME_METHODS, KEYFRAME_RULES
 from tdrag.data.synthetic.dataset import is_synthetic_root
 
 log = logging.getLogger(__name__)
+
+# How the messages name prepare_cache's parameters when it is called from Python.
+PARAMETERS = {"out": "out", "overwrite": "overwrite=True", "strict": "strict=True", "keyframes": "keyframes",
+              "frames": "frames", "size": "size"}
+
+
+class PrepareError(CacheError):
+    """A CacheError whose message names ``prepare_cache``'s parameters through ``{p[name]}`` slots.
+
+    ``template`` holds the slots and ``{field}`` places for ``values`` (paths, lists: filled in
+    as they are, never parsed again); the message is said with :data:`PARAMETERS`.
+    """
+
+    def __init__(self, template: str, **values: Any) -> None:
+        self.template, self.values = template, values
+        super().__init__(self.say(PARAMETERS))
+
+    def say(self, names: Mapping[str, str]) -> str:
+        """The message with each parameter called by ``names`` (those missing keep their own name)."""
+        return self.template.format(p={**PARAMETERS, **names}, **self.values)
+
+    def reworded(self, names: Mapping[str, str]) -> CacheError:
+        """The same error as a front end says it (``{"out": "--out", ...}``)."""
+        return CacheError(self.say(names))
+
+
+class CacheAction(enum.Enum):
+    """What ``prepare_cache`` does about ``out``."""
+
+    BUILD = "build"  # no finished cache there
+    REUSE = "reuse"  # a finished cache of these settings and sources: left as it is
+    REBUILD = "rebuild"  # it differs, and overwrite allows replacing it
+    REFUSE = "refuse"  # it differs, and overwrite is off
+
+
+class CacheDifference(enum.Enum):
+    """The first way, in this order, a finished cache differs from what is asked."""
+
+    NONE = "none"
+    SETTINGS = "settings"  # frames, size, keyframes, folds, dataset, root, layout
+    SOURCES = "sources"  # split files or clips changed since it was built
+    SKIPPED = "skipped"  # it was built skipping bad clips, which strict refuses
+
+
+@dataclass(frozen=True)
+class FoundCache:
+    """What a finished cache at ``out`` holds, as the decision sees it (read by :func:`_found_cache`).
+
+    Fields (each empty when nothing differs):
+        changed_settings: ``"size: 16 -> 12"``, one per setting that differs.
+        changed_sources: what changed in the sources since it was built, one line each.
+        skipped: the clips it was built without (the manifest's ``skipped`` entries).
+    """
+
+    changed_settings: tuple[str, ...] = ()
+    changed_sources: tuple[str, ...] = ()
+    skipped: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class CacheDecision:
+    """What to do about ``out`` (``action``) and why (``difference``: NONE to build or reuse)."""
+
+    action: CacheAction
+    difference: CacheDifference
+
+
+def decide_cache(found: FoundCache | None, *, strict: bool, overwrite: bool) -> CacheDecision:
+    """Build, reuse, rebuild or refuse: the cache at ``out`` (``found``; None when there is no
+    finished one) against what is asked. Settings are compared first, then sources, then (under
+    ``strict`` only) the clips it skipped; ``overwrite`` rebuilds what differs and nothing else."""
+    if found is None:
+        return CacheDecision(CacheAction.BUILD, CacheDifference.NONE)
+    if found.changed_settings:
+        difference = CacheDifference.SETTINGS
+    elif found.changed_sources:
+        difference = CacheDifference.SOURCES
+    elif strict and found.skipped:
+        difference = CacheDifference.SKIPPED
+    else:
+        return CacheDecision(CacheAction.REUSE, CacheDifference.NONE)
+    return CacheDecision(CacheAction.REBUILD if overwrite else CacheAction.REFUSE, difference)
+
+
+def refusal(out: Path, found: FoundCache, difference: CacheDifference) -> PrepareError:
+    """The error for a cache that differs by ``difference`` while ``overwrite`` is off."""
+    if difference is CacheDifference.SETTINGS:
+        return PrepareError("{out}: a cache built with other settings is there ({changed}); pass another {p[out]} "
+                            "or {p[overwrite]}", out=out, changed=", ".join(found.changed_settings))
+    if difference is CacheDifference.SOURCES:
+        return PrepareError("{out}: the sources changed since this cache was built ({changes}); rebuild it with "
+                            "{p[overwrite]}, or pass another {p[out]}", out=out,
+                            changes="; ".join(found.changed_sources))
+    first = found.skipped[0]
+    return PrepareError("{out}: built skipping {n} bad clip(s) (first: {video}: {reason}), which {p[strict]} "
+                        "refuses; fix them and pass {p[overwrite]}", out=out, n=len(found.skipped),
+                        video=first["video_id"], reason=first["reason"])
 
 
 @dataclass
@@ -96,18 +198,18 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
 
 def _check_destination(out: Path, root: Path) -> dict[str, Any] | None:
     """Refuse an ``out`` tdrag may not write; return the manifest of a finished cache there (or None)."""
-    ownership.check_not_input(out, [root], "--out")
+    ownership.check_not_input(out, [root], "out")
     if is_synthetic_root(root):
-        ownership.check_not_inside(out, [root], "--out",
+        ownership.check_not_inside(out, [root], "out",
                                    "a synthetic data set, which `tdrag synth` replaces as a whole")
     if not out.exists():
         return None
     if not out.is_dir():
-        raise CacheError(f"{out}: exists and is not a folder; choose another --out")
+        raise PrepareError("{out}: exists and is not a folder; pass another {p[out]}", out=out)
     if not is_cache_folder(out):
         ownership.refuse_foreign(out, CACHE_FILES, "it with a frame cache")
-        raise CacheError(f"{out}: holds files named like a cache's, but no manifest tdrag wrote; "
-                         "refusing to replace it (choose another --out)")
+        raise PrepareError("{out}: holds files named like a cache's, but no manifest tdrag wrote; refusing to "
+                           "replace it (pass another {p[out]})", out=out)
     return _read_manifest(out)
 
 
@@ -199,10 +301,12 @@ def prepare_cache(
         OutputError: ``out`` is not tdrag's to replace (foreign files, the dataset itself).
     """
     if keyframes not in KEYFRAME_METHODS:
-        raise CacheError(f"--keyframes: unknown keyframe method {keyframes!r}; choose one of {', '.join(KEYFRAME_METHODS)}")
-    for key, value in (("--frames", frames), ("--size", size)):
+        raise PrepareError("{p[keyframes]}: unknown keyframe method {method!r}; choose one of {choices}",
+                           method=keyframes, choices=", ".join(KEYFRAME_METHODS))
+    for template, value in (("{p[frames]}: must be a positive integer, got {value}", frames),
+                            ("{p[size]}: must be a positive integer, got {value}", size)):
         if isinstance(value, bool) or int(value) < 1:
-            raise CacheError(f"{key}: must be a positive integer, got {value}")
+            raise PrepareError(template, value=value)
     reader = get_reader(dataset)
     options = dict(layout_options or {})
     if dataset == "dfew":
@@ -218,8 +322,8 @@ def prepare_cache(
         splits = reader.read_folds(layout, folds=folds, strict=strict)
         entries, fold_ids, skipped, ignored = _collect(splits, strict, reader.CLASSES)
         fingerprint = _fingerprint(layout.root, reader.split_files(layout, folds), entries)
-        if existing is not None and _keep_existing(existing, settings, out, fingerprint, entries, skipped, strict,
-                                                   overwrite):
+        found = None if existing is None else _found_cache(existing, settings, out, fingerprint, entries, skipped)
+        if not _go_ahead(out, found, decide_cache(found, strict=strict, overwrite=overwrite)):
             return out
         tmp = _working_folder(out)
         try:
@@ -269,36 +373,31 @@ def _settings(reader, layout, dataset: str, frames: int, size: int, keyframes: s
     }
 
 
-def _keep_existing(existing: dict[str, Any], settings: dict[str, Any], out: Path, fingerprint: dict[str, Any],
-                   entries: list[_Entry], skipped: list[SkippedClip], strict: bool, overwrite: bool) -> bool:
-    """Whether the finished cache at ``out`` (its manifest ``existing``) stays as it is: True when it
-    has these settings and sources; False when it is to be rebuilt (``overwrite``, or only the
-    strictness differs). Other settings or sources without ``overwrite``: CacheError naming them."""
-    old_settings = existing.get("settings")
-    if old_settings != settings:
-        if overwrite:
-            return False
-        changed = ", ".join(f"{k}: {(old_settings or {}).get(k)!r} -> {v!r}" for k, v in settings.items()
-                            if (old_settings or {}).get(k) != v)
-        raise CacheError(f"{out}: a cache built with other settings is there ({changed}); use another --out or --overwrite")
-    changes = _changed_sources(existing, out, fingerprint, entries, skipped)
-    if changes:
-        if not overwrite:
-            raise CacheError(f"{out}: the sources changed since this cache was built ({'; '.join(changes)}); "
-                             "rebuild it with --overwrite, or use another --out")
-        log.info("%s: sources changed (%s): rebuilding", out, "; ".join(changes))
-        return False
-    skipped_before = existing.get("skipped", [])
-    if not (strict and skipped_before):
+def _found_cache(existing: dict[str, Any], settings: dict[str, Any], out: Path, fingerprint: dict[str, Any],
+                 entries: list[_Entry], skipped: list[SkippedClip]) -> FoundCache:
+    """What the finished cache at ``out`` (its manifest ``existing``) holds against these settings
+    and sources; reads its index when the sources' fingerprints differ."""
+    old_settings = existing.get("settings") or {}
+    changed = tuple(f"{k}: {old_settings.get(k)!r} -> {v!r}" for k, v in settings.items() if old_settings.get(k) != v)
+    if not changed and old_settings != settings:  # a key only the old cache has
+        changed = tuple(f"{k}: {v!r} -> None" for k, v in old_settings.items() if k not in settings)
+    return FoundCache(changed, tuple(_changed_sources(existing, out, fingerprint, entries, skipped)),
+                      tuple(existing.get("skipped", [])))
+
+
+def _go_ahead(out: Path, found: FoundCache | None, decision: CacheDecision) -> bool:
+    """Act on the decision: True to build, False to leave the cache at ``out``; a refusal raises."""
+    if decision.action is CacheAction.REFUSE:
+        raise refusal(out, found, decision.difference)
+    if decision.action is CacheAction.REUSE:
         log.info("%s: cache already complete with the same settings and sources; nothing to do", out)
-        return True
-    if not overwrite:
-        first = skipped_before[0]
-        raise CacheError(
-            f"{out}: built skipping {len(skipped_before)} bad clip(s) (first: {first['video_id']}: "
-            f"{first['reason']}), which --strict refuses; fix them and use --overwrite"
-        )
-    return False
+        return False
+    if decision.action is CacheAction.REBUILD:
+        detail = {CacheDifference.SETTINGS: ", ".join(found.changed_settings),
+                  CacheDifference.SOURCES: "; ".join(found.changed_sources),
+                  CacheDifference.SKIPPED: f"{len(found.skipped)} clip(s) skipped"}[decision.difference]
+        log.info("%s: %s differ (%s): rebuilding, as overwrite asks", out, decision.difference.value, detail)
+    return True
 
 
 def _working_folder(out: Path) -> Path:
@@ -430,9 +529,10 @@ def _move_into_place(tmp: Path, out: Path, root: Path, seen: dict[str, Any] | No
         now = _check_destination(out, root)  # re-check: it may have changed while we were decoding
         if now is not None and now != seen:
             settings = now.get("settings") or {}
-            raise CacheError(f"{out}: another cache (size {settings.get('size')}, {settings.get('frames')} frames) was "
-                             "written there while this one was being built; it is kept and this build discarded. "
-                             "Run again (with --overwrite to replace it), or use another --out")
+            raise PrepareError("{out}: another cache (size {size}, {frames} frames) was written there while this one "
+                               "was being built; it is kept and this build discarded. Run again (with "
+                               "{p[overwrite]} to replace it), or pass another {p[out]}", out=out,
+                               size=settings.get("size"), frames=settings.get("frames"))
         ownership.check_removable(out, "the cache there")
         trash = out.parent / f".{out.name}.old-{os.getpid()}"
         shutil.rmtree(trash, ignore_errors=True)

@@ -5,32 +5,30 @@ design below is ours, after the residual attention learning of Wang et al. (CVPR
 "Residual Attention Network"), cut down to one hourglass level and to a spatial map:
 
 * **Where**: one block after the last BasicBlock of a stage (``model.layerK[-1]``), on the stage's
-  output, for each stage listed in ``ModelConfig.attention_stages`` (default 2, 3, 4). The trunk is
+  output, for each stage listed in ``ModelConfig.attention.stages`` (default 2, 3, 4). The trunk is
   the stage itself; the block only re-weights it, so r3d_18 weights still fit the trunk.
 * **Mask branch** (depth 3 convolutions, reduction r = 4, at least 8 channels):
   ``1x1x1 conv C->C/r + BN + ReLU`` -> ``max-pool (1, 3, 3) stride (1, 2, 2)`` (bottom-up: a
   wider spatial view at half resolution; time is not pooled, so there is one map per time step)
   -> ``3x3x3 conv C/r->C/r + BN + ReLU`` (the 3-frame kernel lets motion shape the mask)
   -> ``1x1x1 conv C/r->1`` (mask logits) -> trilinear upsampling of the one-channel logits back to
-  (T', H', W') (top-down) -> the mask function. M: (B, 1, T', H', W'), shared by all channels.
-* **Mask function** (``ModelConfig.attention_mask``): ``"sigmoid"``, M = sigmoid(logits), each
-  place on its own; or ``"softmax"``, a spatial softmax per time step at temperature ``tau``
-  divided by its peak, M = exp((logits - max_hw logits) / tau), in (0, 1] with the peak at 1:
-  the places compete, so more attention on one place means relatively less on every other.
+  (T', H', W') (top-down) -> divided by the temperature tau (``ModelConfig.attention.temperature``,
+  1) -> the mask function, M = sigmoid(logits / tau): each place on its own. M: (B, 1, T', H', W'),
+  shared by all channels.
 * **Causal time** (``causal=True``): the 3x3x3 context conv pads only the past, so the mask at
   step t depends on no later step (time is never pooled or resampled in the branch).
 * **Residual attention**: ``out = x * (1 + M)`` with M in (0, 1), so a useless mask scales
   features by at most 2 and can never erase them (the paper's "residual" in residual attention).
-  ``residual=False`` (``ModelConfig.attention_residual``) gates without the floor, ``out = x * M``:
-  what the mask leaves out is gone, so the map must find the evidence for the model to work.
-* **Pooling** (``ModelConfig.attention_pooling`` at layer4): only :meth:`mask` is used; the
-  head pools with M instead of the features being re-weighted.
-* **Learned temperature** (``ModelConfig.attention_learn_temperature``): the logits are divided
-  by ``tau = exp(s)`` with ``s`` a learned scalar per block (starting at ``log
-  attention_temperature``), for either mask function.
 * **Init**: the logits conv starts at N(0, 0.01) weights and zero bias, so M starts near uniform
   (0.5 for the sigmoid, 1 for the softmax: a uniform gain that BN in the next stage absorbs) and
   gradients still reach every layer of the branch from the first step.
+
+That block, :class:`ResidualAttention3d`, is the chosen design (``"residual"``). The designs kept
+for comparison (:data:`ATTENTIONS`; ``ModelConfig.attention.design``, several joined with "+")
+are its subclasses, each changing one thing: :class:`SoftmaxMask` (a spatial softmax per step
+divided by its peak: places compete), :class:`Gate` (``x * M``, no floor), :class:`Pooling`
+(layer4's map weights the head's pooling instead of re-weighting layer4) and
+:class:`LearnedTemperature` (tau learned per block). None did better (benchmarks/RESULTS.md).
 
 :func:`upsample_attention` brings stage-resolution maps to frame size; it is the one way maps
 are resized for display and scoring (``tdrag predict``'s overlays and the analysis package).
@@ -51,10 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tdrag.config import AttentionConfig
 from tdrag.models.resnet3d import make_conv3d
-
-MASK_KINDS = ("sigmoid", "softmax")
-
 
 def upsample_attention(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Trilinear upsampling of stage maps to frame size: ``(B, 1, T', H', W')`` or ``(B, T', H', W')``
@@ -74,34 +70,29 @@ def upsample_attention(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 class ResidualAttention3d(nn.Module):
-    """Spatial residual attention for one stage's output.
+    """The chosen block ("residual"): spatial residual attention for one stage's output.
 
     Args:
         channels: C, the stage's output channels.
-        reduction: channel reduction r of the mask branch.
-        min_channels: floor on the mask branch's channels (small CPU models).
-        mask: "sigmoid" or "softmax" (see the module docstring).
-        temperature: tau of the softmax mask (and, when learned, its starting value for either mask).
-        learn_temperature: make tau a parameter (``log tau`` is learned), dividing the logits of
-            the sigmoid mask too: the block can sharpen or soften its own map.
+        cfg: the model's attention part (``cfg.temperature`` divides the mask logits).
         causal: pad the context conv's time axis only in the past.
-        residual: ``x * (1 + M)`` (True) or ``x * M`` (False).
 
     ``forward(x: (B, C, T, H, W)) -> (B, C, T, H, W)``; :meth:`forward_with_mask` also returns
-    M: (B, 1, T, H, W) float32.
+    M: (B, 1, T, H, W) float32. The designs kept for comparison (:data:`ATTENTIONS`) are its
+    subclasses, each overriding one of :meth:`scale`, :meth:`mask_function`, :meth:`apply` or
+    :attr:`pools`.
     """
 
-    def __init__(self, channels: int, reduction: int = 4, min_channels: int = 8, mask: str = "sigmoid",
-                 temperature: float = 1.0, causal: bool = False, residual: bool = True,
-                 learn_temperature: bool = False) -> None:
+    #: Channel reduction r of the mask branch, and its floor (small CPU models).
+    reduction = 4
+    min_channels = 8
+    #: Whether layer4's block weights the head's spatial pooling instead of re-weighting layer4.
+    pools = False
+
+    def __init__(self, channels: int, cfg: AttentionConfig, causal: bool) -> None:
         super().__init__()
-        self.kind = mask
-        self.temperature = float(temperature)
-        # log tau: learned when asked (a scale must stay positive), absent otherwise so state dicts
-        # of fixed-temperature models do not change.
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature))) if learn_temperature else None
-        self.residual = bool(residual)
-        hidden = max(channels // reduction, min_channels)
+        self.temperature = float(cfg.temperature)
+        hidden = max(channels // self.reduction, self.min_channels)
         self.reduce = nn.Sequential(
             nn.Conv3d(channels, hidden, kernel_size=1, bias=False), nn.BatchNorm3d(hidden), nn.ReLU(inplace=True)
         )
@@ -123,27 +114,87 @@ class ResidualAttention3d(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.logits.weight, 0.0, 0.01)
         nn.init.zeros_(self.logits.bias)
-        if self.log_temperature is not None:
-            with torch.no_grad():
-                self.log_temperature.fill_(math.log(self.temperature))
+
+    def scale(self, logits: torch.Tensor) -> torch.Tensor:
+        """The mask logits divided by the temperature tau."""
+        return logits / self.temperature
+
+    def mask_function(self, logits: torch.Tensor) -> torch.Tensor:
+        """M = sigmoid(logits): each place on its own, in (0, 1)."""
+        return torch.sigmoid(logits)
+
+    def weigh(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """``x * (1 + M)``: a useless mask scales features by at most 2 and never erases them."""
+        return x * (1.0 + m).to(x.dtype)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        """M: (B, 1, T, H, W) float32 in (0, 1) for ``x: (B, C, T, H, W)``."""
+        """M: (B, 1, T, H, W) float32 in (0, 1] for ``x: (B, C, T, H, W)``."""
         m = self.logits(self.context(self.pool(self.reduce(x))))
         # Upsample the one-channel logits, not C/r channels: cheaper, and smooth before the sigmoid.
         m = F.interpolate(m, size=x.shape[-3:], mode="trilinear", align_corners=False).float()
-        if self.log_temperature is not None:
-            m = m / self.log_temperature.exp()
-        if self.kind == "sigmoid":
-            return torch.sigmoid(m)
-        # Spatial softmax per time step divided by its peak: exp((m - max) / tau), in (0, 1].
-        scaled = m if self.log_temperature is not None else m / self.temperature
-        peak = scaled.amax(dim=(-2, -1), keepdim=True)
-        return torch.exp(scaled - peak)
+        return self.mask_function(self.scale(m))
 
     def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.mask(x)
-        return x * ((1.0 + m) if self.residual else m).to(x.dtype), m
+        return self.weigh(x, m), m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_mask(x)[0]
+
+
+# --- designs kept for comparison (benchmarks/RESULTS.md: none did better) -------------------------
+
+
+class SoftmaxMask(ResidualAttention3d):
+    """"softmax": a spatial softmax per time step divided by its peak, M = exp(l / tau - max_hw l / tau)
+    in (0, 1] with the peak at 1: places compete, more on one means relatively less on every other."""
+
+    def mask_function(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.exp(logits - logits.amax(dim=(-2, -1), keepdim=True))
+
+
+class Gate(ResidualAttention3d):
+    """"gate": ``x * M`` without the residual floor: what the mask leaves out is gone, so the map must
+    find the evidence for the model to work."""
+
+    def weigh(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return x * m.to(x.dtype)
+
+
+class Pooling(ResidualAttention3d):
+    """"pooling": layer4's map weights the head's spatial pooling (each step's vector is
+    ``sum M x / sum M``) instead of re-weighting layer4, so it is exactly the evidence the classifier
+    reads; the block sits after ``model.layer4`` as ``model.pool_attention`` and only its
+    :meth:`mask` is used. The other stages' blocks are unchanged."""
+
+    pools = True
+
+
+class LearnedTemperature(ResidualAttention3d):
+    """"learned_temperature": tau = exp(s) with ``s`` a learned scalar per block (``log_temperature``,
+    starting at log ``cfg.temperature``): the block can sharpen or soften its own map."""
+
+    def __init__(self, channels: int, cfg: AttentionConfig, causal: bool) -> None:
+        super().__init__(channels, cfg, causal)
+        # log tau, so that tau stays positive.
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature)))
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if "log_temperature" in self._parameters:  # not yet while the base class builds
+            with torch.no_grad():
+                self.log_temperature.fill_(math.log(self.temperature))
+
+    def scale(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits / self.log_temperature.exp()
+
+
+#: The attention designs by name (``ModelConfig.attention.design``), the chosen one first; a name
+#: joined with "+" combines the changes (:func:`tdrag.models.designs.design_class`).
+ATTENTIONS: dict[str, type[ResidualAttention3d]] = {
+    "residual": ResidualAttention3d,
+    "softmax": SoftmaxMask,
+    "gate": Gate,
+    "pooling": Pooling,
+    "learned_temperature": LearnedTemperature,
+}

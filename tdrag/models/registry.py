@@ -8,10 +8,12 @@
 Variants: ``r3d18`` (torchvision's r3d_18, same layers and parameter count), ``tdrag``,
 ``tdrag_no_attention``, ``tdrag_no_gru``, and ``tdrag_trunk`` (TDRAG's backbone with its temporal
 strides, neither attention nor GRU: a pooled head, as r3d18; it isolates what the strides do).
-Options are ``ModelConfig``'s fields, checked by ``tdrag.config`` as a config file's are; each
-variant ignores those that do not apply to it (r3d18 keeps r3d_18's temporal strides and has no
-attention, GRU or dropout; no_attention and trunk ignore the attention options; no_gru and trunk
-the GRU's).
+Options are ``ModelConfig``'s fields (``tdrag.config``, where each is documented and its default
+written), checked there as a config file's are; each variant ignores those that do not apply to
+it (r3d18 keeps r3d_18's temporal strides and has no attention, GRU or dropout; no_attention and
+trunk ignore ``attention``; no_gru and trunk read only ``head.dropout``). The attention and head
+designs have registries of their own (``tdrag.models.attention.ATTENTIONS``,
+``tdrag.models.gru_head.HEADS``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from tdrag.config import Config, ConfigError, ModelConfig, config_from_dict
+from tdrag.config import CONFIG_VERSION, Config, ConfigError, ModelConfig, config_from_dict
 from tdrag.models.resnet3d import R3D18
-from tdrag.models.tdrag import TDRAG
+from tdrag.models.tdrag import TDRAG, VARIANTS
 from tdrag.runs.checkpoints import (
     CheckpointError,
     checkpoint_config,
@@ -35,23 +37,19 @@ from tdrag.runs.checkpoints import (
 )
 
 #: The variants by name (config's ``model.name`` choices; tests/test_config.py ties the two).
-MODEL_NAMES: tuple[str, ...] = ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk")
-#: Options that only the models with a GRU use (TDRAG's head, tdrag.models.gru_head).
-_GRU_OPTIONS = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional",
-                "gru_branch_dropout")
+MODEL_NAMES: tuple[str, ...] = ("r3d18", *VARIANTS)
 
 
-def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = False, **options: Any) -> nn.Module:
+def build_model(name: str, *, zero_init_residual: bool = False, **options: Any) -> nn.Module:
     """Build a model variant by name.
 
     Args:
         name: one of :data:`MODEL_NAMES`.
-        num_classes: classifier outputs.
         zero_init_residual: start each residual block's last BatchNorm at zero (a library-only
             option; off keeps r3d_18's init).
-        **options: ``ModelConfig``'s other fields (width, temporal_strides, attention_stages,
-            gru_hidden, gru_layers, dropout, causal_time, attention_mask, ...); unset ones take
-            its defaults.
+        **options: ``ModelConfig``'s other fields as a config file's model section gives them
+            (``num_classes=5, width=16, head={"hidden": 64}``; the keys of config format 1, such
+            as ``gru_hidden=64``, are read too); unset ones take its defaults.
 
     Raises:
         ConfigError (a ValueError): an unknown name or option, or a value of the wrong type or
@@ -61,38 +59,28 @@ def build_model(name: str, num_classes: int = 7, zero_init_residual: bool = Fals
     if "pretrained" in options:
         raise ConfigError(f"build_model({name!r}): model.pretrained weights are loaded into a built model by "
                           "tdrag.models.pretrained.load_pretrained")
-    model_cfg = config_from_dict({"model": {"name": name, "num_classes": num_classes, **options}},
-                                 source=f"build_model({name!r})").model
-    m = model_cfg
-    if m.name == "r3d18":
-        return R3D18(num_classes=m.num_classes, width=m.width, zero_init_residual=zero_init_residual)
-    attention = m.name not in ("tdrag_no_attention", "tdrag_trunk")
-    return TDRAG(
-        num_classes=m.num_classes,
-        width=m.width,
-        temporal_strides=m.temporal_strides,
-        attention_stages=m.attention_stages if attention else (),
-        use_gru=m.name not in ("tdrag_no_gru", "tdrag_trunk"),
-        gru_hidden=m.gru_hidden,
-        gru_layers=m.gru_layers,
-        dropout=m.dropout,
-        zero_init_residual=zero_init_residual,
-        variant=m.name,
-        causal_time=m.causal_time,
-        attention_mask=m.attention_mask,
-        attention_temperature=m.attention_temperature,
-        attention_residual=m.attention_residual,
-        attention_learn_temperature=m.attention_learn_temperature,
-        attention_pooling=m.attention_pooling and attention,
-        **{key: getattr(m, key) for key in _GRU_OPTIONS},
-    )
+    source = f"build_model({name!r})"
+    cfg = config_from_dict({"model": {"name": name, **options}}, source=source).model
+    return _build(cfg, zero_init_residual=zero_init_residual, source=source)
 
 
 def build_model_from_config(model_cfg: ModelConfig) -> nn.Module:
-    """``build_model`` with every field of a ``ModelConfig``, checked the same way (``pretrained``
+    """The model of a ``ModelConfig``, checked as :func:`build_model`'s options are (``pretrained``
     weights are loaded by ``tdrag.models.pretrained``, which ``tdrag.train.fit`` calls)."""
-    fields = {f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(model_cfg) if f.name != "pretrained"}
-    return build_model(**fields)
+    fields = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k != "pretrained"}
+    source = f"build_model({model_cfg.name!r})"
+    cfg = config_from_dict({"version": CONFIG_VERSION, "model": fields}, source=source).model
+    return _build(cfg, zero_init_residual=False, source=source)
+
+
+def _build(cfg: ModelConfig, zero_init_residual: bool, source: str) -> nn.Module:
+    """The network of a checked ``cfg``; ``source`` names the caller in errors."""
+    if cfg.name == "r3d18":
+        return R3D18(num_classes=cfg.num_classes, width=cfg.width, zero_init_residual=zero_init_residual)
+    try:
+        return TDRAG(cfg, zero_init_residual=zero_init_residual)
+    except ValueError as exc:  # designs that cannot be combined (tdrag.models.designs)
+        raise ConfigError(f"{exc} (in {source})") from None
 
 
 def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu",

@@ -183,7 +183,7 @@ class R3D18(nn.Module):
 
     variant = "r3d18"
 
-    def __init__(self, num_classes: int = 7, width: int = 64, zero_init_residual: bool = False) -> None:
+    def __init__(self, num_classes: int, width: int, zero_init_residual: bool = False) -> None:
         super().__init__()
         self.stem = make_stem(width)
         self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(width, R3D18_TEMPORAL_STRIDES)

@@ -3,18 +3,21 @@
     x (B, 3, T, H, W) -> stem -> layer1 -> layer2 [+ attention] -> layer3 [+ attention]
       -> layer4 [+ attention] -> features (B, 8w, T', H', W') -> head -> logits (B, C)
 
-Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
+``TDRAG(cfg)`` takes the model's config (:class:`tdrag.config.ModelConfig`, where every option and
+its default is written, once); the attention blocks get ``cfg.attention`` and the head
+``cfg.head``, each built from the design its registry names (``ATTENTIONS``, ``HEADS``). Choices
+the paper's abstract leaves open:
 
 * Temporal strides (1, 2, 1, 1) instead of r3d_18's (1, 2, 2, 2): at T = 16 the GRU sees
   T' = 8 steps (r3d_18's strides would leave it 2). Spatial strides stay r3d_18's.
 * Attention after stages 2, 3 and 4 (stage 1 maps are low-level edges at 56x56, costly and
   uninformative); an attention block is the last module of its stage's Sequential, so
-  ``model.layer4`` (the Grad-CAM layer analysis picks) outputs the attended features.
-* The temporal head (:mod:`tdrag.models.gru_head`): GRU with 256 hidden units, one layer,
-  dropout before the classifier; its input normalisation, readout over steps, pooled path beside
-  the GRU, recurrent init, direction and branch dropout are ``ModelConfig`` fields
-  (``gru_input_norm``, ``gru_readout``, ``gru_residual``, ``gru_init``, ``gru_bidirectional``,
-  ``gru_branch_dropout``).
+  ``model.layer4`` (the Grad-CAM layer analysis picks) outputs the attended features. The design
+  of the block: :mod:`tdrag.models.attention`. A design whose layer4 map pools (``"pooling"``)
+  puts that block after ``model.layer4`` as ``model.pool_attention``, weighting the head's spatial
+  pooling (each step's vector is ``sum M x / sum M``) instead of layer4's features.
+* The temporal head (:mod:`tdrag.models.gru_head`): LayerNorm -> GRU with 256 hidden units, one
+  layer, a pooled path beside it, dropout before the classifier, the mean of the step logits.
 * ``causal_time``: off by default, each layer4 step sees the whole clip (centred temporal
   kernels), so the classifier on step s's hidden state is a readout of a GRU that has read s
   summaries of the *whole* clip. On, every temporal convolution of the backbone and of the
@@ -22,28 +25,22 @@ Choices the paper's abstract leaves open (each a ``ModelConfig`` field):
   one it covers (``(s + 1) * T / T_gru - 1``): its logits are what the model says having seen
   the clip up to there. Trained with ``TrainConfig.step_loss`` "mean" or "linear", those
   intermediate readouts are trained predictions, not by-products of the last step's loss.
-* Attention mask function and temperature (``attention_mask``, ``attention_temperature``) and
-  whether it has the residual floor (``attention_residual``: ``x * (1 + M)`` or ``x * M``): see
-  :mod:`tdrag.models.attention`.
-* ``attention_pooling``: layer4's attention map does not re-weight layer4's features; it weights
-  the head's spatial pooling instead (each step's vector is ``sum M x / sum M``), so the map is
-  exactly the evidence the classifier reads. Needs stage 4 in ``attention_stages``; the block is
-  then ``model.pool_attention`` (after ``model.layer4``, not inside it).
 
-Variants (``variant`` attribute): ``tdrag`` (all of it), ``tdrag_no_attention`` (no attention
-modules or parameters at all), ``tdrag_no_gru`` (attention, then global average pool, dropout,
-fc). All share the backbone and temporal strides so the ablation changes one thing at a time.
+Variants (``variant`` attribute, :data:`VARIANTS`): ``tdrag`` (all of it), ``tdrag_no_attention``
+(no attention modules or parameters at all), ``tdrag_no_gru`` (attention, then global average
+pool, dropout, fc), ``tdrag_trunk`` (neither). All share the backbone and temporal strides so the
+ablation changes one thing at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from tdrag.models.attention import ResidualAttention3d
-from tdrag.models.gru_head import GRUHead, spatial_pool
+from tdrag.config import HeadConfig, ModelConfig
+from tdrag.models.attention import ATTENTIONS, ResidualAttention3d
+from tdrag.models.designs import design_class
+from tdrag.models.gru_head import HEADS, GRUHead, spatial_pool
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import (
     check_input,
@@ -56,15 +53,23 @@ from tdrag.models.resnet3d import (
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
 
+#: The TDRAG variants by name: (attention blocks, GRU head). Without a GRU the head pools.
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "tdrag": (True, True), "tdrag_no_attention": (False, True), "tdrag_no_gru": (True, False),
+    "tdrag_trunk": (False, False),
+}
+
+
 class PoolHead(nn.Module):
     """Global average pool over (T, H, W) -> dropout -> ``fc``: ``(B, C, T, H, W) -> (B, num_classes)``.
 
     With ``pool_weights: (B, 1, T, H, W)`` (attention pooling) each step is pooled with them first.
+    Of the head's config it reads ``dropout``; ``causal`` changes nothing (the mean is the clip's).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int, num_classes: int, cfg: HeadConfig, causal: bool) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(in_channels, num_classes)
 
     def forward(self, features: torch.Tensor, pool_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -74,89 +79,42 @@ class PoolHead(nn.Module):
 
 
 class TDRAG(nn.Module):
-    """TDRAG and its ablations.
+    """TDRAG and its ablations (see the module docstring).
 
     Args:
-        num_classes: classifier outputs (7 for DFEW).
-        width: channels of stage 1 (64 as in r3d_18; 16 for CPU demos).
-        temporal_strides: temporal stride of stages 1..4.
-        attention_stages: stages (1..4) followed by a :class:`ResidualAttention3d`; () for none.
-        use_gru: GRU head (True) or global average pool head (False).
-        gru_hidden, gru_layers: GRU size (ignored without GRU).
-        dropout: dropout before the classifier.
-        zero_init_residual: zero the last BN gamma of every BasicBlock (off by default).
-        variant: the name reported by ``model.variant``.
-        causal_time: pad every temporal convolution only in the past (see the module docstring).
-        attention_mask, attention_temperature, attention_residual, attention_learn_temperature: the
-            attention blocks' mask.
-        attention_pooling: layer4's map weights the head's spatial pooling (see the module docstring).
-        gru_input_norm, gru_readout, gru_residual, gru_init, gru_bidirectional, gru_branch_dropout: the
-            temporal head (:class:`~tdrag.models.gru_head.GRUHead`).
+        cfg: the model's config; ``cfg.name`` is one of :data:`VARIANTS` (``model.variant``). Its
+            values are checked once, by ``tdrag.config`` (``build_model`` goes through it); the
+            constructor trusts them.
+        zero_init_residual: zero the last BN gamma of every BasicBlock (off keeps r3d_18's init).
 
     ``forward(x: (B, 3, T, H, W)) -> logits (B, num_classes)``; ``forward(x, return_inspection=True)``
     and :meth:`inspect` return the internals (a :class:`ModelInspection`) from the same pass.
-
-    The options' types and ranges are checked once, by ``tdrag.config`` (``build_model`` goes through
-    it); the constructor trusts them.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 7,
-        width: int = 64,
-        temporal_strides: Sequence[int] = (1, 2, 1, 1),
-        attention_stages: Sequence[int] = (2, 3, 4),
-        use_gru: bool = True,
-        gru_hidden: int = 256,
-        gru_layers: int = 1,
-        dropout: float = 0.5,
-        zero_init_residual: bool = False,
-        variant: str = "tdrag",
-        causal_time: bool = False,
-        attention_mask: str = "sigmoid",
-        attention_temperature: float = 1.0,
-        attention_residual: bool = True,
-        attention_pooling: bool = False,
-        attention_learn_temperature: bool = False,
-        gru_input_norm: str = "layernorm",
-        gru_readout: str = "mean",
-        gru_residual: bool = True,
-        gru_init: str = "pytorch",
-        gru_bidirectional: bool = False,
-        gru_branch_dropout: float = 0.5,
-    ) -> None:
+    def __init__(self, cfg: ModelConfig, zero_init_residual: bool = False) -> None:
         super().__init__()
-        self.temporal_strides = tuple(temporal_strides)
-        self.attention_stages = tuple(sorted(attention_stages))
-        self.attention_pooling = attention_pooling
-        self.variant = variant
-        self.causal_time = causal_time
-        channels = stage_channels(width)
-        self.stem = make_stem(width, causal=causal_time)
-        stages = make_stages(width, self.temporal_strides, causal=causal_time)
-        def block(number: int) -> ResidualAttention3d:
-            return ResidualAttention3d(channels[number - 1], mask=attention_mask, temperature=attention_temperature,
-                                       causal=causal_time, residual=attention_residual,
-                                       learn_temperature=attention_learn_temperature)
-
-        for number in self.attention_stages:
-            if not (attention_pooling and number == 4):
-                stages[number - 1].append(block(number))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        # Attention pooling: layer4's map is computed after layer4 (which stays a plain stage, so its
+        with_attention, with_gru = VARIANTS[cfg.name]
+        self.variant = cfg.name
+        self.temporal_strides = tuple(cfg.temporal_strides)
+        self.attention_stages = tuple(sorted(cfg.attention.stages)) if with_attention else ()
+        self.causal_time = cfg.causal_time
+        channels = stage_channels(cfg.width)
+        self.stem = make_stem(cfg.width, causal=cfg.causal_time)
+        stages = make_stages(cfg.width, self.temporal_strides, causal=cfg.causal_time)
+        block = design_class(ATTENTIONS, cfg.attention.design, "model.attention.design")
+        # A pooling design's layer4 map is computed after layer4 (which stays a plain stage, so its
         # output is what Grad-CAM on model.layer4 reads) and only weights the head's pooling.
-        self.pool_attention = block(4) if attention_pooling else None
-        self.head: GRUHead | PoolHead
-        if use_gru:
-            self.head = GRUHead(channels[3], num_classes, hidden=gru_hidden, layers=gru_layers, dropout=dropout,
-                                input_norm=gru_input_norm, readout=gru_readout, residual=gru_residual, init=gru_init,
-                                bidirectional=gru_bidirectional, causal=causal_time,
-                                branch_dropout=gru_branch_dropout)
-        else:
-            self.head = PoolHead(channels[3], num_classes, dropout=dropout)
+        pools = block.pools and 4 in self.attention_stages
+        for number in self.attention_stages:
+            if not (pools and number == 4):
+                stages[number - 1].append(block(channels[number - 1], cfg.attention, causal=cfg.causal_time))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.pool_attention = block(channels[3], cfg.attention, causal=cfg.causal_time) if pools else None
+        head = design_class(HEADS, cfg.head.design, "model.head.design") if with_gru else PoolHead
+        self.head: GRUHead | PoolHead = head(channels[3], cfg.num_classes, cfg.head, causal=cfg.causal_time)
         init_resnet_weights(self, zero_init_residual)
         # The generic init above overwrote the attention branches' own (near-zero logits) init and
-        # the head's (zero readout score and residual projection, GRU init).
+        # the head's (zero residual projection and readout score, GRU init).
         for m in self.modules():
             if isinstance(m, (ResidualAttention3d, GRUHead)):
                 m.reset_parameters()
@@ -169,7 +127,7 @@ class TDRAG(nn.Module):
     def _run(self, x: torch.Tensor, keep_maps: bool = False
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
         """The trunk: layer4's features, the attention maps per stage (when ``keep_maps``) and the
-        head's pooling weights (None unless ``attention_pooling``).
+        head's pooling weights (None unless the attention design pools).
 
         Without ``keep_maps`` each stage is called as a whole, so forward hooks on ``model.layerK``
         (Grad-CAM's) fire; with it the blocks run one by one to collect the maps."""

@@ -5,7 +5,7 @@ and refuses anything else (a pickle carrying code or foreign classes)::
 
     {
       "format": "tdrag-checkpoint", "version": 1,
-      "config": config_to_dict(config),          # nested dict of primitives
+      "config": config_to_dict(config),          # nested dict of primitives, with its format's "version"
       "model": state_dict,                        # of the bare model (no DDP / compile wrapper)
       "class_names": [...],                       # the cache's classes, in label order
       "workdir": "/abs/folder",                   # where training ran: anchors the config's relative paths
@@ -41,6 +41,7 @@ from torch import nn
 
 from tdrag.atomic import atomic_path
 from tdrag.config import Config, ConfigError, config_from_dict, replace
+from tdrag.config_versions import upgrade
 from tdrag.data.datasets import get_reader
 from tdrag.errors import TdragError
 from tdrag.runs.layout import RunPaths
@@ -115,28 +116,22 @@ def run_dir_of(path: str | os.PathLike) -> Path:
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
-#: ``ModelConfig`` fields added after checkpoints were first written, with the value that rebuilds
-#: the architecture such a checkpoint was trained with (its config does not name them, and
-#: today's defaults would build another head).
-BEFORE_FIELD: dict[str, Any] = {
-    "gru_input_norm": "none", "gru_readout": "last", "gru_residual": False, "gru_init": "pytorch",
-    "gru_bidirectional": False, "attention_residual": True, "attention_pooling": False,
-    "attention_learn_temperature": False, "gru_branch_dropout": 0.0,
-}
+def stored_config(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Config:
+    """The Config a loaded checkpoint stored, in the current format, as it was written (its paths
+    not moved): a config of an older format is mapped by :func:`tdrag.config_versions.upgrade`,
+    which knows what a field it lacks meant when it was written."""
+    try:
+        return config_from_dict(upgrade(state["config"], saved=True), source=f"{path} (config)")
+    except (ConfigError, ValueError) as exc:
+        raise CheckpointError(f"{path}: stored config is not valid for this tdrag: {exc}") from None
 
 
 def checkpoint_config(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Config:
-    """The Config stored in a loaded checkpoint, its ``data.root`` and ``data.cache`` made findable
-    from the current folder (:meth:`tdrag.runs.layout.RunPaths.locate`, anchored at the
-    checkpoint's ``workdir``): the one path rule every reader of a saved run goes through. Model
-    fields the stored config lacks (written before they existed) take :data:`BEFORE_FIELD`'s values."""
-    raw = state["config"]
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
-        raw = {**raw, "model": {**{k: v for k, v in BEFORE_FIELD.items() if k not in raw["model"]}, **raw["model"]}}
-    try:
-        config = config_from_dict(raw, source=f"{path} (config)")
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: stored config is not valid for this tdrag: {exc}") from None
+    """The Config stored in a loaded checkpoint (:func:`stored_config`), its ``data.root`` and
+    ``data.cache`` made findable from the current folder (:meth:`tdrag.runs.layout.RunPaths.locate`,
+    anchored at the checkpoint's ``workdir``): the one path rule every reader of a saved run goes
+    through."""
+    config = stored_config(state, path)
     paths = RunPaths(run_dir_of(path))
     workdir, trained = state.get("workdir"), config.train.run_dir
     return replace(config, data={"root": paths.locate(config.data.root, workdir, trained),

@@ -122,21 +122,12 @@ def train_one_epoch(
         clips, labels, _ = to_device(batch, device)
         x = train_transform(clips, crop=d.crop, scale=tuple(d.crop_scale), flip=d.flip, generator=generator)
         x = to_memory_format(x, t.channels_last)
-        with autocast(device, t.amp):
-            out = model(x, return_inspection=True) if internals else model(x)
-        loss = training_loss(out, labels, t)
-        logits = out if isinstance(out, torch.Tensor) else out.logits
-        bad_step = torch.where((bad_step == 0) & ~torch.isfinite(loss.detach()), torch.full_like(bad_step, step), bad_step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if t.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        loss, logits = _train_step(model, x, labels, optimizer, scheduler, config, device, internals)
+        bad_step = torch.where((bad_step == 0) & ~torch.isfinite(loss), torch.full_like(bad_step, step), bad_step)
         batch_size = labels.shape[0]
         seen += batch_size
-        loss_sum += loss.detach().double() * batch_size
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
+        loss_sum += loss.double() * batch_size
+        correct += (logits.argmax(dim=1) == labels).sum()
         if step % check_every == 0 or step == steps:
             _check_finite(bad_step, info, epoch, steps, last_good)
             if progress and info.is_main:
@@ -144,7 +135,30 @@ def train_one_epoch(
     _check_finite(bad_step, info, epoch, steps, last_good)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - started
+    return _epoch_totals(loss_sum, correct, seen, info, time.perf_counter() - started)
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler,
+                config: Config, device: torch.device, internals: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, loss, backward and one optimizer and scheduler step on an augmented batch
+    ``x: (B, 3, T, H, W)``; returns the loss (detached, scalar) and the logits ``(B, C)`` (detached)."""
+    t = config.train
+    with autocast(device, t.amp):
+        out = model(x, return_inspection=True) if internals else model(x)
+    loss = training_loss(out, labels, t)
+    logits = out if isinstance(out, torch.Tensor) else out.logits
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if t.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.detach(), logits.detach()
+
+
+def _epoch_totals(loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, info: distributed.DistInfo,
+                  seconds: float) -> dict[str, float]:
+    """The epoch's mean loss and accuracy over every rank's clips (one all-reduce), and this rank's seconds."""
     totals = torch.stack([loss_sum, correct.double(), torch.full_like(loss_sum, seen)])
     if info.enabled:
         torch.distributed.all_reduce(totals)

@@ -31,7 +31,14 @@ from torch import nn
 
 from tdrag import distributed
 from tdrag.config import Config, config_to_dict
-from tdrag.runs.checkpoints import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tdrag.runs.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    stored_config,
+)
 from tdrag.runs.epoch_log import repair_log, write_log
 from tdrag.runs.layout import RunPaths
 from tdrag.train.data import RunData, cache_rebuilt_since
@@ -104,7 +111,8 @@ class CheckpointSaver:
                 f"{self.cache.fingerprint}). Resuming would continue on other data: pass --overwrite to start the "
                 "run again, or point data.cache at the original cache"
             )
-        differences = _config_differences(state["config"], self.carried["config"])
+        # Both in today's config format (a checkpoint of an older one is mapped first).
+        differences = _config_differences(config_to_dict(stored_config(state, path)), self.carried["config"])
         if differences:
             log.warning("resuming %s with a changed config: %s", path, "; ".join(differences))
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import nbformat
 import pytest
@@ -86,21 +87,73 @@ def test_the_index_shows_the_run_its_figures_thumbnails_and_region_heat_table(do
 
 
 def test_a_failing_class_is_listed_and_the_others_go_on(tiny_run, tmp_path):
+    """Pages share one kernel, each starting from an empty namespace; a failed page's kernel is
+    replaced, and the other pages go on."""
+    import re
+
     template = tmp_path / "page.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("RUN_DIR = ''\nCLASS_NAME = ''\nDEVICE = 'cpu'\nSMALL = False\n"
-                                          "MAX_CLIPS = 0\nCHECKPOINT = 'auto'\nMETHOD = ''\nSTAGE = ''",
+                                          "MAX_CLIPS = 0\nCHECKPOINT = 'auto'\nMETHOD = ''\nSTAGE = ''\nSAVED_RUN = ''",
                                           metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import os\nprint('kernel', os.getpid(), 'left behind:', "
+                                          "globals().get('LEFT_BEHIND', 'nothing'))\nLEFT_BEHIND = CLASS_NAME"),
                 nbformat.v4.new_code_cell("assert CLASS_NAME != 'Sad', 'boom for ' + CLASS_NAME\nprint('page of', CLASS_NAME)")]
     nbformat.write(nb, template)
     out = tmp_path / "dossier"
-    result = build_dossier(tiny_run, out, classes=["Happy", "Sad", "Fear"], device="cpu", template=template,
-                           progress=False)
+    result = build_dossier(tiny_run, out, classes=["Happy", "Sad", "Fear", "Angry"], device="cpu", template=template,
+                           progress=False, kernels=1)
     assert result.failed == {"Sad": "AssertionError: boom for Sad"}
-    assert set(result.pages) == {"Happy", "Sad", "Fear"}  # the failed page is exported too, to read its error
+    assert set(result.pages) == {"Happy", "Sad", "Fear", "Angry"}  # the failed page is exported too, to read its error
     index = (out / "index.html").read_text()
     assert "failed: AssertionError: boom for Sad" in index and '<ul id="failed">' in index
     assert "page of Fear" in (out / "Fear.html").read_text()
+    kernels = {}
+    for name in result.pages:
+        pid, left = re.search(r"kernel (\d+) left behind: (\w+)", (out / f"{name}.html").read_text()).groups()
+        assert left == "nothing", f"{name}'s page saw a variable of the page before"
+        kernels[name] = pid
+    assert kernels["Happy"] == kernels["Sad"] != kernels["Fear"] == kernels["Angry"]
+
+
+def test_pages_fail_with_the_reason_when_no_kernel_starts(tiny_run, tmp_path):
+    result = build_dossier(tiny_run, tmp_path / "dossier", classes=["Happy", "Sad"], small=True, device="cpu",
+                           kernel_name="no-such-kernel", kernels=2, progress=False)
+    assert list(result.failed) == ["Happy", "Sad"] and result.pages == {}
+    assert all(r.startswith("the page kernel did not start: NoSuchKernel") for r in result.failed.values()), result.failed
+    assert "failed: the page kernel did not start" in result.index.read_text()  # the index is written all the same
+
+
+def test_an_error_beside_the_pages_stops_their_kernels_at_once(tiny_run, tmp_path, monkeypatch):
+    """The build fails while a page runs a minute-long cell: it stops at once, the page's kernel is
+    gone, and nothing of the build is left behind."""
+    import time
+
+    from analysis.report import dossier
+
+    pids = tmp_path / "pids"
+    template = tmp_path / "page.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("CLASS_NAME = ''\nSAVED_RUN = ''", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+                                          "time.sleep(60)")]
+    nbformat.write(nb, template)
+
+    def fails(*args):
+        while not pids.is_file():  # a page is running
+            time.sleep(0.1)
+        raise RuntimeError("boom beside the pages")
+
+    monkeypatch.setattr(dossier, "_measure_index", fails)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match="boom beside the pages"):
+        build_dossier(tiny_run, tmp_path / "out", classes=["Happy"], small=True, device="cpu", template=template,
+                      kernels=1, progress=False)
+    assert time.perf_counter() - start < 50  # not the page's minute
+    for pid in pids.read_text().split():
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.ipynb", "pids"]  # no dossier, staging or lock
 
 
 def test_only_a_previous_dossier_or_an_empty_folder_is_replaced(tiny_run, tmp_path, capsys):
@@ -131,7 +184,7 @@ def test_cli_rebuilds_a_previous_dossier(dossier, tmp_path, capsys):
     run_dir, out, _, _ = dossier
     assert (out / "Happy.html").is_file() and (out / "notebooks" / "Happy.ipynb").is_file()
     assert main(["dossier", str(run_dir), "--out", str(out), "--classes", "Fear", "--small", "--device", "cpu",
-                 "-q"]) == 0
+                 "--kernels", "1", "-q"]) == 0
     assert (out / "Fear.html").is_file() and is_dossier(out)
     assert not (out / "Happy.html").exists() and not (out / "notebooks" / "Happy.ipynb").exists()  # its own pages
     assert "1 class page(s)" in capsys.readouterr().out
@@ -156,3 +209,68 @@ def test_the_index_has_the_time_section_and_its_csvs(dossier):
     agreement = pd.read_csv(out / "temporal_agreement.csv")
     assert list(agreement.columns) == ["class", "view", "auroc", "prior_auroc", "clips"]
     assert {"frame ablation", "integrated gradients", "GRU gain", "decision step"} <= set(agreement.view)
+
+
+#: A sitecustomize for the processes a dossier build starts (its page kernel): it counts inspection
+#: passes (analysis.internals.run.inspect_split, what Run.inspection calls) and every clip handed to
+#: an attribution method (by a hash of the clip, its target and the options) into a JSON-lines log.
+COUNTER = """
+import functools, hashlib, json, os
+
+
+def record(**entry):
+    with open(os.environ["TDRAG_TEST_PASSES"], "a") as f:
+        f.write(json.dumps({"pid": os.getpid(), **entry}) + "\\n")
+
+
+def install(set_attribute=setattr, set_item=lambda d, k, v: d.__setitem__(k, v)):
+    import analysis.internals.run as run_module
+    from analysis.attribution import methods
+
+    inspect_split = run_module.inspect_split
+
+    def counted_inspection(model, cache, rows, **kw):
+        record(kind="inspection", clips=len(rows))
+        return inspect_split(model, cache, rows, **kw)
+
+    set_attribute(run_module, "inspect_split", counted_inspection)
+    for name, method in list(methods.METHODS.items()):
+        def counted(model, x, target, _name=name, _method=method, **options):
+            for clip, t in zip(x, target.tolist()):
+                digest = hashlib.sha1(clip.detach().cpu().numpy().tobytes()).hexdigest()
+                record(kind="attribution", method=_name, options=repr(sorted(options.items())), clip=digest, target=t)
+            return _method(model, x, target, **options)
+
+        set_item(methods.METHODS, name, functools.wraps(method)(counted))  # check_options reads its signature
+    record(kind="installed")
+
+
+if __name__ == "sitecustomize" and os.environ.get("TDRAG_TEST_PASSES"):
+    install()
+"""
+
+
+def test_a_dossier_inspects_the_run_once_and_makes_each_map_once(tiny_run, tmp_path, monkeypatch):
+    """One inspection pass for the whole build (the page kernel loads the saved passes), and no
+    clip's attribution of a class is made twice: the index's temporal Integrated Gradients serve the
+    pages, and a page's strips and scores share their maps."""
+    log = tmp_path / "passes.jsonl"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(COUNTER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv("TDRAG_TEST_PASSES", str(log))
+    counter: dict = {}
+    exec(COUNTER, counter)  # not as sitecustomize: this process is patched through monkeypatch, undone after
+    counter["install"](monkeypatch.setattr, monkeypatch.setitem)
+    result = build_dossier(tiny_run, tmp_path / "dossier", classes=["Happy", "Sad", "Fear"], small=True,
+                           device="cpu", progress=False, kernels=2)
+    assert result.failed == {}
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len({r["pid"] for r in records if r["kind"] == "installed"}) == 3  # this process and two page kernels
+    inspections = [r for r in records if r["kind"] == "inspection"]
+    assert inspections == [{"pid": os.getpid(), "kind": "inspection", "clips": len(open_run(tiny_run, progress=False))}]
+    made = [(r["method"], r["options"], r["clip"], r["target"]) for r in records if r["kind"] == "attribution"]
+    assert made and len(made) == len(set(made)), "a clip's map of a class was made twice"
+    assert {"integrated_gradients", "frame_ablation"} <= {m for m, *_ in made}
+    assert "saved-run" not in " ".join(p.name for p in result.out.rglob("*"))  # the pages' input is not kept

@@ -1,6 +1,6 @@
 """The analysis package's layers: each module imports only its own layer and those below it.
 
-    plotting, demo_media  <  internals  <  attribution  <  report  <  notebook  (<  __init__, __main__)
+    plotting, demo_media  <  internals  <  attribution  <  report, experiments  <  notebook  (<  __init__, __main__)
 
 Function-level imports count too: a figure module must never reach notebook glue (which can
 train), and nothing may import a module that no longer exists.
@@ -16,7 +16,7 @@ from tests.layering import imported_modules, layer_violations, module_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "analysis"
-RANK = {"plotting": 0, "demo_media": 0, "internals": 1, "attribution": 2, "report": 3, "notebook": 4,
+RANK = {"plotting": 0, "demo_media": 0, "internals": 1, "attribution": 2, "report": 3, "experiments": 3, "notebook": 4,
         "__init__": 5, "__main__": 5}
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
@@ -28,7 +28,7 @@ def layer(module: str) -> str:
 
 def test_every_subpackage_is_known():
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()} == {
-        "internals", "attribution", "report", "notebook"}
+        "internals", "attribution", "report", "experiments", "notebook"}
     top = {p.stem for p in PACKAGE.glob("*.py")}
     assert top <= set(RANK), f"unexpected top-level modules: {top - set(RANK)}"
 

@@ -91,12 +91,12 @@ def test_inspect_split_without_attention_or_gru(tmp_path):
 def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: bool = True,
              val_fraction: float = 0.0, step_loss: str = "last", causal_time: bool = False):
     """A run dir for ``model`` on ``cache`` with best.pt (chosen on ``best_metric``) and/or last.pt."""
-    from tdrag.config import Config, DataConfig, ModelConfig, TrainConfig, config_to_dict
+    from tdrag.config import Config, DataConfig, HeadConfig, ModelConfig, TrainConfig, config_to_dict
     from tdrag.runs.checkpoints import save_checkpoint
 
     config = Config(data=DataConfig(cache=str(cache.path), fold=1, frames=T, size=S, crop=CROP, keyframes="uniform",
                                     val_fraction=val_fraction),
-                    model=ModelConfig(name="tdrag", width=8, gru_hidden=16, causal_time=causal_time),
+                    model=ModelConfig(name="tdrag", width=8, head=HeadConfig(hidden=16), causal_time=causal_time),
                     train=TrainConfig(step_loss=step_loss))
     run = tmp_path / "run"
     state = {"config": config_to_dict(config), "model": model.state_dict()}

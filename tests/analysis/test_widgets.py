@@ -13,7 +13,7 @@ import torch
 
 from analysis.internals.run import Run
 from analysis.notebook.widgets import INPUT_STAGE, ClassExplorer
-from tdrag.config import Config, DataConfig, ModelConfig
+from tdrag.config import Config, DataConfig, HeadConfig, ModelConfig
 from tdrag.data.cache import open_cache
 from tdrag.data.prepare import prepare_cache
 from tdrag.data.synthetic import generate_dataset
@@ -46,7 +46,7 @@ def tiny(name: str) -> torch.nn.Module:
 def make_run(model, cache, rows) -> Run:
     """An opened run over cache ``rows`` (built directly: no run directory needed)."""
     rows = np.asarray(rows, dtype=np.int64)
-    config = Config(data=DataConfig(frames=4, size=32, crop=32), model=ModelConfig(name="tdrag", width=4, gru_hidden=8))
+    config = Config(data=DataConfig(frames=4, size=32, crop=32), model=ModelConfig(name="tdrag", width=4, head=HeadConfig(hidden=8)))
     choice = CheckpointChoice(path=None, name="last", epoch=2, selection="last", reason="checkpoints/last.pt (epoch 2, the last epoch)")
     return Run(run_dir="mem", model=model, config=config, checkpoint=choice, cache=cache, split="test", rows=rows,
                labels=np.asarray(cache.labels)[rows], video_ids=[cache.index[r]["video_id"] for r in rows],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _load(name: str):
-    sys.path.insert(0, str(BENCH))  # bench_heldout imports bench_ablation by name
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -30,7 +28,7 @@ def ablation(tmp_path_factory):
     return out
 
 
-def test_runs_are_scored_on_every_clip_of_a_new_draw(ablation, tmp_path):
+def test_runs_are_scored_on_every_clip_of_a_new_draw(ablation, tmp_path, monkeypatch):
     from sklearn.metrics import accuracy_score
 
     from tdrag.data.augment import eval_transform
@@ -62,7 +60,9 @@ def test_runs_are_scored_on_every_clip_of_a_new_draw(ablation, tmp_path):
     r = results["tdrag"]
     assert f"| tdrag | {100 * r['test_war']:.1f} / {100 * r['last_test_war']:.1f} |" in text  # the per-seed table
     # A second call reuses the scored runs and writes the same table.
-    bench.heldout_result = lambda *a, **k: pytest.fail("a scored run was evaluated again")
+    from analysis.experiments import heldout
+
+    monkeypatch.setattr(heldout, "heldout_result", lambda *a, **k: pytest.fail("a scored run was evaluated again"))
     md.unlink()
     assert bench.main(args) == 0 and md.read_text() == text
     assert bench.main([*args, "--variants", "tdrag", "--seeds", "0"]) == 0 and "| r3d18 |" not in md.read_text()
@@ -77,13 +77,17 @@ def test_the_ablation_sets_own_render_seed_is_refused(ablation, tmp_path):
     assert not (tmp_path / "ho").exists()
 
 
-def test_class_table_by_hand():
-    names = ("Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear")
-    counts = np.eye(7, dtype=int) * 10
-    counts[6, 6], counts[6, 4] = 5, 5  # half of Fear taken for Surprise, its shared-apex twin
-    counts[1, 1], counts[1, 0] = 8, 2  # Sad taken for Happy: not a timing confusion
-    row = _load("bench_heldout").class_table([{"variant": "m", "last_test_confusion": counts.tolist()}],
-                                             names).splitlines()[2]
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    # Recall per class, then 5 of the 40 clips of Angry, Surprise, Disgust and Fear.
-    assert cells == ["m", *(f"{v:.1f} ± 0.0" for v in (100, 80, 100, 100, 100, 100, 50, 12.5))]
+def test_an_old_ablation_file_is_read_and_its_runs_chosen():
+    """A results file the ablation wrote before its runs were typed (runs/ablation_order's), read
+    as `--ablation FILE --variants ... --seeds ...` reads it: nothing is evaluated."""
+    from tests.analysis.experiments.test_results import OLD_ABLATION
+
+    bench = _load("bench_heldout")
+    parser = bench.build_parser()
+    args = parser.parse_args(["--ablation", str(OLD_ABLATION), "--variants", "tdrag,r3d18", "--seeds", "0,2"])
+    runs = bench.chosen_runs(parser, args)
+    assert sorted((r.variant, r.seed) for r in runs) == [("r3d18", 0), ("r3d18", 2), ("tdrag", 0), ("tdrag", 2)]
+    assert all(r.val_war is not None and r.first_train_loss is not None for r in runs)  # carried over
+    twice = parser.parse_args(["--ablation", str(OLD_ABLATION), "--ablation", str(OLD_ABLATION)])
+    with pytest.raises(SystemExit):  # a run listed twice is refused before anything is rendered
+        bench.chosen_runs(parser, twice)

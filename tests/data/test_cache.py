@@ -89,7 +89,7 @@ def test_second_run_is_a_no_op_and_other_settings_refused(dfew_tree, caches, cap
     prepare_cache(tree.root, out, frames=4, size=16, workers=1, progress=False)
     assert "nothing to do" in caplog.text
     assert ((out / "frames.u8").stat().st_mtime_ns, (out / "manifest.json").read_text()) == stamp
-    with pytest.raises(CacheError, match=r"size: 16 -> 12.*another --out or --overwrite"):
+    with pytest.raises(CacheError, match=r"size: 16 -> 12.*another out or overwrite=True"):
         prepare_cache(tree.root, out, frames=4, size=12, workers=1, progress=False)
     out = prepare_cache(tree.root, out, frames=4, size=12, workers=1, progress=False, overwrite=True)
     assert open_cache(out).shape == (5, 4, 12, 12, 3)

@@ -1,18 +1,21 @@
-"""tdrag.models.attention: the residual attention block's mask, output, formats and gradients."""
+"""tdrag.models.attention: the residual attention block's mask, output, formats and gradients, and
+the designs kept beside it."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tdrag.models.attention import ResidualAttention3d
+from tdrag.config import AttentionConfig
+from tdrag.models.attention import ATTENTIONS, ResidualAttention3d
+from tdrag.models.designs import design_class
 
 CL = torch.channels_last_3d
 
 
-def _block(channels: int = 16, seed: int = 0) -> ResidualAttention3d:
+def _block(channels: int = 16, seed: int = 0, design: str = "residual", **cfg) -> ResidualAttention3d:
     torch.manual_seed(seed)
-    return ResidualAttention3d(channels)
+    return design_class(ATTENTIONS, design)(channels, AttentionConfig(**cfg), causal=False)
 
 
 @pytest.mark.parametrize("shape", [(2, 16, 4, 8, 8), (1, 16, 3, 7, 5), (2, 16, 2, 1, 1)])
@@ -88,31 +91,81 @@ def test_no_python_loop_over_time_the_mask_mixes_neighbouring_frames():
     torch.testing.assert_close(mx[:, :, 3], my[:, :, 3])
 
 
+def _logits(block: ResidualAttention3d, x: torch.Tensor) -> torch.Tensor:
+    """The block's mask logits upsampled to ``x``'s size, computed here from its layers."""
+    return torch.nn.functional.interpolate(block.logits(block.context(block.pool(block.reduce(x)))),
+                                           size=x.shape[-3:], mode="trilinear", align_corners=False)
+
+
 def test_softmax_mask_is_a_spatial_softmax_divided_by_its_peak():
-    torch.manual_seed(1)
-    block = ResidualAttention3d(16, mask="softmax", temperature=0.5).eval()
+    block = _block(seed=1, design="softmax", temperature=0.5).eval()
     with torch.no_grad():
         block.logits.weight.normal_(0, 1.0)
         x = torch.randn(2, 16, 3, 6, 6).relu()
         m = block.mask(x)
-        logits = torch.nn.functional.interpolate(block.logits(block.context(block.pool(block.reduce(x)))),
-                                                 size=x.shape[-3:], mode="trilinear", align_corners=False)
+        logits = _logits(block, x)
     assert m.shape == (2, 1, 3, 6, 6) and m.dtype == torch.float32
     assert torch.all((m > 0) & (m <= 1))
     torch.testing.assert_close(m.amax(dim=(-2, -1)), torch.ones(2, 1, 3))  # peak 1 in every frame
     expected = torch.softmax((logits / 0.5).flatten(3), dim=-1).view_as(logits)
     torch.testing.assert_close(m, expected / expected.amax(dim=(-2, -1), keepdim=True))
     # A lower temperature makes the same logits more peaked.
-    sharp = ResidualAttention3d(16, mask="softmax", temperature=0.1).eval()
+    sharp = _block(design="softmax", temperature=0.1).eval()
     sharp.load_state_dict(block.state_dict())
     with torch.no_grad():
         assert sharp.mask(x).mean() < m.mean()
 
 
-def test_mask_options_are_checked_by_build_model():
+def test_the_temperature_divides_the_sigmoid_masks_logits():
+    block = _block(temperature=0.25).eval()
+    with torch.no_grad():
+        block.logits.weight.normal_(0, 1.0)
+        x = torch.randn(2, 16, 3, 6, 6).relu()
+        torch.testing.assert_close(block.mask(x), torch.sigmoid(_logits(block, x) / 0.25))
+
+
+def test_the_gate_design_has_no_residual_floor():
+    block = _block(design="gate").eval()
+    x = torch.randn(2, 16, 3, 6, 6)
+    with torch.no_grad():
+        out, m = block.forward_with_mask(x)
+        torch.testing.assert_close(out, x * m)
+        chosen = _block().eval()
+        chosen.load_state_dict(block.state_dict())
+        torch.testing.assert_close(chosen(x), x * (1 + m))
+
+
+def test_a_learned_temperature_divides_the_mask_logits():
+    fixed, learned = _block().eval(), _block(design="learned_temperature").eval()
+    x = torch.randn(2, 16, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(learned.mask(x), fixed.mask(x))  # tau starts at cfg.temperature = 1
+        learned.log_temperature.fill_(float(torch.tensor(0.5).log()))
+        torch.testing.assert_close(learned.mask(x), torch.sigmoid(_logits(fixed, x) / 0.5))
+    assert "log_temperature" not in dict(fixed.named_parameters())
+    assert _block(design="learned_temperature", temperature=3.0).log_temperature.exp().item() == pytest.approx(3.0)
+    # With the softmax mask the learned tau replaces the fixed one.
+    both = _block(design="softmax+learned_temperature", temperature=0.5).eval()
+    with torch.no_grad():
+        both.log_temperature.fill_(0.0)
+        logits = _logits(both, x)
+        torch.testing.assert_close(both.mask(x), torch.exp(logits - logits.amax(dim=(-2, -1), keepdim=True)))
+
+
+def test_the_registry_lists_the_chosen_block_first_and_each_other_design_changes_one_thing():
+    assert list(ATTENTIONS)[0] == "residual" and ATTENTIONS["residual"] is ResidualAttention3d
+    shared = {"__module__", "__qualname__", "__doc__", "__firstlineno__", "__static_attributes__", "__init__",
+              "reset_parameters"}
+    for name, cls in list(ATTENTIONS.items())[1:]:
+        assert cls.__bases__ == (ResidualAttention3d,), name
+        assert len(set(vars(cls)) - shared) == 1, name
+    assert design_class(ATTENTIONS, "softmax+pooling").pools and not ResidualAttention3d.pools
+
+
+def test_attention_designs_are_checked_by_build_model():
     from tdrag.models.registry import build_model
 
-    with pytest.raises(ValueError, match="model.attention_mask"):
-        build_model("tdrag", width=8, attention_mask="relu")
-    with pytest.raises(ValueError, match="model.attention_temperature"):
-        build_model("tdrag", width=8, attention_mask="softmax", attention_temperature=0)
+    with pytest.raises(ValueError, match="model.attention.design"):
+        build_model("tdrag", width=8, attention={"design": "relu"})
+    with pytest.raises(ValueError, match="model.attention.temperature"):
+        build_model("tdrag", width=8, attention={"design": "softmax", "temperature": 0})

@@ -11,7 +11,7 @@ from tdrag.models.resnet3d import CausalConv3d
 
 def _model(causal: bool, strides=(1, 2, 1, 1), seed: int = 0):
     torch.manual_seed(seed)
-    model = build_model("tdrag", width=8, gru_hidden=16, causal_time=causal, temporal_strides=strides).eval()
+    model = build_model("tdrag", width=8, head={"hidden": 16}, causal_time=causal, temporal_strides=strides).eval()
     # Non-trivial BN statistics and attention so that every path carries signal.
     with torch.no_grad():
         for m in model.modules():

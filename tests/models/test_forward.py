@@ -15,7 +15,7 @@ T, S, CROP = 8, 36, 32
 
 def _model(name: str = "tdrag") -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(name, width=8, gru_hidden=16)
+    return build_model(name, width=8, head={"hidden": 16})
 
 
 def _clips(n: int, seed: int = 0) -> np.ndarray:

@@ -1,20 +1,26 @@
-"""tdrag.models.gru_head: per-step pooling -> [LayerNorm] -> GRU -> step logits -> readout, every option."""
+"""tdrag.models.gru_head: per-step pooling -> LayerNorm -> GRU -> step logits -> readout, and every design."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tdrag.models.gru_head import READOUTS, GRUHead, spatial_pool
+from tdrag.config import HeadConfig
+from tdrag.models.designs import design_class
+from tdrag.models.gru_head import HEADS, GRUHead, spatial_pool
+
+#: The first head: the classifier on the last state of a GRU over the raw pooled features.
+FIRST = "no_norm+last_step+no_pooled_path"
 
 
-#: The original head: the classifier on the last state of a GRU over the raw pooled features.
-PLAIN = {"input_norm": "none", "readout": "last", "residual": False}
+def _make(design: str = "gru", seed: int = 0, causal: bool = False, **cfg) -> GRUHead:
+    torch.manual_seed(seed)
+    cfg = {"hidden": 10, "dropout": 0.0, **cfg}
+    return design_class(HEADS, design)(12, 5, HeadConfig(**cfg), causal=causal)
 
 
 def _head(dropout: float = 0.5) -> GRUHead:
-    torch.manual_seed(0)
-    return GRUHead(in_channels=12, num_classes=5, hidden=10, layers=2, dropout=dropout, **PLAIN)
+    return _make(FIRST, hidden=10, layers=2, dropout=dropout)
 
 
 def test_shapes_and_last_step_equals_forward():
@@ -43,8 +49,7 @@ def test_steps_are_causal():
 
 def test_a_causal_residual_head_pools_the_clip_so_far():
     # Under causal_time the pooled path of step s is the running mean up to s: no step reads later frames.
-    torch.manual_seed(0)
-    head = GRUHead(12, 5, hidden=10, causal=True, dropout=0.0).eval()
+    head = _make(causal=True).eval()
     with torch.no_grad():
         head.project.weight.normal_()
     features = torch.randn(2, 12, 5, 3, 3)
@@ -102,22 +107,59 @@ def test_gradients_reach_the_gru():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-# --- the head's options (ModelConfig.gru_*) ------------------------------------------------------
-
-def _option_head(**options) -> GRUHead:
-    torch.manual_seed(0)
-    return GRUHead(in_channels=12, num_classes=5, hidden=10, dropout=0.0, **options).eval()
+# --- the chosen design and the ones kept for comparison (ModelConfig.head.design) -----------------
 
 
-@pytest.mark.parametrize("readout", READOUTS)
-@pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_every_option_combination_has_the_documented_shapes(readout, residual, bidirectional):
-    head = _option_head(readout=readout, residual=residual, bidirectional=bidirectional, input_norm="layernorm",
-                        init="orthogonal")
+def _by_hand(head: GRUHead, features: torch.Tensor, norm: bool) -> torch.Tensor:
+    """The states ``(B, T, D)`` of an nn.GRU built here with ``head``'s weights, on the spatial mean
+    of ``features`` (layer-normalised without affine terms when ``norm``: the LayerNorm starts at 1, 0)."""
+    sequence = features.mean(dim=(3, 4)).transpose(1, 2)
+    if norm:
+        sequence = torch.nn.functional.layer_norm(sequence, sequence.shape[-1:])
+    gru = torch.nn.GRU(12, head.gru.hidden_size, num_layers=head.gru.num_layers, batch_first=True,
+                       bidirectional=head.gru.bidirectional)
+    gru.load_state_dict(head.gru.state_dict())
+    return gru(sequence)[0]
+
+
+def test_the_first_head_classifies_the_last_state_of_a_gru_on_raw_features():
+    head = _make(FIRST).eval()
+    features = torch.randn(3, 12, 6, 4, 4)
+    with torch.no_grad():
+        expected = head.fc(_by_hand(head, features, norm=False)[:, -1])
+        torch.testing.assert_close(head(features), expected)
+
+
+def test_the_chosen_head_is_the_mean_over_steps_of_the_pooled_path_plus_the_gru_branch():
+    head = _make().eval()
+    with torch.no_grad():
+        head.project.weight.normal_()
+    features = torch.randn(3, 12, 6, 4, 4)
+    with torch.no_grad():
+        states = _by_hand(head, features, norm=True)
+        z = features.mean(dim=(2, 3, 4))[:, None] + states @ head.project.weight.T + head.project.bias
+        expected = (z @ head.fc.weight.T + head.fc.bias).mean(dim=1)
+        torch.testing.assert_close(head(features), expected)
+
+
+def test_the_registry_lists_the_chosen_head_first_and_each_other_design_changes_one_thing():
+    assert list(HEADS)[0] == "gru" and HEADS["gru"] is GRUHead
+    shared = {"__module__", "__qualname__", "__doc__", "__firstlineno__", "__static_attributes__", "__init__",
+              "reset_parameters", "zero_score"}
+    for name, cls in list(HEADS.items())[1:]:
+        assert cls.__bases__ == (GRUHead,), name
+        changed = set(vars(cls)) - shared
+        assert len(changed - {"readout"}) == 1, (name, changed)
+
+
+@pytest.mark.parametrize("readout", ["gru", "last_step", "attention_readout"])
+@pytest.mark.parametrize("path", ["gru", "no_pooled_path"])
+@pytest.mark.parametrize("direction", ["gru", "bidirectional"])
+def test_every_design_combination_has_the_documented_shapes(readout, path, direction):
+    head = _make(f"{readout}+{path}+{direction}+orthogonal").eval()
     features = torch.randn(3, 12, 6, 4, 4)
     states, steps, weights, logits = head.forward_steps(features)
-    assert states.shape == (3, 6, 20 if bidirectional else 10)
+    assert states.shape == (3, 6, 20 if direction == "bidirectional" else 10)
     assert steps.shape == (3, 6, 5) and weights.shape == (3, 6) and logits.shape == (3, 5)
     torch.testing.assert_close(weights.sum(1), torch.ones(3))
     # The clip's logits are the readout of the step logits, and forward returns them.
@@ -127,18 +169,17 @@ def test_every_option_combination_has_the_documented_shapes(readout, residual, b
 
 def test_readout_weights_last_mean_and_attention_at_init():
     features = torch.randn(2, 12, 4, 3, 3)
-    assert torch.equal(_option_head(readout="last").forward_steps(features)[2], torch.tensor([[0.0, 0, 0, 1]] * 2))
-    torch.testing.assert_close(_option_head(readout="mean").forward_steps(features)[2], torch.full((2, 4), 0.25))
+    assert torch.equal(_make("last_step").forward_steps(features)[2], torch.tensor([[0.0, 0, 0, 1]] * 2))
+    torch.testing.assert_close(_make().forward_steps(features)[2], torch.full((2, 4), 0.25))
     # The attention score starts at zero, so its softmax starts uniform.
-    torch.testing.assert_close(_option_head(readout="attention").forward_steps(features)[2], torch.full((2, 4), 0.25))
-    last = _option_head(readout="last")
-    _, steps, _, logits = last.forward_steps(features)
+    torch.testing.assert_close(_make("attention_readout").forward_steps(features)[2], torch.full((2, 4), 0.25))
+    _, steps, _, logits = _make("last_step").forward_steps(features)
     assert torch.equal(logits, steps[:, -1])
 
 
 def test_a_residual_head_starts_as_the_pooled_head():
     # The GRU branch's projection starts at zero, so the logits are fc(mean over T, H, W): tdrag_no_gru's head.
-    head = _option_head(residual=True, readout="attention", input_norm="layernorm", init="orthogonal")
+    head = _make("attention_readout+orthogonal").eval()
     assert torch.equal(head.project.weight, torch.zeros_like(head.project.weight))
     features = torch.randn(3, 12, 6, 4, 4)
     expected = features.mean(dim=(2, 3, 4)) @ head.fc.weight.T + head.fc.bias
@@ -152,7 +193,7 @@ def test_a_residual_head_starts_as_the_pooled_head():
 
 
 def test_gradients_reach_the_gru_through_the_residual_branch_after_one_step():
-    head = GRUHead(in_channels=12, num_classes=5, hidden=10, residual=True, readout="mean", dropout=0.0)
+    head = _make(branch_dropout=0.0)
     features, labels = torch.randn(4, 12, 5, 3, 3), torch.tensor([0, 1, 2, 3])
     optimiser = torch.optim.SGD(head.parameters(), lr=0.5)
     torch.nn.functional.cross_entropy(head(features), labels).backward()
@@ -166,19 +207,23 @@ def test_gradients_reach_the_gru_through_the_residual_branch_after_one_step():
 
 
 def test_orthogonal_init_gives_orthogonal_recurrent_blocks_and_zero_biases():
-    head = _option_head(init="orthogonal", bidirectional=True)
+    head = _make("orthogonal+bidirectional")
     for name, p in head.gru.named_parameters():
         for block in p.detach().chunk(3, dim=0):
             if name.startswith("weight_hh"):
                 torch.testing.assert_close(block @ block.T, torch.eye(block.shape[0]), atol=1e-5, rtol=0)
             elif name.startswith("bias"):
                 assert torch.equal(block, torch.zeros_like(block))
+    # The chosen head keeps nn.GRU's uniform init: biases in (-1/sqrt(hidden), 1/sqrt(hidden)), not zero.
+    assert _make().gru.bias_hh_l0.abs().sum() > 0
 
 
 def test_layernorm_makes_the_head_blind_to_the_scale_of_its_input():
-    head = _option_head(input_norm="layernorm", residual=False)
+    head = _make("no_pooled_path").eval()
     features = torch.randn(2, 12, 5, 3, 3)
     torch.testing.assert_close(head(features), head(features * 50 + 3), atol=1e-4, rtol=1e-4)
+    raw = _make("no_pooled_path+no_norm").eval()
+    assert not torch.allclose(raw(features), raw(features * 50 + 3), atol=1e-2)
 
 
 def test_weighted_pooling():
@@ -191,8 +236,7 @@ def test_weighted_pooling():
 
 
 def test_branch_dropout_keeps_or_drops_each_clips_gru_branch_whole_in_training_only():
-    torch.manual_seed(0)
-    head = GRUHead(12, 5, hidden=10, dropout=0.0, branch_dropout=0.5)
+    head = _make(branch_dropout=0.5)
     with torch.no_grad():
         head.project.weight.normal_()
     features = torch.randn(64, 12, 4, 3, 3)
@@ -221,23 +265,21 @@ def test_branch_dropout_keeps_or_drops_each_clips_gru_branch_whole_in_training_o
 def test_branch_dropout_must_be_a_probability_below_one(value):
     from tdrag.models.registry import build_model
 
-    with pytest.raises(ValueError, match="model.gru_branch_dropout"):
-        build_model("tdrag", width=8, gru_branch_dropout=value)
+    with pytest.raises(ValueError, match="model.head.branch_dropout"):
+        build_model("tdrag", width=8, head={"branch_dropout": value})
 
 
 def test_branch_dropout_does_nothing_to_a_head_without_the_pooled_path():
-    torch.manual_seed(0)
-    head = GRUHead(12, 5, hidden=10, dropout=0.0, residual=False, branch_dropout=0.5)
+    head = _make("no_pooled_path", branch_dropout=0.5)
     features = torch.randn(8, 12, 4, 3, 3)
     with torch.no_grad():
         trained = head.train()(features)
         torch.testing.assert_close(head.eval()(features), trained)
 
 
-@pytest.mark.parametrize("option, value", [("gru_input_norm", "batchnorm"), ("gru_readout", "max"), ("gru_init", "zeros"),
-                                           ("gru_residual", "yes"), ("gru_bidirectional", 1)])
-def test_bad_head_options_are_named_by_build_model(option, value):
+@pytest.mark.parametrize("design", ["lstm", "gru+gru", "last_step+attention_readout"])
+def test_bad_head_designs_are_named_by_build_model(design):
     from tdrag.models.registry import build_model
 
-    with pytest.raises(ValueError, match=f"model.{option}"):
-        build_model("tdrag", width=8, **{option: value})
+    with pytest.raises(ValueError, match="model.head.design"):
+        build_model("tdrag", width=8, head={"design": design})

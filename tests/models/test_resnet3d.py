@@ -90,8 +90,8 @@ def test_stage_channels_scale_with_width():
 
 
 def test_init_keeps_bn_gamma_one_unless_zero_init_residual():
-    default = R3D18(width=8)
-    zeroed = R3D18(width=8, zero_init_residual=True)
+    default = R3D18(num_classes=7, width=8)
+    zeroed = R3D18(num_classes=7, width=8, zero_init_residual=True)
     for block_default, block_zero in zip(
         (m for m in default.modules() if isinstance(m, BasicBlock)), (m for m in zeroed.modules() if isinstance(m, BasicBlock))
     ):

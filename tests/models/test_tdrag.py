@@ -5,8 +5,6 @@ Tiny models (width 8) and clips (T = 16 or 8, 32x32) keep the file to seconds on
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 from torch import nn
@@ -14,19 +12,17 @@ from torch import nn
 from tdrag.config import ModelConfig
 from tdrag.models.attention import ResidualAttention3d
 from tdrag.models.gru_head import GRUHead
-from tdrag.models.registry import MODEL_NAMES, build_model
-from tdrag.models.tdrag import TDRAG
+from tdrag.models.registry import MODEL_NAMES, build_model, build_model_from_config
 
 CL = torch.channels_last_3d
 GRU_VARIANTS = ("tdrag", "tdrag_no_attention")
 ATTENTION_VARIANTS = ("tdrag", "tdrag_no_gru")
 
 
-def _model(name: str, seed: int = 0, **options) -> nn.Module:
+def _model(name: str, seed: int = 0, head: dict | None = None, **options) -> nn.Module:
     torch.manual_seed(seed)
     options.setdefault("width", 8)
-    options.setdefault("gru_hidden", 16)
-    return build_model(name, num_classes=7, **options)
+    return build_model(name, num_classes=7, head={"hidden": 16, **(head or {})}, **options)
 
 
 def _clips(batch: int = 2, frames: int = 16, size: int = 32, seed: int = 1) -> torch.Tensor:
@@ -82,7 +78,7 @@ def test_tdrag_keeps_half_the_frames_for_the_gru_by_default():
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_gradients_reach_every_parameter(name):
     # Branch dropout off: with it, both clips of this batch may drop the GRU branch in this step.
-    model = _model(name, gru_branch_dropout=0.0)
+    model = _model(name, head={"branch_dropout": 0.0})
     loss = nn.functional.cross_entropy(model(_clips(frames=4)), torch.tensor([0, 3]))
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
@@ -94,14 +90,14 @@ def test_gradients_reach_every_parameter(name):
         # The GRU branch's projection starts at zero: it gets the gradient, the GRU gets it after a
         # step (tests/models/test_gru_head.py); the original head's GRU gets it at once.
         assert model.head.project.weight.grad.abs().sum() > 0
-        plain = _model(name, gru_residual=False, gru_readout="last", gru_input_norm="none")
+        plain = _model(name, head={"design": "no_norm+last_step+no_pooled_path"})
         nn.functional.cross_entropy(plain(_clips(frames=4)), torch.tensor([0, 3])).backward()
         assert all(p.grad.abs().sum() > 0 for p in plain.head.gru.parameters())
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_one_training_step_lowers_the_loss_on_its_batch(name):
-    model = _model(name, dropout=0.0)
+    model = _model(name, head={"dropout": 0.0})
     x, y = _clips(batch=4, frames=4, size=24), torch.tensor([0, 1, 2, 3])
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
@@ -220,15 +216,28 @@ def test_cuda_bf16_channels_last_training_step(name):
     torch.testing.assert_close(seen.logits.float(), model(x).float().to(seen.logits.device), rtol=2e-2, atol=2e-2)
 
 
-# --- head and attention design options -----------------------------------------------------------
+# --- head and attention designs ----------------------------------------------------------------
 
-HEAD = {"gru_residual": True, "gru_input_norm": "layernorm", "gru_readout": "attention", "gru_init": "orthogonal"}
+HEAD = {"design": "attention_readout+orthogonal"}
+
+
+def test_the_default_config_builds_the_documented_tdrag():
+    # Every default is written once, in the config; this is what it builds (the module docstrings).
+    model = build_model_from_config(ModelConfig(width=8))
+    assert model.variant == "tdrag" and model.temporal_strides == (1, 2, 1, 1) and not model.causal_time
+    assert model.attention_stages == (2, 3, 4) and model.pool_attention is None
+    blocks = [m for m in model.modules() if isinstance(m, ResidualAttention3d)]
+    assert [type(b) for b in blocks] == [ResidualAttention3d] * 3 and {b.temperature for b in blocks} == {1.0}
+    head = model.head
+    assert type(head) is GRUHead and isinstance(head.norm, nn.LayerNorm) and head.residual and head.readout == "mean"
+    assert (head.gru.hidden_size, head.gru.num_layers, head.gru.bidirectional) == (256, 1, False)
+    assert (head.dropout.p, head.branch_dropout) == (0.5, 0.5)
 
 
 def test_a_residual_tdrag_starts_as_tdrag_no_gru():
     # Same seed, same trunk init; the GRU branch's projection starts at zero, so the logits agree.
     x = _clips()
-    with_gru = _model("tdrag", **HEAD).eval()
+    with_gru = _model("tdrag", head=HEAD).eval()
     without = _model("tdrag_no_gru").eval()
     trunk = {k: v for k, v in without.state_dict().items() if not k.startswith("head.")}
     with_gru.load_state_dict(trunk, strict=False)
@@ -240,7 +249,7 @@ def test_a_residual_tdrag_starts_as_tdrag_no_gru():
 
 
 def test_attention_pooling_weights_the_heads_pooling_with_layer4s_map():
-    model = _model("tdrag", attention_pooling=True, **HEAD).eval()
+    model = _model("tdrag", attention={"design": "pooling"}, head=HEAD).eval()
     x = _clips()
     with torch.no_grad():
         seen = model.inspect(x)
@@ -255,81 +264,46 @@ def test_attention_pooling_weights_the_heads_pooling_with_layer4s_map():
         expected = model.head.fc(clip + model.head.project(seen.hidden_states).mean(1))
     torch.testing.assert_close(seen.logits, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(model(x), seen.logits)
-    with pytest.raises(ValueError, match="attention_pooling"):
-        _model("tdrag", attention_pooling=True, attention_stages=(2, 3))
+    with pytest.raises(ValueError, match="model.attention.design: pooling needs stage 4"):
+        _model("tdrag", attention={"design": "pooling", "stages": (2, 3)})
 
 
-def test_attention_without_the_residual_floor_gates_the_features():
-    torch.manual_seed(0)
-    block = ResidualAttention3d(16, residual=False).eval()
-    x = torch.randn(2, 16, 3, 6, 6)
-    with torch.no_grad():
-        out, m = block.forward_with_mask(x)
-    torch.testing.assert_close(out, x * m)
-    block.residual = True
-    with torch.no_grad():
-        torch.testing.assert_close(block(x), x * (1 + m))
-
-
-def test_build_model_passes_every_head_option():
-    model = _model("tdrag", gru_bidirectional=True, gru_branch_dropout=0.25, **HEAD)
+def test_the_designs_named_in_the_config_are_the_ones_built():
+    model = _model("tdrag", attention={"design": "softmax+learned_temperature"},
+                   head={"design": "bidirectional+orthogonal", "branch_dropout": 0.25})
     head = model.head
-    assert (head.residual, head.readout, head.input_norm, head.init, head.gru.bidirectional, head.branch_dropout) == (
-        True, "attention", "layernorm", "orthogonal", True, 0.25)
+    assert isinstance(head, GRUHead) and type(head).__name__ == "orthogonal+bidirectional"
+    assert (head.residual, head.readout, head.gru.bidirectional, head.branch_dropout) == (True, "mean", True, 0.25)
     assert isinstance(head.norm, nn.LayerNorm)
+    blocks = [m for m in model.modules() if isinstance(m, ResidualAttention3d)]
+    assert len(blocks) == 3 and all(type(b).__name__ == "softmax+learned_temperature" for b in blocks)
+    assert sum(name.endswith("log_temperature") for name, _ in model.named_parameters()) == 3
 
 
 def test_step_readout_meaning_follows_the_head_and_the_loss():
     from tdrag.models.tdrag import step_readout_meaning
 
-    plain = step_readout_meaning(_model("tdrag", gru_residual=False, gru_readout="last"), "last")
+    plain = step_readout_meaning(_model("tdrag", head={"design": "no_pooled_path+last_step"}), "last")
     assert "Not causal" in plain and "GRU state at that step" in plain and "only the last step was trained" in plain
     residual = step_readout_meaning(_model("tdrag"), "last")  # the default head
     assert "the clip's pooled features (the same at every step) plus the GRU state's contribution" in residual
     assert "their average" in residual
-    attention = step_readout_meaning(_model("tdrag", gru_residual=True, gru_readout="attention"), "last")
+    attention = step_readout_meaning(_model("tdrag", head={"design": "attention_readout"}), "last")
     assert "attention-weighted average" in attention
     assert "trained predictions" in step_readout_meaning(_model("tdrag"), "mean")
     causal = step_readout_meaning(_model("tdrag", causal_time=True), "linear")
     assert causal.startswith("Causal time: step s depends only on keyframes 0..2(s+1)-1")
     assert "running mean of the pooled features up to that step" in causal
-    assert "both directions" in step_readout_meaning(_model("tdrag", gru_bidirectional=True, causal_time=True))
+    assert "both directions" in step_readout_meaning(_model("tdrag", head={"design": "bidirectional"},
+                                                            causal_time=True))
     assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))
 
 
-@pytest.mark.parametrize("pooling", [False, True])
-def test_forward_hooks_on_a_stage_fire(pooling):
+@pytest.mark.parametrize("design", ["residual", "pooling"])
+def test_forward_hooks_on_a_stage_fire(design):
     # Grad-CAM reads model.layer4's output through a forward hook: forward must call the stage.
-    model = _model("tdrag", attention_pooling=pooling, **HEAD).eval()
+    model = _model("tdrag", attention={"design": design}, head=HEAD).eval()
     seen = []
     model.layer4.register_forward_hook(lambda module, args, out: seen.append(out.shape))
     model(_clips())
     assert len(seen) == 1
-
-
-def test_a_learned_temperature_divides_the_mask_logits():
-    torch.manual_seed(0)
-    fixed = ResidualAttention3d(16).eval()
-    torch.manual_seed(0)
-    learned = ResidualAttention3d(16, learn_temperature=True).eval()
-    x = torch.randn(2, 16, 3, 6, 6)
-    with torch.no_grad():
-        torch.testing.assert_close(learned.mask(x), fixed.mask(x))  # tau starts at 1
-        learned.log_temperature.fill_(float(torch.tensor(0.5).log()))
-        logits = torch.logit(fixed.mask(x).double(), eps=0).float()
-        torch.testing.assert_close(learned.mask(x), torch.sigmoid(logits / 0.5), atol=1e-4, rtol=1e-4)
-    assert "log_temperature" not in dict(fixed.named_parameters())
-    model = _model("tdrag", attention_learn_temperature=True)
-    assert sum(name.endswith("log_temperature") for name, _ in model.named_parameters()) == 3
-
-
-def test_the_head_defaults_are_the_same_in_the_config_the_model_and_the_head():
-    # Models do not import the config, so each layer writes the defaults down; they must agree.
-    model_args, head_args = inspect.signature(TDRAG).parameters, inspect.signature(GRUHead).parameters
-    for field, head_arg in (("gru_input_norm", "input_norm"), ("gru_readout", "readout"), ("gru_residual", "residual"),
-                            ("gru_init", "init"), ("gru_bidirectional", "bidirectional"),
-                            ("gru_branch_dropout", "branch_dropout"), ("gru_hidden", "hidden"),
-                            ("gru_layers", "layers"), ("dropout", "dropout")):
-        config_default = getattr(ModelConfig(), field)
-        assert model_args[field].default == config_default, field
-        assert head_args[head_arg].default == config_default, head_arg

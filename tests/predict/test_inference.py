@@ -83,7 +83,7 @@ def test_predict_matches_the_evaluation_path(media, face):
     assert prediction.top_class == DFEW_CLASSES[int(np.argmax(overall))]
     # Attention of the deepest stage, one map per keyframe, at the crop's size, in [0, 1].
     windows, frames, crop = len(prediction.windows), config.data.frames, config.data.crop
-    assert prediction.attention_stage == f"layer{max(config.model.attention_stages)}"
+    assert prediction.attention_stage == f"layer{max(config.model.attention.stages)}"
     assert prediction.attention.shape == (windows, frames, crop, crop)
     assert prediction.attention.min() >= 0 and prediction.attention.max() <= 1
     assert prediction.keyframe_crops.shape == (windows, frames, crop, crop, 3)

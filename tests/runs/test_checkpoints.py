@@ -169,26 +169,3 @@ def test_class_names_are_read_back_from_the_checkpoint(tmp_path):
     odd = {"config": config_to_dict(replace(mafw, model={"num_classes": 4})), "model": {}}
     with pytest.raises(CheckpointError, match="4 classes, data.dataset 'mafw' has 11"):
         checkpoints.checkpoint_class_names(odd, tmp_path / "x.pt")
-
-
-def test_a_checkpoint_from_before_the_head_options_rebuilds_its_own_head(tmp_path):
-    # Its config names none of the head/attention fields added later; loading must rebuild the head it
-    # was trained with (the original GRU head), whatever today's defaults are, and its weights fit.
-    from tdrag.models.registry import build_model, load_model
-
-    old_config = config_to_dict(Config())
-    old_config["model"].update(width=8, gru_hidden=8)
-    for key in checkpoints.BEFORE_FIELD:
-        old_config["model"].pop(key)
-    torch.manual_seed(0)
-    old = build_model("tdrag", width=8, gru_hidden=8, **checkpoints.BEFORE_FIELD)
-    path = tmp_path / "old.pt"
-    checkpoints.save_checkpoint(path, {"config": old_config, "model": old.state_dict(), "epoch": 1})
-    model, config = load_model(path)
-    assert (config.model.gru_residual, config.model.gru_readout, config.model.gru_input_norm) == (False, "last", "none")
-    x = torch.randn(1, 3, 8, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), old.eval()(x))
-    # A config that names a field keeps its own value.
-    new_config = config_to_dict(Config())
-    assert checkpoints.checkpoint_config({"config": new_config}).model == Config().model

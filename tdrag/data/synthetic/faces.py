@@ -204,31 +204,111 @@ def _px(values: np.ndarray, size: int) -> np.ndarray:
     return np.round(np.asarray(values) * (size * _ONE)).astype(np.int32)
 
 
-def _brow_geometry(identity: Identity, col: dict[str, np.ndarray], d: int, pad: float, bold: bool) -> tuple:
+# The moving parts as a table. Each anchor is a coordinate at rest and how far one unit of each
+# driver moves it, in canvas fractions (y grows downwards); moves are applied in order. Drivers
+# are the expression parameters, their positive parts ("mouth_open+", "cheek+"), "brow_lower_1.5"
+# (brow_lower clipped to 0..1.5) and the row "mouth_opening". Measured from: brow x, the midline (mirrored on the left);
+# brow y, the brows of eyes on y = 0.45 (they follow the identity's eyes); frown y, the eye line;
+# mouth y, the mouth line ``MOUTH_Y``; cheek y, the canvas top.
+ANCHORS: dict[str, tuple[float, dict[str, float]]] = {
+    "brow_inner_x": (0.045, {"brow_lower": -0.022}),  # AU4 draws the brows together
+    "brow_mid_x": (0.11, {}),
+    "brow_outer_x": (0.18, {}),
+    "brow_inner_y": (0.372, {"brow_raise": -0.055, "brow_inner_up": -0.06, "brow_lower": 0.05}),
+    "brow_mid_y": (0.352, {"brow_raise": -0.067}),
+    "brow_outer_y": (0.366, {"brow_raise": -0.059, "brow_lower": -0.012}),
+    "frown_top_y": (-0.105, {"brow_lower_1.5": 0.02}),  # top end of the frown lines
+    "cheek_y": (0.6, {"cheek": -0.025}),
+    "mouth_opening": (0.0, {"mouth_open+": 0.08}),  # the jaw drop, shared by both lips
+    "mouth_corner_y": (0.0, {"mouth_curve": -0.05}),  # smile up, frown down
+    "mouth_upper_y": (-0.005, {"upper_lip": -0.02, "mouth_opening": -0.2}),  # the upper lip's middle
+    "mouth_lower_y": (0.005, {"mouth_opening": 1.0}),
+}
+BROW_POINTS = ("inner", "mid", "outer")
+
+# The parts' fixed shapes, canvas fractions.
+FROWN = {"top_dx": 0.022, "bottom_dx": 0.013, "length": 0.055, "box": (0.5, -0.055, 0.045, 0.06)}  # box y: eye line
+EYE = {"half_w": 0.062, "half_h": 0.027, "iris": 0.022, "pupil": 0.01, "mask_half_w": 0.082, "mask_margin": 0.02,
+       "open_gain": 0.8, "narrow_gain": 0.7, "cheek_squeeze": 0.2, "min_aperture": 0.12}
+CHEEK_X = (0.335, 0.665)
+MOUTH_X, MOUTH_Y = 0.5, 0.69
+MOUTH = {"points": 11, "width_gain": 0.4, "press_narrowing": 0.15, "snarl": 0.015, "round": 0.25, "teeth": 0.45}
+
+
+def _drivers(e: np.ndarray) -> dict[str, np.ndarray]:
+    """``e: (D, len(EXPRESSION_PARAMS))`` -> every driver of ``ANCHORS``, ``(D,)`` each."""
+    col = {name: e[:, i] for name, i in P.items()}
+    col["mouth_open+"] = np.maximum(0.0, col["mouth_open"])
+    col["cheek+"] = np.maximum(0.0, col["cheek"])
+    col["brow_lower_1.5"] = np.clip(col["brow_lower"], 0.0, 1.5)
+    col["mouth_opening"] = _anchor("mouth_opening", col)
+    return col
+
+
+def _anchor(name: str, drivers: dict[str, np.ndarray], origin: float = 0.0, side: float = 1.0) -> np.ndarray:
+    """``ANCHORS[name]`` at every step, ``(D,)``: ``origin + side * rest``, moved by ``side * gain``
+    per unit of each driver (``side`` -1 mirrors an x about ``origin``)."""
+    rest, moves = ANCHORS[name]
+    value = np.full(len(drivers["brow_raise"]), origin + side * rest)
+    for driver, gain in moves.items():
+        value = value + side * gain * drivers[driver]
+    return value
+
+
+def _brow_geometry(identity: Identity, col: dict[str, np.ndarray], pad: float, bold: bool) -> tuple:
     """The brows' points ``(D, 2, 3, 2)`` and mask boxes ``(D, 2, 4)``, and the frown lines (points
     ``(D, 2, 2, 2)``, strength ``(D,)``, mask box ``(4,)``), in canvas fractions."""
-    # Brows: inner, mid, outer points per side.
-    brows = np.zeros((d, 2, 3, 2))
-    for k, side in enumerate((-1, 1)):
-        xs = np.broadcast_to(0.5 + side * np.array([0.045, 0.11, 0.18]), (d, 3)).copy()
-        ys = np.broadcast_to(np.array([0.372, 0.352, 0.366]) + (identity.eye_y - 0.45), (d, 3)).copy()
-        ys -= (0.055 + np.array([0.0, 0.012, 0.004]))[None] * col["brow_raise"][:, None]
-        ys[:, 0] += -0.06 * col["brow_inner_up"] + 0.05 * col["brow_lower"]
-        ys[:, 2] -= 0.012 * col["brow_lower"]
-        xs[:, 0] -= side * 0.022 * col["brow_lower"]
-        brows[:, k, :, 0], brows[:, k, :, 1] = xs, ys
+    lift = identity.eye_y - 0.45
+    ys = np.stack([_anchor(f"brow_{p}_y", col, lift) for p in BROW_POINTS], -1)
+    brows = np.stack([np.stack([np.stack([_anchor(f"brow_{p}_x", col, 0.5, side) for p in BROW_POINTS], -1), ys], -1)
+                      for side in (-1, 1)], 1)
     lo, hi = brows.min(axis=2), brows.max(axis=2)  # (D, 2, 2)
     brow_boxes = np.concatenate([(lo + hi) / 2, (hi - lo) / 2 + pad], axis=-1)
     # Lowered brows (AU4) crease the skin between them into vertical frown lines. The bold look
     # draws them: a lowered brow alone barely changes a small face whose brows sit on dark lids.
-    top = identity.eye_y - 0.105 + 0.02 * np.clip(col["brow_lower"], 0.0, 1.5)
-    furrows = np.zeros((d, 2, 2, 2))
-    for k, side in enumerate((-1, 1)):
-        furrows[:, k, 0] = np.stack([np.full(d, 0.5 + side * 0.022), top], -1)
-        furrows[:, k, 1] = np.stack([np.full(d, 0.5 + side * 0.013), top + 0.055], -1)
-    furrow = np.clip(col["brow_lower"], 0.0, 1.0) if bold else np.zeros(d)
-    furrow_box = np.array([0.5, identity.eye_y - 0.055, 0.045, 0.06])
-    return brows, brow_boxes, furrows, furrow, furrow_box
+    top = _anchor("frown_top_y", col, identity.eye_y)
+    furrows = np.stack([np.stack([np.stack([np.full_like(top, 0.5 + side * FROWN[end]), top + dy], -1)
+                                  for end, dy in (("top_dx", 0.0), ("bottom_dx", FROWN["length"]))], 1)
+                        for side in (-1, 1)], 1)
+    furrow = np.clip(col["brow_lower"], 0.0, 1.0) if bold else np.zeros(len(top))
+    x, y, ax, ay = FROWN["box"]
+    return brows, brow_boxes, furrows, furrow, np.array([x, identity.eye_y + y, ax, ay])
+
+
+def _eye_geometry(col: dict[str, np.ndarray], scale: float, pad: float) -> tuple[np.ndarray, ...]:
+    """Half-axes ``(D, 2)`` of the eye, iris, pupil and eye mask: the eye opens (AU5) or narrows
+    (AU7) with ``eye_open`` and a cheek raise squeezes it from below."""
+    eo, d = col["eye_open"], len(col["eye_open"])
+    aperture = np.where(eo > 0, 1 + EYE["open_gain"] * eo, 1 + EYE["narrow_gain"] * eo)
+    aperture = np.maximum(EYE["min_aperture"], aperture - EYE["cheek_squeeze"] * col["cheek+"])
+    eye_h = EYE["half_h"] * scale * aperture
+    eye_axes = np.stack([np.full(d, EYE["half_w"] * scale), eye_h], axis=-1)
+    iris_axes = np.stack([np.full(d, EYE["iris"] * scale), np.minimum(EYE["iris"] * scale, eye_h)], axis=-1)
+    pupil_axes = np.stack([np.full(d, EYE["pupil"] * scale), np.minimum(EYE["pupil"] * scale, eye_h)], axis=-1)
+    mask_h = np.maximum(eye_h, EYE["half_h"] * scale) + EYE["mask_margin"]
+    eye_mask_axes = np.stack([np.full(d, EYE["mask_half_w"] * scale), mask_h], axis=-1)
+    if pad != 0.03:
+        eye_mask_axes = eye_mask_axes + (pad - 0.03)
+    return eye_axes, iris_axes, pupil_axes, eye_mask_axes
+
+
+def _mouth_geometry(identity: Identity, col: dict[str, np.ndarray], pad: float) -> tuple[np.ndarray, ...]:
+    """The lips as ``MOUTH["points"]`` points from corner to corner: upper and lower lip and the
+    upper teeth's lower edge, ``(D, K)`` x and y each, and the mask box ``(D, 4)``."""
+    w = identity.mouth_w * (1 + MOUTH["width_gain"] * col["mouth_width"])
+    w = w * (1 - MOUTH["press_narrowing"] * col["lip_press"])  # the half-width, stretched and pressed
+    corner_y = _anchor("mouth_corner_y", col, MOUTH_Y)[:, None]
+    s = np.linspace(-1.0, 1.0, MOUTH["points"])[None]  # corner to corner
+    bulge = 1 - s**2
+    upper_y = corner_y + (_anchor("mouth_upper_y", col, MOUTH_Y)[:, None] - corner_y) * bulge
+    upper_y -= MOUTH["snarl"] * col["upper_lip"][:, None] * np.clip(s, 0, 1) * bulge  # a one-sided snarl
+    lower_y = corner_y + (_anchor("mouth_lower_y", col, MOUTH_Y)[:, None] - corner_y) * bulge
+    # A round "O" when the jaw drops without stretching: pull the corners in a little.
+    xs = MOUTH_X + w[:, None] * s * (1 - MOUTH["round"] * col["mouth_open+"][:, None] * (1 - np.abs(s)))
+    teeth_y = upper_y + MOUTH["teeth"] * (lower_y - upper_y)
+    top, bottom = upper_y.min(axis=1), lower_y.max(axis=1)
+    box = np.stack([np.full(len(w), MOUTH_X), (top + bottom) / 2, w + pad, (bottom - top) / 2 + pad], axis=-1)
+    return xs, upper_y, lower_y, teeth_y, box
 
 
 def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Look()) -> FaceGeometry:
@@ -243,42 +323,13 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
     # Mask margin around a part (canvas fraction): thicker strokes reach further from the part's
     # centre line, so their regions grow with them.
     pad = 0.03 if look.line_scale == 1.0 and look.min_line <= 1 else 0.03 * look.line_scale + 0.5 * look.min_line / size
-    d = e.shape[0]
-    col = {name: e[:, i] for name, i in P.items()}
-
-    brows, brow_boxes, furrows, furrow, furrow_box = _brow_geometry(identity, col, d, pad, look.bold)
-
-    eo = col["eye_open"]
-    aperture = np.where(eo > 0, 1 + 0.8 * eo, 1 + 0.7 * eo)
-    aperture = np.maximum(0.12, aperture - 0.2 * np.maximum(0.0, col["cheek"]))
-    k = look.eye_scale
-    eye_h = 0.027 * k * aperture
-    eye_axes = np.stack([np.full(d, 0.062 * k), eye_h], axis=-1)
-    iris_axes = np.stack([np.full(d, 0.022 * k), np.minimum(0.022 * k, eye_h)], axis=-1)
-    pupil_axes = np.stack([np.full(d, 0.01 * k), np.minimum(0.01 * k, eye_h)], axis=-1)
-    eye_mask_axes = np.stack([np.full(d, 0.082 * k), np.maximum(eye_h, 0.027 * k) + 0.02], axis=-1)
-    if pad != 0.03:
-        eye_mask_axes = eye_mask_axes + (pad - 0.03)
+    col = _drivers(e)
+    brows, brow_boxes, furrows, furrow, furrow_box = _brow_geometry(identity, col, pad, look.bold)
+    eye_axes, iris_axes, pupil_axes, eye_mask_axes = _eye_geometry(col, look.eye_scale, pad)
     eyes = np.array([[0.5 - identity.eye_dx, identity.eye_y], [0.5 + identity.eye_dx, identity.eye_y]])
-    cheek_y = 0.6 - 0.025 * col["cheek"]
-    cheeks = np.stack([np.stack([np.full(d, 0.335), cheek_y], -1), np.stack([np.full(d, 0.665), cheek_y], -1)], 1)
-
-    mx, my = 0.5, 0.69
-    w = identity.mouth_w * (1 + 0.4 * col["mouth_width"]) * (1 - 0.15 * col["lip_press"])
-    corner_y = my - 0.05 * col["mouth_curve"]
-    opening = 0.08 * np.maximum(0.0, col["mouth_open"])
-    s = np.linspace(-1.0, 1.0, 11)[None]
-    bulge = 1 - s**2
-    up_c = my - 0.005 - 0.02 * col["upper_lip"] - 0.2 * opening
-    lo_c = my + 0.005 + opening
-    upper_y = corner_y[:, None] + (up_c - corner_y)[:, None] * bulge
-    upper_y -= 0.015 * col["upper_lip"][:, None] * np.clip(s, 0, 1) * bulge  # a one-sided snarl
-    lower_y = corner_y[:, None] + (lo_c - corner_y)[:, None] * bulge
-    # A round "O" when the jaw drops without stretching: pull the corners in a little.
-    xs = mx + w[:, None] * s * (1 - 0.25 * np.maximum(0.0, col["mouth_open"])[:, None] * (1 - np.abs(s)))
-    teeth_y = upper_y + 0.45 * (lower_y - upper_y)
-    top, bottom = upper_y.min(axis=1), lower_y.max(axis=1)
-    mouth_box = np.stack([np.full(d, mx), (top + bottom) / 2, w + pad, (bottom - top) / 2 + pad], axis=-1)
+    cheek_y = _anchor("cheek_y", col)
+    cheeks = np.stack([np.stack([np.full_like(cheek_y, x), cheek_y], -1) for x in CHEEK_X], 1)
+    xs, upper_y, lower_y, teeth_y, mouth_box = _mouth_geometry(identity, col, pad)
     return FaceGeometry(
         brows=_px(brows, size),
         brow_boxes=_px(brow_boxes, size),
@@ -292,7 +343,7 @@ def face_geometry(identity: Identity, e: np.ndarray, size: int, look: Look = Loo
         mouth_lower=_px(np.stack([xs, lower_y], -1), size),
         teeth=_px(np.stack([xs, teeth_y], -1), size),
         mouth_box=_px(mouth_box, size),
-        cheek=np.maximum(0.0, col["cheek"]),
+        cheek=col["cheek+"],
         wrinkle=np.maximum(0.0, col["nose_wrinkle"]),
         press=np.clip(col["lip_press"], 0.0, 1.0),
         show_teeth=(col["mouth_curve"] > 0.3) & (col["mouth_open"] > 0.1),
