@@ -159,7 +159,7 @@ def build_dossier(
     """
     from analysis.internals.run import open_run
     from analysis.plotting import class_index
-    from analysis.report.pages import PagePool, default_kernels
+    from analysis.report.pages import PagePool, default_kernels, thread_share, torch_threads
 
     out = Path(out).absolute()  # its name and folder name the staging folders beside it (`--out .` too)
     template = Path(template) if template else TEMPLATE
@@ -182,8 +182,10 @@ def build_dossier(
             parameters["SAVED_RUN"] = str((staging / SAVED_RUN).resolve())
         try:
             # The page kernels start (and import) while the run is inspected and measured here.
-            with PagePool(template, staging, Path(run_dir).name, parameters, len(names),
-                          kernels or default_kernels(len(names)), kernel_name, timeout, progress) as pool:
+            count = kernels or default_kernels(len(names))
+            threads = thread_share(count)  # the build and its kernels share the cores, each once
+            with torch_threads(threads), PagePool(template, staging, Path(run_dir).name, parameters, len(names),
+                                                  count, kernel_name, timeout, progress, threads) as pool:
                 with timed(timings, "inspect the run"):
                     run.inspection  # the one inspection pass of the dossier
                 with timed(timings, "shared attributions, class by class, each saved, then its page given"):

@@ -263,8 +263,10 @@ class PagePool:
     """
 
     def __init__(self, template: Path, staging: Path, run_name: str, parameters: dict[str, Any], pages: int,
-                 kernels: int = 1, kernel_name: str = "python3", timeout: int = 1200, progress: bool = True) -> None:
+                 kernels: int = 1, kernel_name: str = "python3", timeout: int = 1200, progress: bool = True,
+                 threads: int | None = None) -> None:
         self.template, self.staging, self.run_name = Path(template), Path(staging), run_name
+        self.threads = threads  # torch threads in each kernel (None: torch's default)
         self.parameters = dict(parameters)
         self.kernel_name, self.timeout = kernel_name, timeout
         self.count = max(1, int(kernels))
@@ -344,7 +346,8 @@ class PagePool:
             self._kernels.append(kernel)
         try:
             kernel.start()
-            kernel.warm_up()
+            kernel.warm_up(WARM_UP + (f"\nimport torch\ntorch.set_num_threads({int(self.threads)})"
+                                      if self.threads else ""))
         except Exception as exc:  # noqa: BLE001 -- the other kernels go on; wait() names this error
             self._start_error = f"the page kernel did not start: {failure_text(exc)}"
             log.warning("dossier: %s", self._start_error)
@@ -389,11 +392,36 @@ class PagePool:
         return page, reason
 
 
+def usable_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_kernels(pages: int) -> int:
     """Page kernels to run at once: one per CPU core this process may use, at most :data:`MAX_KERNELS`
     (each holds its own torch, matplotlib and run) and no more than there are pages."""
+    return max(1, min(pages, usable_cores(), MAX_KERNELS))
+
+
+def thread_share(kernels: int) -> int:
+    """Torch threads for the build and for each of its ``kernels`` page kernels, so that together
+    they use each core about once: torch's default (a thread per core in every process) made 2
+    kernels and the build run 6 threads on 2 cores, and the demo dossier took 102 s instead of 64
+    (benchmarks/RESULTS.md, "The dossier")."""
+    return max(1, usable_cores() // (int(kernels) + 1))
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, then give torch back its count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(pages, cores, MAX_KERNELS))
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -274,3 +274,19 @@ def test_a_dossier_inspects_the_run_once_and_makes_each_map_once(tiny_run, tmp_p
     assert made and len(made) == len(set(made)), "a clip's map of a class was made twice"
     assert {"integrated_gradients", "frame_ablation"} <= {m for m, *_ in made}
     assert "saved-run" not in " ".join(p.name for p in result.out.rglob("*"))  # the pages' input is not kept
+
+
+def test_the_build_and_its_kernels_share_the_cores(monkeypatch):
+    """thread_share gives the build and each page kernel cores // (kernels + 1) torch threads (at
+    least one); torch_threads sets the count for a block and gives torch its own back."""
+    import torch
+
+    from analysis.report import pages
+
+    for cores, kernels, expected in ((2, 2, 1), (2, 1, 1), (16, 4, 3), (8, 1, 4), (1, 4, 1)):
+        monkeypatch.setattr(pages, "usable_cores", lambda cores=cores: cores)
+        assert pages.thread_share(kernels) == expected
+    before = torch.get_num_threads()
+    with pages.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
