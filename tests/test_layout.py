@@ -1,6 +1,6 @@
 """tdrag's layers: each module imports only its own layer and those below it, and nothing imports in a circle.
 
-    ground floor (config, config_versions, errors, atomic, ownership, runtime, distributed, metrics)
+    ground floor (config, config_sections, config_versions, errors, atomic, ownership, runtime, distributed, metrics)
       <  data  <  runs  <  models  <  train | predict  <  commands  <  cli  <  __main__
 
 ``train`` and ``predict`` share a floor and stay apart: training never needs video inference, and
@@ -17,7 +17,7 @@ from tests.layering import import_cycles, imported_modules, layer_violations, mo
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tdrag"
-GROUND = {"config", "config_versions", "errors", "atomic", "ownership", "runtime", "distributed", "metrics"}
+GROUND = {"config", "config_sections", "config_versions", "errors", "atomic", "ownership", "runtime", "distributed", "metrics"}
 RANK = {"ground": 0, "data": 1, "runs": 2, "models": 3, "train": 4, "predict": 4, "commands": 5, "cli": 6,
         "__main__": 7}
 MODULES = sorted(PACKAGE.rglob("*.py"))

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tdrag.data.cache import MANIFEST_FILE
     from tdrag.data.clips import DatasetError
-    from tdrag.data.prepare import PrepareError
+    from tdrag.data.cache_decision import PrepareError
 
     layout_options: dict[str, str] = {}
     if args.dataset == "dfew":

@@ -3,8 +3,8 @@
 Order of work: the destination is checked (``tdrag.ownership``: only an empty folder or tdrag's
 own cache may be replaced, never the dataset or a folder holding it), the dataset is listed and
 fingerprinted, and what to do with a finished cache already at ``out`` is decided by
-:func:`decide_cache` (reuse it, rebuild it, or refuse: a pure function of what is there and what
-is asked, tested as a table), then every clip is decoded
+:func:`decide_cache` (``tdrag.data.cache_decision``: reuse it, rebuild it, or refuse, a pure function of what is
+there and what is asked, tested as a table), then every clip is decoded
 (``tdrag.data.decode``) into a hidden sibling folder ``.<name>.tmp-<pid>``, which is renamed into
 place only after ``manifest.json`` (``complete: true``) is written. Temp folders of dead
 processes are removed by the next run. The whole build holds ``out``
@@ -17,13 +17,12 @@ them in its own words with :meth:`PrepareError.reworded` (``tdrag prepare``: its
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,110 +40,21 @@ from tdrag.data.cache import (
     CacheError,
     is_cache_folder,
 )
+from tdrag.data.cache_decision import (
+    CacheAction,
+    CacheDecision,
+    CacheDifference,
+    FoundCache,
+    PrepareError,
+    decide_cache,
+    refusal,
+)
 from tdrag.data.clips import SPLITS, DatasetError, SkippedClip, file_digest
 from tdrag.data.datasets import get_reader
 from tdrag.data.keyframes import KEYFRAME_METHODS, KEYFRAME_RULES
 from tdrag.data.synthetic.dataset import is_synthetic_root
 
 log = logging.getLogger(__name__)
-
-# How the messages name prepare_cache's parameters when it is called from Python.
-PARAMETERS = {"out": "out", "overwrite": "overwrite=True", "strict": "strict=True", "keyframes": "keyframes",
-              "frames": "frames", "size": "size"}
-
-
-class PrepareError(CacheError):
-    """A CacheError whose message names ``prepare_cache``'s parameters through ``{p[name]}`` slots.
-
-    ``template`` holds the slots and ``{field}`` places for ``values`` (paths, lists: filled in
-    as they are, never parsed again); the message is said with :data:`PARAMETERS`.
-    """
-
-    def __init__(self, template: str, **values: Any) -> None:
-        self.template, self.values = template, values
-        super().__init__(self.say(PARAMETERS))
-
-    def say(self, names: Mapping[str, str]) -> str:
-        """The message with each parameter called by ``names`` (those missing keep their own name)."""
-        return self.template.format(p={**PARAMETERS, **names}, **self.values)
-
-    def reworded(self, names: Mapping[str, str]) -> CacheError:
-        """The same error as a front end says it (``{"out": "--out", ...}``)."""
-        return CacheError(self.say(names))
-
-
-class CacheAction(enum.Enum):
-    """What ``prepare_cache`` does about ``out``."""
-
-    BUILD = "build"  # no finished cache there
-    REUSE = "reuse"  # a finished cache of these settings and sources: left as it is
-    REBUILD = "rebuild"  # it differs, and overwrite allows replacing it
-    REFUSE = "refuse"  # it differs, and overwrite is off
-
-
-class CacheDifference(enum.Enum):
-    """The first way, in this order, a finished cache differs from what is asked."""
-
-    NONE = "none"
-    SETTINGS = "settings"  # frames, size, keyframes, folds, dataset, root, layout
-    SOURCES = "sources"  # split files or clips changed since it was built
-    SKIPPED = "skipped"  # it was built skipping bad clips, which strict refuses
-
-
-@dataclass(frozen=True)
-class FoundCache:
-    """What a finished cache at ``out`` holds, as the decision sees it (read by :func:`_found_cache`).
-
-    Fields (each empty when nothing differs):
-        changed_settings: ``"size: 16 -> 12"``, one per setting that differs.
-        changed_sources: what changed in the sources since it was built, one line each.
-        skipped: the clips it was built without (the manifest's ``skipped`` entries).
-    """
-
-    changed_settings: tuple[str, ...] = ()
-    changed_sources: tuple[str, ...] = ()
-    skipped: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class CacheDecision:
-    """What to do about ``out`` (``action``) and why (``difference``: NONE to build or reuse)."""
-
-    action: CacheAction
-    difference: CacheDifference
-
-
-def decide_cache(found: FoundCache | None, *, strict: bool, overwrite: bool) -> CacheDecision:
-    """Build, reuse, rebuild or refuse: the cache at ``out`` (``found``; None when there is no
-    finished one) against what is asked. Settings are compared first, then sources, then (under
-    ``strict`` only) the clips it skipped; ``overwrite`` rebuilds what differs and nothing else."""
-    if found is None:
-        return CacheDecision(CacheAction.BUILD, CacheDifference.NONE)
-    if found.changed_settings:
-        difference = CacheDifference.SETTINGS
-    elif found.changed_sources:
-        difference = CacheDifference.SOURCES
-    elif strict and found.skipped:
-        difference = CacheDifference.SKIPPED
-    else:
-        return CacheDecision(CacheAction.REUSE, CacheDifference.NONE)
-    return CacheDecision(CacheAction.REBUILD if overwrite else CacheAction.REFUSE, difference)
-
-
-def refusal(out: Path, found: FoundCache, difference: CacheDifference) -> PrepareError:
-    """The error for a cache that differs by ``difference`` while ``overwrite`` is off."""
-    if difference is CacheDifference.SETTINGS:
-        return PrepareError("{out}: a cache built with other settings is there ({changed}); pass another {p[out]} "
-                            "or {p[overwrite]}", out=out, changed=", ".join(found.changed_settings))
-    if difference is CacheDifference.SOURCES:
-        return PrepareError("{out}: the sources changed since this cache was built ({changes}); rebuild it with "
-                            "{p[overwrite]}, or pass another {p[out]}", out=out,
-                            changes="; ".join(found.changed_sources))
-    first = found.skipped[0]
-    return PrepareError("{out}: built skipping {n} bad clip(s) (first: {video}: {reason}), which {p[strict]} "
-                        "refuses; fix them and pass {p[overwrite]}", out=out, n=len(found.skipped),
-                        video=first["video_id"], reason=first["reason"])
-
 
 @dataclass
 class _Entry:

@@ -9,7 +9,7 @@ import pytest
 
 from tdrag.commands.prepare import FLAGS
 from tdrag.data.cache import CacheError
-from tdrag.data.prepare import (
+from tdrag.data.cache_decision import (
     CacheAction,
     CacheDecision,
     CacheDifference,
