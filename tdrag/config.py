@@ -185,9 +185,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.keyframes": ("redundancy", "uniform", "redundancy_greedy"),  # tdrag.data.keyframes.KEYFRAME_METHODS
     # tdrag.models.registry.MODEL_NAMES:
     "model.name": ("r3d18", "tdrag", "tdrag_no_attention", "tdrag_no_gru", "tdrag_trunk"),
-    # tdrag.models.attention.ATTENTIONS:
+    # tdrag.models.tdrag.ATTENTIONS:
     "model.attention.design": ("residual", "softmax", "gate", "pooling", "learned_temperature"),
-    # tdrag.models.gru_head.HEADS:
+    # tdrag.models.tdrag.HEADS:
     "model.head.design": ("gru", "last_step", "attention_readout", "orthogonal", "bidirectional", "no_norm",
                           "no_pooled_path"),
     "train.optimizer": ("sgd", "adamw"),                          # tdrag.train.schedule.OPTIMIZERS
@@ -290,6 +290,8 @@ def _validate_model(m: ModelConfig, fail: Any) -> None:
     """The model section's ranges (its choices are checked with the others)."""
     if any(v < 1 for v in m.temporal_strides):
         fail("model.temporal_strides", f"expected 4 positive integers, got {list(m.temporal_strides)}")
+    if m.causal_time and m.local_time:
+        fail("model.local_time", "cannot be combined with model.causal_time (choose one way to treat time)")
     stages = m.attention.stages
     if any(not 1 <= v <= 4 for v in stages) or len(set(stages)) != len(stages):
         fail("model.attention.stages", f"expected distinct stage numbers in 1..4, got {list(stages)}")

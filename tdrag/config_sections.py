@@ -45,9 +45,9 @@ class DataConfig:
 
 @dataclass
 class AttentionConfig:
-    """TDRAG's 3D residual attention blocks (tdrag.models.attention)."""
+    """TDRAG's 3D residual attention blocks (tdrag.models.tdrag, "Attention")."""
 
-    # The block's design, by name (tdrag.models.attention.ATTENTIONS). "residual" (chosen): a
+    # The block's design, by name (tdrag.models.tdrag.ATTENTIONS). "residual" (chosen): a
     # sigmoid mask M per time step, the stage's output x * (1 + M), so a useless mask cannot erase
     # features. Kept for comparison, each changing one thing of it and joined with "+"
     # ("softmax+pooling"): "softmax" (a spatial softmax per step divided by its peak: places
@@ -63,10 +63,10 @@ class AttentionConfig:
 
 @dataclass
 class HeadConfig:
-    """The temporal head (tdrag.models.gru_head; the pooled head of tdrag_no_gru / tdrag_trunk
+    """The temporal head (tdrag.models.tdrag, "Temporal head"; the pooled head of tdrag_no_gru / tdrag_trunk
     reads only ``dropout``)."""
 
-    # The head's design, by name (tdrag.models.gru_head.HEADS). "gru" (chosen): LayerNorm on each
+    # The head's design, by name (tdrag.models.tdrag.HEADS). "gru" (chosen): LayerNorm on each
     # step's pooled features -> GRU, a pooled path beside it whose GRU branch starts at zero (TDRAG
     # starts as tdrag_no_gru and the GRU adds to it), the classifier on every step, the mean over
     # steps. Chosen on the validation split of the medium benchmark over 3 paired seeds
@@ -108,6 +108,11 @@ class ModelConfig:
     # step of layer4 already sees the whole clip (centred 3x3x3 kernels), and step readouts are
     # not "the clip so far".
     causal_time: bool = False
+    # Local time: every temporal convolution reads only the keyframes of its own step (kernel 1, or
+    # the stride's length where a stage strides time), so layer4's step s covers its own keyframes
+    # alone and only the temporal head combines steps (the order is the GRU's to read). Off: 3x3x3
+    # kernels read order already in the trunk. Not with causal_time.
+    local_time: bool = False
     # The attention blocks (variants with attention) and the classifier head.
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     head: HeadConfig = field(default_factory=HeadConfig)

@@ -3,7 +3,7 @@
 The predictions come from the evaluation ``tdrag train`` and ``tdrag eval`` make
 (``tdrag.train.evaluate.evaluate_splits``, through ``tdrag.models.forward.forward_clips``: the
 same transform, eval mode, layout and precision), so the GRU-on figures of a run's own test fold
-are its report's; the GRU-off pass is the same call inside ``tdrag.models.gru_head.gru_branch_off``::
+are its report's; the GRU-off pass is the same call inside ``tdrag.models.tdrag.gru_branch_off``::
 
     ev = evaluate_checkpoint("runs/ablation/runs/tdrag/seed_0", which="last")
     ev.war, ev.gru_off_war, ev.gru_changed        # the GRU's share, and what it changes
@@ -81,7 +81,7 @@ class CheckpointEvaluation:
 
 def has_gru_branch(model: nn.Module) -> bool:
     """Whether ``model``'s GRU branch can be switched off (``gru_branch_off`` accepts it)."""
-    from tdrag.models.gru_head import gru_branch_off
+    from tdrag.models.tdrag import gru_branch_off
 
     with suppress(ValueError), gru_branch_off(model):
         return True
@@ -105,7 +105,7 @@ def evaluate_checkpoint(run_dir: str | os.PathLike, which: str = "auto", cache: 
     from tdrag import distributed
     from tdrag.config import replace
     from tdrag.data.loader import make_loader
-    from tdrag.models.gru_head import gru_branch_off
+    from tdrag.models.tdrag import gru_branch_off
     from tdrag.models.registry import load_model
     from tdrag.runs.checkpoints import select_checkpoint
     from tdrag.runtime import resolve_device

@@ -55,7 +55,7 @@ class EpochDiagnosis:
 def parts_of(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """The model's parameters grouped by part (stem, layerK trunk, attention, GRU input / recurrent,
     head parts by module name); parts a model lacks are absent."""
-    from tdrag.models.attention import ResidualAttention3d
+    from tdrag.models.tdrag import ResidualAttention3d
 
     groups: dict[str, list[nn.Parameter]] = {}
     attention_ids = {id(p) for m in model.modules() if isinstance(m, ResidualAttention3d) for p in m.parameters()}

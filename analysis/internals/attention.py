@@ -2,7 +2,7 @@
 
 Each attention stage gives a map ``M`` in (0, 1) of shape ``(B, 1, T', H', W')`` at that stage's
 resolution (``model.inspect``). Here they are upsampled to the input's ``(T, H, W)`` (with
-``tdrag.models.attention.upsample_attention``, the one upsampling ``tdrag predict`` uses too), drawn over
+``tdrag.models.inspection.upsample_attention``, the one upsampling ``tdrag predict`` uses too), drawn over
 the keyframes, averaged per class, and scored against the synthetic ground-truth masks: the share
 of a map's mass that falls inside the region carrying the class signal, next to the share a
 uniform map would get (the mask's area), which is the chance level, and the AUROC of the map as a
@@ -27,7 +27,7 @@ from torch import nn
 
 from analysis.internals.agreement import cache_truth, score_chunks
 from analysis.plotting import new_figure
-from tdrag.models.attention import upsample_attention
+from tdrag.models.inspection import upsample_attention
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ Every clip is scored on its keyframes in four kinds of order:
 - ``static``: the clip's most expressive keyframe (:func:`most_expressive_keyframe`) repeated T times.
 
 each with the GRU on and, for a model whose residual GRU head can be switched off
-(``tdrag.models.gru_head.gru_branch_off``), off. A model that reads only an unordered bag of its
+(``tdrag.models.tdrag.gru_branch_off``), off. A model that reads only an unordered bag of its
 keyframes scores the same chosen, shuffled and reversed; one that reads order loses accuracy when
 the order goes; one that reads the apex face alone scores as well on ``static``. The clips go
 through the one loop evaluation uses (``tdrag.models.forward.forward_clips``: evaluation transform,
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from tdrag import metrics
 from tdrag.models.forward import forward_clips
-from tdrag.models.gru_head import GRUHead, gru_branch_off
+from tdrag.models.tdrag import GRUHead, gru_branch_off
 
 #: The order conditions besides the shuffles, in the order tables show them.
 CHOSEN, REVERSED, STATIC = "chosen", "reversed", "static"

@@ -11,7 +11,7 @@ attributions, the explorer, the dossier) reads from it. The run's clips are the 
     print(run.describe())                          # model, split, clips, which checkpoint and why
     run.inspection.attention["layer3"].shape       # (N, 1, T', H', W'), computed once, kept
     run.probabilities[:4]                          # (4, C) from the same pass
-    run.attention_maps([0, 1])["layer3"].shape     # (2, T, crop, crop), tdrag.models.attention.upsample_attention
+    run.attention_maps([0, 1])["layer3"].shape     # (2, T, crop, crop), tdrag.models.inspection.upsample_attention
     run.frames([0]).shape                          # (1, T, crop, crop, 3) uint8, straight from the cache
     x = run.inputs([0, 1])                         # (2, 3, T, crop, crop) normalised, as inspected
 
@@ -211,7 +211,7 @@ class Run:
 
     def step_readout_meaning(self) -> str:
         """One sentence: what this model's GRU step readouts mean (``tdrag.models.tdrag.step_readout_meaning``)."""
-        from tdrag.models.tdrag import step_readout_meaning
+        from tdrag.models.inspection import step_readout_meaning
 
         return step_readout_meaning(self.model, self.step_loss)
 
@@ -310,8 +310,8 @@ class Run:
     def attention_maps(self, positions: Sequence[int] | np.ndarray,
                        stages: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """stage -> ``(B, T, crop, crop)`` attention of the clips at frame size, from the cached pass
-        (``tdrag.models.attention.upsample_attention``); empty for a model without attention."""
-        from tdrag.models.attention import upsample_attention
+        (``tdrag.models.inspection.upsample_attention``); empty for a model without attention."""
+        from tdrag.models.inspection import upsample_attention
 
         idx = torch.as_tensor(as_positions(positions, len(self)))
         names = list(self.attention) if stages is None else list(stages)

@@ -11,7 +11,7 @@ Four dropdowns (emotion class, clip of that class, analysis method, stage) drive
 - its class probabilities after each GRU step.
 
 Everything comes from the opened run (:class:`analysis.internals.run.Run`: its one cached
-inspection pass, its attention upsampled by ``tdrag.models.attention.upsample_attention``, its uint8 display
+inspection pass, its attention upsampled by ``tdrag.models.inspection.upsample_attention``, its uint8 display
 frames), :mod:`analysis.internals.trajectories` and :mod:`analysis.attribution`; this module only
 wires widgets to them and turns figures into PNG bytes. Attribution maps are computed when first
 asked for and kept (per clip, method and stage). The header says which checkpoint is shown and
@@ -248,7 +248,7 @@ class ClassExplorer:
 
         Returns:
             (T, crop, crop): attention in [0, 1] from the run's cached pass, upsampled by
-            ``tdrag.models.attention.upsample_attention`` (``run.attention_maps``), or the raw attribution of
+            ``tdrag.models.inspection.upsample_attention`` (``run.attention_maps``), or the raw attribution of
             the predicted class (shown by magnitude, scaled per clip).
         """
         key = (int(i), method, stage)

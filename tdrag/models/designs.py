@@ -1,5 +1,5 @@
 """A design name -> the class that builds it, for the design registries of the attention blocks
-(``tdrag.models.attention.ATTENTIONS``) and the temporal head (``tdrag.models.gru_head.HEADS``).
+(``tdrag.models.tdrag.ATTENTIONS``) and the temporal head (``tdrag.models.tdrag.HEADS``).
 
 A registry maps names to classes, the chosen design first; every other entry subclasses it and
 changes one thing (one method or class attribute). A config names one entry (``"softmax"``) or

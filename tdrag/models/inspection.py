@@ -1,4 +1,6 @@
-"""What ``model.inspect(x)`` returns: the logits plus the internals the analysis side looks at.
+"""What ``model.inspect(x)`` returns: the logits plus the internals the analysis side looks at; the
+one way its stage maps are brought to frame size (:func:`upsample_attention`), and what its step
+readouts mean for a given model (:func:`step_readout_meaning`).
 
 One pass over many batches is one ModelInspection too: :meth:`ModelInspection.cat` joins the
 batches' inspections along the batch (``tdrag.models.forward.forward_clips`` does).
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
@@ -87,3 +91,62 @@ class ModelInspection:
             step_logits=join("step_logits"),
             readout_weights=join("readout_weights"),
         )
+
+
+def upsample_attention(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Trilinear upsampling of stage maps to frame size: ``(B, 1, T', H', W')`` or ``(B, T', H', W')``
+    -> ``(B, T, H, W)`` float32, still within the maps' range (a convex combination).
+
+    ``size`` is the target ``(T, H, W)``. Time is interpolated too, so a keyframe between two
+    stage steps shows their blend (``align_corners=False``: each stage step covers an equal span).
+    """
+    if maps.dim() == 4:
+        maps = maps.unsqueeze(1)
+    if maps.dim() != 5 or maps.shape[1] != 1:
+        raise ValueError(f"attention maps must be (B, 1, T', H', W'), got {tuple(maps.shape)}")
+    size = tuple(int(s) for s in size)
+    if len(size) != 3:
+        raise ValueError(f"size must be (T, H, W), got {size}")
+    return F.interpolate(maps.float(), size=size, mode="trilinear", align_corners=False)[:, 0]
+
+
+def step_readout_meaning(model: nn.Module, step_loss: str = "last") -> str:
+    """What the GRU step readouts (``inspect(x).step_logits``) of ``model`` mean, in two or three sentences.
+
+    It says what each step has seen (causal time, direction), what its logits are made of (the GRU
+    state alone, or the pooled path plus the GRU's contribution) and whether they were trained as
+    predictions (per-step loss) or only through the readout of the clip's logits.
+
+    Args:
+        model: a tdrag model (any variant).
+        step_loss: the run's ``train.step_loss`` ("last", "mean" or "linear").
+    """
+    head = getattr(model, "head", None)
+    if not isinstance(getattr(head, "gru", None), nn.RNNBase):
+        return "This model has no GRU: it gives one prediction per clip and no step readouts."
+    span = model.step_frames
+    if head.gru.bidirectional:
+        seen = ("Bidirectional GRU: every step's state has read the whole sequence in both directions, so step s is "
+                "not the clip so far.")
+    elif model.time == "causal":
+        seen = (f"Causal time: step s depends only on keyframes 0..{span}(s+1)-1, so its logits are what the model "
+                "says having seen the clip up to there.")
+    elif model.time == "local":
+        seen = (f"Local time: layer4's step s covers keyframes {span}s..{span}(s+1)-1 alone, so the GRU's state at s "
+                f"has read keyframes 0..{span}(s+1)-1 and nothing else has combined the steps.")
+    else:
+        seen = ("Not causal: every step of layer4 already sees the whole clip (centred temporal kernels), so step s is "
+                "the GRU's state after s+1 summaries of the whole clip, not the clip so far.")
+    pooled = ("the running mean of the pooled features up to that step" if head.causal else
+              "the clip's pooled features (the same at every step)")
+    made = (f"Each step's logits are the classifier on {pooled} plus the GRU state's contribution at that step."
+            if head.residual else "Each step's logits are the classifier on the GRU state at that step.")
+    if step_loss in ("mean", "linear"):
+        trained = "They are trained predictions (the loss covered every step)."
+    elif head.readout == "last":
+        trained = "They are by-products: only the last step was trained to predict, earlier steps were never supervised."
+    else:
+        how = "average" if head.readout == "mean" else "attention-weighted average (readout_weights)"
+        trained = (f"The clip's prediction is their {how}; a single step was trained only as part of it, not as a "
+                   "prediction on its own.")
+    return f"{seen} {made} {trained}"

@@ -12,8 +12,8 @@ Options are ``ModelConfig``'s fields (``tdrag.config``, where each is documented
 written), checked there as a config file's are; each variant ignores those that do not apply to
 it (r3d18 keeps r3d_18's temporal strides and has no attention, GRU or dropout; no_attention and
 trunk ignore ``attention``; no_gru and trunk read only ``head.dropout``). The attention and head
-designs have registries of their own (``tdrag.models.attention.ATTENTIONS``,
-``tdrag.models.gru_head.HEADS``).
+designs have registries of their own (``tdrag.models.tdrag.ATTENTIONS``,
+``tdrag.models.tdrag.HEADS``).
 """
 
 from __future__ import annotations

@@ -11,11 +11,19 @@ Layout (Tran et al., "A Closer Look at Spatiotemporal Convolutions", the R3D-18 
 with w = 64 and temporal strides (1, 2, 2, 2) in r3d_18. A BasicBlock is two 3x3x3 convolutions
 with BN, a shortcut (1x1x1 conv + BN when the shape changes) and ReLU after the sum.
 
-Causal time (``causal=True``, TDRAG's ``ModelConfig.causal_time``): every temporal convolution
+Causal time (``time="causal"``, TDRAG's ``ModelConfig.causal_time``): every temporal convolution
 pads only the past (:class:`CausalConv3d`), so an output step depends on no later frame: a
 kernel of ``k`` frames with temporal stride ``s`` gets ``k - s`` frames of zero padding before the
 clip and none after, which keeps ``T / s`` output steps and makes step ``j`` see frames up to
 ``j * s + s - 1``, the last frame it covers. Weight shapes do not change.
+
+Local time (``time="local"``, TDRAG's ``ModelConfig.local_time``): every temporal convolution reads
+only the frames of its own output step: a kernel of 1 frame, or of ``s`` frames with stride ``s``
+where the stage strides time (non-overlapping), and no temporal padding. An output step then
+depends on exactly the frames it covers (layer4's step ``j`` on frames ``j * s`` .. ``j * s + s - 1``
+for the product ``s`` of the strides), so nothing before the temporal head combines steps: a bag
+of per-step features, whose order only the head can read. Temporal kernel sizes change (1 or
+``s`` instead of 3), so r3d_18 weights load only where shapes agree.
 
 Module and parameter names follow torchvision (``stem.0.weight``, ``layer2.0.conv1.0.weight``,
 ``layer2.0.downsample.1.running_mean``, ``fc.weight``), so a torchvision r3d_18 state dict loads
@@ -64,17 +72,29 @@ def _triple(value) -> tuple[int, int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * 3  # type: ignore[return-value]
 
 
+#: How a temporal convolution treats time: "centred" (r3d_18's), "causal" (past padding only) or
+#: "local" (only the frames of its own output step; see the module docstring).
+TIME_MODES = ("centred", "causal", "local")
+
+
 def make_conv3d(in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = False,
-                causal: bool = False) -> nn.Conv3d:
-    """``nn.Conv3d``, or :class:`CausalConv3d` (same parameters) when ``causal``."""
-    cls = CausalConv3d if causal else nn.Conv3d
-    return cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+                time: str = "centred") -> nn.Conv3d:
+    """``nn.Conv3d`` (``time="centred"``), :class:`CausalConv3d` (same parameters, ``"causal"``), or
+    with ``"local"`` an ``nn.Conv3d`` whose temporal kernel equals its temporal stride, unpadded."""
+    if time == "causal":
+        return CausalConv3d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+    if time == "local":
+        kernel, strides, pads = _triple(kernel_size), _triple(stride), _triple(padding)
+        kernel_size, padding = (strides[0], kernel[1], kernel[2]), (0, pads[1], pads[2])
+    elif time != "centred":
+        raise ValueError(f"time must be one of {', '.join(TIME_MODES)}, got {time!r}")
+    return nn.Conv3d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
 
 
 def conv3x3x3(in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1),
-              causal: bool = False) -> nn.Conv3d:
-    """3x3x3 convolution, padding 1 (all in the past when ``causal``), no bias (a BatchNorm follows)."""
-    return make_conv3d(in_channels, out_channels, 3, stride=stride, padding=1, causal=causal)
+              time: str = "centred") -> nn.Conv3d:
+    """3x3x3 convolution, padding 1, no bias (a BatchNorm follows); ``time`` as in :func:`make_conv3d`."""
+    return make_conv3d(in_channels, out_channels, 3, stride=stride, padding=1, time=time)
 
 
 class BasicBlock(nn.Module):
@@ -85,12 +105,12 @@ class BasicBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int] = (1, 1, 1),
-                 causal: bool = False) -> None:
+                 time: str = "centred") -> None:
         super().__init__()
         self.conv1 = nn.Sequential(
-            conv3x3x3(in_channels, out_channels, stride, causal), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)
+            conv3x3x3(in_channels, out_channels, stride, time), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)
         )
-        self.conv2 = nn.Sequential(conv3x3x3(out_channels, out_channels, causal=causal), nn.BatchNorm3d(out_channels))
+        self.conv2 = nn.Sequential(conv3x3x3(out_channels, out_channels, time=time), nn.BatchNorm3d(out_channels))
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Sequential | None = None
         if stride != (1, 1, 1) or in_channels != out_channels:
@@ -107,20 +127,20 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-def make_stem(width: int, causal: bool = False) -> nn.Sequential:
+def make_stem(width: int, time: str = "centred") -> nn.Sequential:
     """r3d_18's stem: ``(B, 3, T, H, W) -> (B, width, T, H/2, W/2)``."""
     return nn.Sequential(
-        make_conv3d(3, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), causal=causal),
+        make_conv3d(3, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), time=time),
         nn.BatchNorm3d(width),
         nn.ReLU(inplace=True),
     )
 
 
 def make_stage(in_channels: int, out_channels: int, stride: tuple[int, int, int], blocks: int = BLOCKS_PER_STAGE,
-               causal: bool = False) -> nn.Sequential:
+               time: str = "centred") -> nn.Sequential:
     """``blocks`` BasicBlocks; the first one carries the stride and the channel change."""
-    layers = [BasicBlock(in_channels, out_channels, stride, causal)]
-    layers += [BasicBlock(out_channels, out_channels, causal=causal) for _ in range(blocks - 1)]
+    layers = [BasicBlock(in_channels, out_channels, stride, time)]
+    layers += [BasicBlock(out_channels, out_channels, time=time) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
@@ -129,13 +149,13 @@ def stage_channels(width: int) -> tuple[int, int, int, int]:
     return (width, 2 * width, 4 * width, 8 * width)
 
 
-def make_stages(width: int, temporal_strides: Sequence[int], causal: bool = False) -> list[nn.Sequential]:
+def make_stages(width: int, temporal_strides: Sequence[int], time: str = "centred") -> list[nn.Sequential]:
     """The four stages of a 3D ResNet-18 with the given width and temporal strides."""
     channels = stage_channels(width)
     stages = []
     in_channels = width
     for out_channels, t_stride, s_stride in zip(channels, temporal_strides, SPATIAL_STRIDES):
-        stages.append(make_stage(in_channels, out_channels, (t_stride, s_stride, s_stride), causal=causal))
+        stages.append(make_stage(in_channels, out_channels, (t_stride, s_stride, s_stride), time=time))
         in_channels = out_channels
     return stages
 

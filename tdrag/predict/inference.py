@@ -13,7 +13,7 @@ For one video (``predict_video``):
    normalised exactly as in evaluation: through the same loop (``tdrag.models.forward.forward_clips``).
 4. ``model.inspect`` gives each window's class probabilities (softmax of the logits) and, for
    models with attention, the spatial attention maps, upsampled to the keyframes by
-   ``tdrag.models.attention.upsample_attention`` (as the analysis notebooks do). **The video's
+   ``tdrag.models.inspection.upsample_attention`` (as the analysis notebooks do). **The video's
    probabilities are the mean of its windows' probabilities** (windows are of equal length, so
    this weighs every second alike).
 
@@ -41,8 +41,8 @@ from torch import nn
 from tdrag.config import Config
 from tdrag.data.augment import center_crop_box
 from tdrag.data.keyframes import select_keyframes
-from tdrag.models.attention import upsample_attention
 from tdrag.models.forward import forward_clips
+from tdrag.models.inspection import upsample_attention
 from tdrag.predict.faces import FaceClip, extract_face_clip
 from tdrag.runs.checkpoints import dataset_class_names
 
@@ -118,7 +118,7 @@ def _centre_crop(frames: np.ndarray, crop: int) -> np.ndarray:
 
 def attention_per_keyframe(maps: torch.Tensor, frames: int, crop: int) -> np.ndarray:
     """``maps: (B, 1, T', H', W')`` -> ``(B, T, crop, crop)`` float32 in the maps' range: the stage
-    maps upsampled to the keyframes by ``tdrag.models.attention.upsample_attention`` (trilinear in time and
+    maps upsampled to the keyframes by ``tdrag.models.inspection.upsample_attention`` (trilinear in time and
     space), the same maps the analysis notebooks draw for the same clip."""
     return upsample_attention(maps.detach().float().cpu(), (frames, crop, crop)).numpy()
 

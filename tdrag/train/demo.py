@@ -30,7 +30,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_demo.
 #: The seconds-long demo (``small=True``) for CI and a first try, as overrides of the demo config:
 #: 35 clips (5 per class), a width-8 model with a 16-unit GRU, 2 epochs of batches of 8.
 SMALL_OVERRIDES: tuple[str, ...] = (
-    "synth.clips=35", "model.width=8", "model.gru_hidden=16", "model.dropout=0.0", "train.epochs=2",
+    "synth.clips=35", "model.width=8", "model.head.hidden=16", "model.head.dropout=0.0", "train.epochs=2",
     "train.batch_size=8", "train.lr=0.003", "train.weight_decay=0.0001", "train.warmup_epochs=0",
     "data.val_fraction=0.2",
 )

@@ -64,7 +64,8 @@ def write_run_report(run_dir, config, class_names, last_epoch, last_preds, best_
              "cache": config.data.cache, "keyframes": config.data.keyframes,
              "num_train_clips": int(len(data.train_rows)),
              "num_val_clips": int(len(data.val_rows)) if data.val_rows is not None else 0,
-             "causal_time": bool(config.model.causal_time), "step_loss": config.train.step_loss}
+             "causal_time": bool(config.model.causal_time), "local_time": bool(config.model.local_time),
+             "step_loss": config.train.step_loss}
     return write_report(
         run_dir, class_names,
         last=(last_epoch, last_preds["test"]),

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from analysis.internals import attention as att
 from analysis.internals.ground_truth import CENTRE_PRIOR, auroc_in_mask, centre_prior, mass_in_mask
 from tdrag.data.labels import DFEW_CLASSES
-from tdrag.models.attention import upsample_attention
+from tdrag.models.inspection import upsample_attention
 from tdrag.models.registry import build_model
 
 

@@ -132,7 +132,7 @@ def test_static_repeats_the_most_expressive_keyframe():
 def test_tdrag_gru_on_and_off(tiny_run):
     from analysis import open_run
     from analysis.internals.order_tests import run_order_tests
-    from tdrag.models.gru_head import gru_branch_off
+    from tdrag.models.tdrag import gru_branch_off
 
     opened = open_run(tiny_run, progress=False)
     assert gru_states(opened.model) == ("on", "off")

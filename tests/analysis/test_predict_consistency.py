@@ -18,7 +18,7 @@ def test_predict_overlay_map_equals_the_notebook_map(tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / "tdrag.pt")
     model, config = load_model(checkpoint)
     # Non-trivial attention: randomise the mask branches (at init their logits are ~0, M ~ 0.5 flat).
-    from tdrag.models.attention import ResidualAttention3d
+    from tdrag.models.tdrag import ResidualAttention3d
 
     torch.manual_seed(0)
     with torch.no_grad():

@@ -108,7 +108,7 @@ def save_run(tmp_path, cache, model, best_metric: str | None = "val_war", last: 
 
 
 def test_open_run_holds_one_cached_inspection_that_every_view_reuses(tmp_path, monkeypatch):
-    from tdrag.models.attention import upsample_attention
+    from tdrag.models.inspection import upsample_attention
 
     cache = tiny_cache(tmp_path)
     model = tiny_model()

@@ -17,8 +17,9 @@ from tdrag.config import Config, DataConfig, HeadConfig, ModelConfig
 from tdrag.data.cache import open_cache
 from tdrag.data.prepare import prepare_cache
 from tdrag.data.synthetic import generate_dataset
-from tdrag.models.attention import ResidualAttention3d, upsample_attention
+from tdrag.models.inspection import upsample_attention
 from tdrag.models.registry import build_model
+from tdrag.models.tdrag import ResidualAttention3d
 from tdrag.runs.checkpoints import CheckpointChoice
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -166,7 +167,7 @@ def test_maps_are_computed_once(explorer, monkeypatch):
 
 def test_attention_overlay_matches_inspection_element_wise(explorer):
     # The overlay of method "attention" is model.inspect's map of that clip, upsampled by
-    # tdrag.models.attention.upsample_attention, element by element, for every stage and several clips.
+    # tdrag.models.inspection.upsample_attention, element by element, for every stage and several clips.
     for i in (0, 5, len(explorer.rows) - 1):
         x = explorer.clip_input(i)
         with torch.no_grad():
@@ -179,7 +180,7 @@ def test_attention_overlay_matches_inspection_element_wise(explorer):
 
 
 def test_header_says_which_checkpoint_and_what_step_readouts_mean(explorer):
-    from tdrag.models.tdrag import step_readout_meaning
+    from tdrag.models.inspection import step_readout_meaning
 
     assert "checkpoints/last.pt (epoch 2, the last epoch)" in explorer.header.value
     import html

@@ -1,4 +1,4 @@
-"""tdrag.models.attention: the residual attention block's mask, output, formats and gradients, and
+"""tdrag.models.tdrag.ResidualAttention3d and tdrag.models.attention_designs: the residual attention block's mask, output, formats and gradients, and
 the designs kept beside it."""
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from tdrag.config import AttentionConfig
-from tdrag.models.attention import ATTENTIONS, ResidualAttention3d
 from tdrag.models.designs import design_class
+from tdrag.models.tdrag import ATTENTIONS, ResidualAttention3d
 
 CL = torch.channels_last_3d
 
 
 def _block(channels: int = 16, seed: int = 0, design: str = "residual", **cfg) -> ResidualAttention3d:
     torch.manual_seed(seed)
-    return design_class(ATTENTIONS, design)(channels, AttentionConfig(**cfg), causal=False)
+    return design_class(ATTENTIONS, design)(channels, AttentionConfig(**cfg))
 
 
 @pytest.mark.parametrize("shape", [(2, 16, 4, 8, 8), (1, 16, 3, 7, 5), (2, 16, 2, 1, 1)])

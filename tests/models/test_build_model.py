@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tdrag.config import AttentionConfig, ConfigError, HeadConfig, ModelConfig
-from tdrag.models.gru_head import GRUHead
 from tdrag.models.registry import MODEL_NAMES, build_model, build_model_from_config
 from tdrag.models.resnet3d import R3D18
+from tdrag.models.tdrag import GRUHead
 from tdrag.models.tdrag import TDRAG
 
 

@@ -1,4 +1,4 @@
-"""tdrag.models.gru_head: per-step pooling -> LayerNorm -> GRU -> step logits -> readout, and every design."""
+"""tdrag.models.tdrag.GRUHead and tdrag.models.head_designs: per-step pooling -> LayerNorm -> GRU -> step logits -> readout, and every design."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from tdrag.config import HeadConfig
 from tdrag.models.designs import design_class
-from tdrag.models.gru_head import HEADS, GRUHead, spatial_pool
+from tdrag.models.tdrag import HEADS, GRUHead, spatial_pool
 
 #: The first head: the classifier on the last state of a GRU over the raw pooled features.
 FIRST = "no_norm+last_step+no_pooled_path"

@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from tdrag.config import ModelConfig
-from tdrag.models.attention import ResidualAttention3d
-from tdrag.models.gru_head import GRUHead
 from tdrag.models.registry import MODEL_NAMES, build_model, build_model_from_config
+from tdrag.models.tdrag import GRUHead, ResidualAttention3d
 
 CL = torch.channels_last_3d
 GRU_VARIANTS = ("tdrag", "tdrag_no_attention")
@@ -281,7 +280,7 @@ def test_the_designs_named_in_the_config_are_the_ones_built():
 
 
 def test_step_readout_meaning_follows_the_head_and_the_loss():
-    from tdrag.models.tdrag import step_readout_meaning
+    from tdrag.models.inspection import step_readout_meaning
 
     plain = step_readout_meaning(_model("tdrag", head={"design": "no_pooled_path+last_step"}), "last")
     assert "Not causal" in plain and "GRU state at that step" in plain and "only the last step was trained" in plain
@@ -297,6 +296,10 @@ def test_step_readout_meaning_follows_the_head_and_the_loss():
     assert "both directions" in step_readout_meaning(_model("tdrag", head={"design": "bidirectional"},
                                                             causal_time=True))
     assert "no GRU" in step_readout_meaning(_model("tdrag_no_gru"))
+    assert "no GRU" in step_readout_meaning(build_model("r3d18", width=8))
+    local = step_readout_meaning(_model("tdrag", local_time=True), "last")
+    assert local.startswith("Local time: layer4's step s covers keyframes 2s..2(s+1)-1 alone")
+    assert "the clip's pooled features (the same at every step)" in local
 
 
 @pytest.mark.parametrize("design", ["residual", "pooling"])

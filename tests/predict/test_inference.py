@@ -205,10 +205,10 @@ def test_cuda_matches_cpu(media, face, monkeypatch):
 
 
 def test_attention_is_upsampled_by_the_shared_function(media, face):
-    """The overlay's maps are tdrag.models.attention.upsample_attention of the window's stage maps (trilinear
+    """The overlay's maps are tdrag.models.inspection.upsample_attention of the window's stage maps (trilinear
     in time and space), and the crops are center_crop_box's box: no second implementation."""
     from tdrag.data.augment import center_crop_box
-    from tdrag.models.attention import upsample_attention
+    from tdrag.models.inspection import upsample_attention
 
     model, config = load_model(media["tdrag"])
     prediction = predict_face_clip(model, config, face, window=0.8)

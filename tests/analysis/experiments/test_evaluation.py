@@ -44,7 +44,7 @@ def test_the_gru_on_pass_is_tdrag_evals(tiny_run):
 def test_the_gru_off_pass_by_hand(tiny_run):
     """GRU off: the model with its branch switched off, run on the centre-cropped test clips by hand."""
     from tdrag.data.augment import eval_transform
-    from tdrag.models.gru_head import gru_branch_off
+    from tdrag.models.tdrag import gru_branch_off
     from tdrag.models.registry import load_model
     from tdrag.train.data import load_run_data
 
