@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import torch
@@ -221,6 +222,21 @@ def _frame_size_map(m: torch.Tensor, size: tuple[int, int, int]) -> np.ndarray:
     return m.numpy()
 
 
+def _mosaic(tiles: list[np.ndarray], gap: int) -> np.ndarray:
+    """``(H, W, 3)`` tiles side by side with ``gap`` white columns between them: ``(H, n W + (n-1) gap, 3)``."""
+    white = np.ones((tiles[0].shape[0], gap, 3), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for k, tile in enumerate(tiles):
+        parts += ([white] if k else []) + [tile.astype(np.float32, copy=False)]
+    return np.concatenate(parts, axis=1)
+
+
+def _overlay(image: np.ndarray, m: np.ndarray, cmap, alpha: float) -> np.ndarray:
+    """``m`` (H, W) in [0, 1] coloured by ``cmap`` over ``image`` (H, W, 3) with opacity ``alpha``
+    (what imshow draws for an alpha image over another)."""
+    return (1.0 - alpha) * image + alpha * cmap(np.clip(m, 0.0, 1.0))[..., :3]
+
+
 def plot_keyframe_strip(
     clip: torch.Tensor | np.ndarray,
     maps: dict[str, torch.Tensor],
@@ -237,31 +253,44 @@ def plot_keyframe_strip(
         maps: stage name -> (T, H, W) attention at frame size (``attention_maps(...)[name][i]``);
             stage-resolution maps (1, T', H', W') are upsampled here.
         frames: which keyframes to show (default: up to 8 evenly spread).
+
+    Each row is one image, the keyframes side by side (``fig.axes[r]``, its y label the row's name),
+    and a colour bar beside them; the geometry is set by hand. One axes per keyframe under a
+    constrained layout took about 1 s per strip, and the dossier draws 21 of them.
     """
     images = display_images(clip)
-    num_frames = images.shape[0]
-    frames = select_keyframes_to_show(num_frames) if frames is None else list(frames)
+    frames = select_keyframes_to_show(images.shape[0]) if frames is None else list(frames)
     maps = {name: _frame_size_map(m, images.shape[:3]) for name, m in maps.items()}
-    rows = 1 + len(maps)
-    fig = new_figure(1.3 * len(frames) + 0.9, 1.4 * rows + (0.4 if title else 0.1))
-    axes = fig.subplots(rows, len(frames), squeeze=False)
-    image = None
-    for j, t in enumerate(frames):
-        axes[0, j].imshow(images[t])
-        axes[0, j].set_title(f"frame {t}", fontsize=8)
-        for i, (name, m) in enumerate(maps.items(), start=1):
-            axes[i, j].imshow(images[t])
-            image = axes[i, j].imshow(m[t], cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
-    for ax in axes.flat:
-        ax.set_xticks([])
+    colours = matplotlib.colormaps[cmap]
+    gap = max(1, images.shape[2] // 16)
+    rows = [("input", _mosaic([images[t] for t in frames], gap))]
+    rows += [(name, _mosaic([_overlay(images[t], m[t], colours, alpha) for t in frames], gap)) for name, m in maps.items()]
+    top, left, right, bottom = 0.3 + (0.35 if title else 0.0), 0.55, 0.85, 0.05
+    width, height = 1.3 * len(frames) + left + right - 0.3, 1.4 * len(rows) + top + bottom - 0.2
+    fig = new_figure(width, height, layout=None)
+    axes = fig.subplots(len(rows), 1, squeeze=False, gridspec_kw={
+        "left": left / width, "right": 1 - right / width, "bottom": bottom / height, "top": 1 - top / height,
+        "hspace": 0.12})[:, 0]
+    for ax, (name, mosaic) in zip(axes, rows):
+        ax.imshow(mosaic)
         ax.set_yticks([])
-    axes[0, 0].set_ylabel("input", fontsize=9)
-    for i, name in enumerate(maps, start=1):
-        axes[i, 0].set_ylabel(name, fontsize=9)
-    if image is not None:
-        fig.colorbar(image, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="attention")
+        ax.set_xticks([])
+        ax.set_ylabel(name, fontsize=9)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    step = images.shape[2] + gap
+    axes[0].xaxis.tick_top()
+    axes[0].set_xticks([k * step + (images.shape[2] - 1) / 2 for k in range(len(frames))],
+                       [f"frame {t}" for t in frames], fontsize=8)
+    axes[0].tick_params(axis="x", length=0)
+    if maps:
+        span = 1 - (top + bottom) / height
+        bar = fig.add_axes([1 - right / width + 0.12 / width, bottom / height + 0.1 * span, 0.12 / width, 0.8 * span],
+                           label="<colorbar>")
+        scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0.0, 1.0), colours)
+        fig.colorbar(scale, cax=bar, label="attention", alpha=alpha)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.0 - 0.08 / height)
     return fig
 
 

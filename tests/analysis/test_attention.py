@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -175,14 +176,19 @@ def test_keyframe_strip_and_class_mean_figures():
     fig = att.plot_keyframe_strip(x[0], {k: v[0] for k, v in maps.items()}, frames=[0, 3, 7], title="clip 1")
     assert isinstance(fig, Figure)
     image_axes = [ax for ax in fig.axes if ax.images]
-    assert len(image_axes) == (1 + 3) * 3  # input row + one row per stage, 3 keyframes
+    assert len(image_axes) == 1 + 3  # input row + one row per stage, each the 3 keyframes side by side
+    assert [text.get_text() for text in image_axes[0].get_xticklabels()] == ["frame 0", "frame 3", "frame 7"]
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
-    ylabels = [ax.get_ylabel() for ax in image_axes if ax.get_ylabel()]
-    assert ylabels == ["input", "layer2", "layer3", "layer4"]
-    # Stage-resolution maps are upsampled by the figure itself.
+    assert [ax.get_ylabel() for ax in image_axes] == ["input", "layer2", "layer3", "layer4"]
+    # Each overlay is the map through jet at half opacity over the frame (what imshow draws).
+    shown = np.asarray(image_axes[2].images[0].get_array())[:, :32]
+    frame = att.display_images(x[0])[0]
+    expected = 0.5 * frame + 0.5 * matplotlib.colormaps["jet"](maps["layer3"][0, 0].numpy())[..., :3]
+    np.testing.assert_allclose(shown, expected, atol=1e-6)
+    # Stage-resolution maps are upsampled by the figure itself: 8 keyframes of 32 px and 7 gaps of 2.
     raw = model.inspect(x).attention
     fig = att.plot_keyframe_strip(x[0], {k: v[0].detach() for k, v in raw.items()})
-    assert len([ax for ax in fig.axes if ax.images]) == 4 * 8
+    assert [ax.images[0].get_array().shape for ax in fig.axes if ax.images] == [(32, 8 * 32 + 7 * 2, 3)] * 4
     means, counts = att.mean_attention_per_class(maps["layer3"].repeat(3, 1, 1, 1), [0, 0, 2], num_classes=7)
     fig = att.plot_class_mean_attention(means, counts, class_names=DFEW_CLASSES)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
@@ -194,8 +200,9 @@ def test_display_images_shows_uint8_frames_as_they_are():
     images = att.display_images(frames)
     np.testing.assert_allclose(images, frames / 255.0, rtol=0, atol=1e-7)
     fig = att.plot_keyframe_strip(frames, {"layer3": torch.rand(8, 32, 32)}, frames=[0, 7])
-    shown = fig.axes[0].images[0].get_array()
-    np.testing.assert_allclose(np.asarray(shown), frames[0] / 255.0, atol=1e-7)
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_allclose(shown[:, :32], frames[0] / 255.0, atol=1e-7)
+    np.testing.assert_allclose(shown[:, 34:], frames[7] / 255.0, atol=1e-7)
     with pytest.raises(ValueError, match="T, H, W, 3"):
         att.display_images(frames[..., :2])
 

@@ -8,8 +8,8 @@ import torch
 
 from analysis.attribution.views import overlay_scale, plot_attribution_strip, plot_frame_importance
 from analysis.internals.clip_views import plot_clip_trajectory, plot_step_probabilities
-from analysis.plotting import figure_png, message_figure
 from analysis.notebook.live import LiveCurves
+from analysis.plotting import figure_png, message_figure
 from tdrag.data.labels import DFEW_CLASSES
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -51,7 +51,7 @@ def test_attribution_strip_and_frame_importance():
                                  title="t", frames=[0, 3])
     colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(colorbars) == 1 and "attribution" in colorbars[0].get_ylabel()
-    assert len(fig.axes) == 3 * 2 + 1  # (input + 2 maps) x 2 frames + colour bar
+    assert len(fig.axes) == 3 + 1  # input + 2 maps, a row each, + colour bar
     fig = plot_frame_importance(torch.tensor([[1.0, -0.5, 0.0], [0.2, 0.3, 0.4]]), ["a", "b"])
     assert len(fig.axes[0].patches) == 6
     with pytest.raises(ValueError, match="importance"):
