@@ -210,7 +210,7 @@ class Run:
         return str(getattr(self.config.train, "step_loss", "last"))
 
     def step_readout_meaning(self) -> str:
-        """One sentence: what this model's GRU step readouts mean (``tdrag.models.tdrag.step_readout_meaning``)."""
+        """One sentence: what this model's GRU step readouts mean (``tdrag.models.inspection.step_readout_meaning``)."""
         from tdrag.models.inspection import step_readout_meaning
 
         return step_readout_meaning(self.model, self.step_loss)
@@ -429,7 +429,9 @@ def open_run(
               class_names=tuple(data.class_names), device=dev, data_root=root, synthetic=synthetic,
               batch_size=batch_size, amp=amp, progress=progress)
     if saved is not None:
-        from analysis.internals.saved_run import load_saved
+        from analysis.internals.saved_run import read_saved
 
-        load_saved(run, saved)
+        fields, maps = read_saved(run, saved)
+        run.use_inspection(SplitInspection(**fields))
+        run.attributions.update(maps)
     return run

@@ -78,15 +78,15 @@ def save_run(run, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def load_saved(run, folder: str | os.PathLike) -> None:
-    """Give ``run`` the inspection and maps saved in ``folder`` (:func:`save_run`).
+def read_saved(run, folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, MapStore]]:
+    """The inspection's fields and the maps saved in ``folder`` (:func:`save_run`) for ``run``:
+    ``open_run(..., saved=folder)`` builds the run's inspection from the fields (this module
+    imports nothing of ``analysis.internals.run``, so neither imports the other in a circle).
 
     Raises:
         ValueError: ``folder`` holds no saved run, or one of another checkpoint, cache, split,
             crop or set of clips.
     """
-    from analysis.internals.run import SplitInspection
-
     folder = Path(folder)
     index = _read_index(folder)
     mine = identity(run)
@@ -95,9 +95,9 @@ def load_saved(run, folder: str | os.PathLike) -> None:
             raise ValueError(f"{folder}: saved for {what} than the run opened ({run.run_dir}); "
                              "save it again from this run")
     raw = torch.load(folder / INSPECTION, weights_only=True)
-    run.use_inspection(SplitInspection(**{k: _from_saved(k, v) for k, v in raw.items()}))
-    for key, parts in index["maps"].items():
-        run.attributions[key] = MapStore.load([(folder / part["file"], part["pairs"]) for part in parts])
+    maps = {key: MapStore.load([(folder / part["file"], part["pairs"]) for part in parts])
+            for key, parts in index["maps"].items()}
+    return {k: _from_saved(k, v) for k, v in raw.items()}, maps
 
 
 def _read_index(folder: Path) -> dict[str, Any]:

@@ -73,6 +73,9 @@ attention modules or parameters), ``tdrag_no_gru`` (attention, then global avera
 fc: :class:`PoolHead`), ``tdrag_trunk`` (neither). All share the trunk, so an ablation changes one
 thing at a time.
 
+``model.num_classes`` sizes the classifier; ``model.pretrained`` names weights that
+:mod:`tdrag.models.pretrained` loads into a built model's trunk (``tdrag.models.registry`` does).
+
 **Fast path**: no Python loop over time and no host sync; the attention block is Conv3d, BN, ReLU,
 max-pool, interpolate, sigmoid and a multiply, all fine in channels_last_3d and under bf16
 autocast (the sigmoid in float32, so the maps keep their precision). The GRU gets a contiguous

@@ -87,7 +87,7 @@ def test_gradients_reach_every_parameter(name):
         assert attention and all(p.grad.abs().sum() > 0 for p in attention)
     if name in GRU_VARIANTS:
         # The GRU branch's projection starts at zero: it gets the gradient, the GRU gets it after a
-        # step (tests/models/test_gru_head.py); the original head's GRU gets it at once.
+        # step (tests/models/test_head_designs.py); the original head's GRU gets it at once.
         assert model.head.project.weight.grad.abs().sum() > 0
         plain = _model(name, head={"design": "no_norm+last_step+no_pooled_path"})
         nn.functional.cross_entropy(plain(_clips(frames=4)), torch.tensor([0, 3])).backward()
