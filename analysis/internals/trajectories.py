@@ -9,7 +9,7 @@ step from which its predicted class no longer changes (0 = decided from the firs
 What a step readout means depends on the model: with causal time, step s has seen keyframes up to
 s only; otherwise every step already summarises the whole clip; and only a run trained per step
 (``train.step_loss``) supervised the intermediate readouts. ``run.step_readout_meaning()``
-(``tdrag.models.tdrag.step_readout_meaning``) says which, and every view of them should show it.
+(``tdrag.models.inspection.step_readout_meaning``) says which, and every view of them should show it.
 
 Example::
 
