@@ -63,8 +63,8 @@ class AttentionConfig:
 
 @dataclass
 class HeadConfig:
-    """The temporal head (tdrag.models.tdrag, "Temporal head"; the pooled head of tdrag_no_gru / tdrag_trunk
-    reads only ``dropout``)."""
+    """The temporal head (tdrag.models.tdrag, "Temporal head"; the pooled head of tdrag_no_gru /
+    tdrag_trunk reads only ``dropout``)."""
 
     # The head's design, by name (tdrag.models.tdrag.HEADS). "gru" (chosen): LayerNorm on each
     # step's pooled features -> GRU, a pooled path beside it whose GRU branch starts at zero (TDRAG

@@ -264,7 +264,8 @@ def plot_keyframe_strip(
     colours = matplotlib.colormaps[cmap]
     gap = max(1, images.shape[2] // 16)
     rows = [("input", _mosaic([images[t] for t in frames], gap))]
-    rows += [(name, _mosaic([_overlay(images[t], m[t], colours, alpha) for t in frames], gap)) for name, m in maps.items()]
+    rows += [(name, _mosaic([_overlay(images[t], m[t], colours, alpha) for t in frames], gap))
+             for name, m in maps.items()]
     top, left, right, bottom = 0.3 + (0.35 if title else 0.0), 0.55, 0.85, 0.05
     width, height = 1.3 * len(frames) + left + right - 0.3, 1.4 * len(rows) + top + bottom - 0.2
     fig = new_figure(width, height, layout=None)
