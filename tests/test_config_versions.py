@@ -6,15 +6,8 @@ import pytest
 
 from tdrag.config import CHOICES, DESIGNS, Config, ConfigError, config_from_dict, config_to_dict, load_config
 from tdrag.config_versions import CONFIG_VERSION, V1_DESIGNS, upgrade
+from tests.config_format1 import V1_MODEL
 
-#: A format-1 model section as tdrag last wrote it, flags at their chosen values.
-V1_MODEL = {
-    "name": "tdrag", "num_classes": 7, "width": 16, "temporal_strides": [1, 2, 1, 1], "attention_stages": [2, 3, 4],
-    "gru_hidden": 64, "gru_layers": 1, "dropout": 0.1, "causal_time": False, "attention_mask": "sigmoid",
-    "attention_temperature": 1.0, "attention_residual": True, "attention_pooling": False,
-    "attention_learn_temperature": False, "gru_input_norm": "layernorm", "gru_readout": "mean", "gru_residual": True,
-    "gru_init": "pytorch", "gru_bidirectional": False, "gru_branch_dropout": 0.5, "pretrained": "",
-}
 #: The same section in format 2, written out by hand.
 V2_MODEL = {
     "name": "tdrag", "num_classes": 7, "width": 16, "temporal_strides": [1, 2, 1, 1], "causal_time": False,

@@ -5,22 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tdrag.models.registry import build_model
 from tdrag.models.resnet3d import CausalConv3d
+from tests.models.signal_models import signal_model
 
 
 def _model(causal: bool, strides=(1, 2, 1, 1), seed: int = 0):
-    torch.manual_seed(seed)
-    model = build_model("tdrag", width=8, head={"hidden": 16}, causal_time=causal, temporal_strides=strides).eval()
-    # Non-trivial BN statistics and attention so that every path carries signal.
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-            if m.__class__.__name__ == "ResidualAttention3d":
-                m.logits.weight.normal_(0, 0.5)
-    return model
+    return signal_model("tdrag", seed, causal_time=causal, temporal_strides=strides)
 
 
 @pytest.mark.parametrize("strides", [(1, 2, 1, 1), (1, 1, 1, 1), (1, 2, 2, 1)])

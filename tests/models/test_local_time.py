@@ -6,21 +6,13 @@ import pytest
 import torch
 
 from tdrag.config import ConfigError, ModelConfig, load_config
-from tdrag.models.registry import build_model
 from tdrag.models.resnet3d import make_conv3d
+from tests.models.signal_models import signal_model
 
 
 def _model(variant: str, local: bool, strides=(1, 2, 1, 1), seed: int = 0):
-    torch.manual_seed(seed)
-    model = build_model(variant, width=8, head={"hidden": 16}, local_time=local, temporal_strides=strides).eval()
-    # Non-trivial BN statistics, attention and GRU branch so that every path carries signal.
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-            if m.__class__.__name__ == "ResidualAttention3d":
-                m.logits.weight.normal_(0, 0.5)
+    model = signal_model(variant, seed, local_time=local, temporal_strides=strides)
+    with torch.no_grad():  # and a GRU branch that is not zero at the start
         for p in model.head.parameters():
             p.normal_(0, 0.2)
     return model

@@ -14,15 +14,10 @@ import torch
 from tdrag.config import CONFIG_VERSION, Config, ModelConfig, config_to_dict, replace
 from tdrag.models.registry import build_model_from_config, load_model
 from tdrag.runs.checkpoints import CheckpointError, checkpoint_config, save_checkpoint, stored_config
+from tests.config_format1 import V1_MODEL as LAST_V1_MODEL
 
 #: A format-1 model section as the last tdrag of that format stored it (runs/ablation_order's, at width 8).
-V1_MODEL = {
-    "name": "tdrag", "num_classes": 7, "width": 8, "temporal_strides": [1, 2, 1, 1], "attention_stages": [2, 3, 4],
-    "gru_hidden": 8, "gru_layers": 1, "dropout": 0.1, "causal_time": False, "attention_mask": "sigmoid",
-    "attention_temperature": 1.0, "attention_residual": True, "attention_pooling": False,
-    "attention_learn_temperature": False, "gru_input_norm": "layernorm", "gru_readout": "mean", "gru_residual": True,
-    "gru_init": "pytorch", "gru_bidirectional": False, "gru_branch_dropout": 0.5, "pretrained": "",
-}
+V1_MODEL = {**LAST_V1_MODEL, "width": 8, "gru_hidden": 8}
 #: The keys format 1 gained after its first checkpoints (the first head had none of them).
 ADDED_LATER = ("gru_input_norm", "gru_readout", "gru_residual", "gru_init", "gru_bidirectional",
                "attention_residual", "attention_pooling", "attention_learn_temperature", "gru_branch_dropout")
