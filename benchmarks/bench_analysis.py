@@ -30,7 +30,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,32 +156,50 @@ def randomisation_table(model, clips, labels) -> pd.DataFrame:
 
 
 def speed_table(model, clips, labels, device) -> pd.DataFrame:
+    """Wall and CPU seconds of every method on ``clips``, and of Captum's IntegratedGradients on the
+    whole model (the reference for ours, which takes the path integral past the stem convolution)."""
     rows = []
     for method in METHOD_NAMES:
         opts = SPEED_OPTIONS[method]
-        attribute(model, clips[:1], labels[:1], method, **opts)  # warm-up (and lazy imports)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        attribute(model, clips, labels, method, **opts)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
-        cpu_seconds = time.process_time() - cpu_start
-        rows.append(
-            {
-                "method": method,
-                "settings": ", ".join(f"{k}={v}" for k, v in opts.items()) or "-",
-                "batch": clips.shape[0],
-                "wall s": seconds,
-                "clips/s (wall)": clips.shape[0] / seconds,
-                # On a shared machine wall time measures the share of the cores we got; process
-                # CPU time (all threads) is the cost of the method itself.
-                "CPU s": cpu_seconds,
-                "clips per CPU-s": clips.shape[0] / cpu_seconds if cpu_seconds > 0 else float("nan"),
-            }
-        )
+        rows.append(_timed_row(method, opts, clips.shape[0], device,
+                               lambda c, y, m=method, o=opts: attribute(model, c, y, m, **o), clips, labels))
+    ig = SPEED_OPTIONS["integrated_gradients"]
+    rows.append(_timed_row("integrated_gradients (Captum, whole model)", ig, clips.shape[0], device,
+                           lambda c, y: _captum_integrated_gradients(model, c, y, ig["n_steps"]), clips, labels))
     return pd.DataFrame(rows)
+
+
+def _captum_integrated_gradients(model, clips, labels, n_steps: int) -> torch.Tensor:
+    from captum.attr import IntegratedGradients
+
+    from tdrag.runtime import eval_mode
+
+    with eval_mode(model):
+        return IntegratedGradients(model).attribute(clips.clone().requires_grad_(True), baselines=0.0, target=labels,
+                                                    n_steps=n_steps, internal_batch_size=max(16, len(clips)))
+
+
+def _timed_row(method: str, opts: dict, batch: int, device: torch.device, run, clips, labels) -> dict:
+    run(clips[:1], labels[:1])  # warm-up (and lazy imports)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    run(clips, labels)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
+    return {
+        "method": method,
+        "settings": ", ".join(f"{k}={v}" for k, v in opts.items()) or "-",
+        "batch": batch,
+        "wall s": seconds,
+        "clips/s (wall)": batch / seconds,
+        # On a shared machine wall time measures the share of the cores we got; process
+        # CPU time (all threads) is the cost of the method itself.
+        "CPU s": cpu_seconds,
+        "clips per CPU-s": batch / cpu_seconds if cpu_seconds > 0 else float("nan"),
+    }
 
 
 def curves_section(model, x, y, masks, batch: int) -> list[str]:

@@ -8,9 +8,10 @@ Builds ``python -m analysis dossier RUN --out OUT`` once (OUT is replaced: it mu
 previous dossier) and prints one table of seconds:
 
 - ``build``: the stages the build times itself (``DossierResult.timings``), wall seconds of its own:
-  opening the run; its one inspection pass; the attributions the pages share with the index, made
-  class by class (each class's page starts once they are saved); the index's other measures (made
-  while the pages run); waiting for the last pages; the index page. Then, summed over the page
+  opening the run; its one inspection pass; the index's measures that need no map, made in a thread
+  beside the maps (order tests, region scores); the attributions the pages share with the index, two
+  classes at a time (each class's page starts once they are saved); the temporal agreement and the
+  wait for that thread; waiting for the last pages; the index page. Then, summed over the page
   kernels (they run at once, so these add up to more than the wall): kernel starts, resets between
   pages, pages executed and exported. ``wall`` is the whole call; the CPU seconds of the build's
   process and of the kernels it started are steadier than wall seconds on a shared machine.

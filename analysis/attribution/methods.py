@@ -43,6 +43,7 @@ from torch import nn
 
 from analysis.attribution.cam import gradcam_plus_plus, layercam, resolve_layer, xgradcam
 from analysis.attribution.contexts import cudnn_off_for_rnns, relus_not_inplace
+from analysis.attribution.linear_input import input_layer, integrated_gradients_past_input
 
 # Samples (clip copies) per forward/backward pass in the batched methods, by default.
 DEFAULT_SAMPLES_PER_PASS = 16
@@ -93,9 +94,18 @@ def integrated_gradients(
         baseline: reference clip in normalised space (0.0 = mean colour).
         internal_batch_size: clip copies per forward/backward (default max(B, 16)).
         integration: Captum's ``method`` ("gausslegendre", "riemann_trapezoid", ...).
+
+    Captum's ``IntegratedGradients``, except for a model that names the affine layer through which
+    alone it reads the clip (``input_layer``, as tdrag's models do): then the gradients are taken
+    past that layer, with the same result for about a third less work
+    (:mod:`analysis.attribution.linear_input`).
     """
     from captum.attr import IntegratedGradients
 
+    layer = input_layer(model)
+    if layer is not None:  # the same maps with the path integral taken past the input layer
+        return integrated_gradients_past_input(model, layer, x, target, _baseline(x, baseline), n_steps,
+                                               _per_pass(x.shape[0], internal_batch_size), integration).sum(dim=1)
     with cudnn_off_for_rnns(model, x.device):
         attr = IntegratedGradients(model).attribute(
             x,

@@ -207,17 +207,27 @@ def auroc_in_mask(maps: torch.Tensor, masks: torch.Tensor, absolute: bool = Fals
     left_out = (~taking_part).sum(1, keepdim=True).double()
     n_in = inside.sum(1).double()
     n_out = taking_part.sum(1).double() - n_in
-    ordered = values.sort(dim=1).values
-    # Average rank of each pixel (1-based): ties share the mean of the ranks they span.
-    below = torch.searchsorted(ordered, values, right=False).double()
-    upto = torch.searchsorted(ordered, values, right=True).double()
-    ranks = (below + upto + 1) / 2 - left_out
-    rank_sum = (ranks * inside).sum(1)
+    ordered, order = values.sort(dim=1)
+    ranks = _average_ranks(ordered) - left_out  # of the sorted pixels
+    rank_sum = (ranks * inside.gather(1, order)).sum(1)
     scored = (n_in > 0) & (n_out > 0)
     auc = (rank_sum - n_in * (n_in + 1) / 2) / (n_in * n_out).clamp(min=1)
     auc = torch.where(scored, auc, torch.full_like(auc, float("nan"))).reshape(b, t)
     per_clip = torch.nanmean(auc, dim=1)
     return per_clip.float()
+
+
+def _average_ranks(ordered: torch.Tensor) -> torch.Tensor:
+    """``(R, N)`` rows sorted ascending -> each place's 1-based rank, ties sharing the mean of the
+    ranks they span (as ``scipy.stats.rankdata``), float64."""
+    n = ordered.shape[1]
+    place = torch.arange(n, device=ordered.device).expand_as(ordered)
+    changes = ordered[:, 1:] != ordered[:, :-1]
+    starts = torch.cat([torch.ones_like(ordered[:, :1], dtype=torch.bool), changes], dim=1)
+    ends = torch.cat([changes, torch.ones_like(ordered[:, :1], dtype=torch.bool)], dim=1)
+    first = torch.where(starts, place, torch.zeros_like(place)).cummax(dim=1).values
+    last = torch.where(ends, place, torch.full_like(place, n)).flip(1).cummin(dim=1).values.flip(1)
+    return (first + last).double() / 2 + 1
 
 
 def agreement_with_truth(

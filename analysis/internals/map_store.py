@@ -66,6 +66,12 @@ class MapStore:
         """Keep ``value`` (detached, CPU float32) as the map of ``(position, target)``."""
         self._maps[_key(position, target)] = value.detach().to("cpu", torch.float32)
 
+    def take(self, other: MapStore) -> None:
+        """Keep every map of ``other`` (a store filled elsewhere, e.g. by another thread) not held here."""
+        for key in other.keys():
+            if key not in self:
+                self.put(*key, other.get(*key))
+
     def missing(self, keys: Iterable[Key]) -> list[Key]:
         """The pairs among ``keys`` without a map yet, once each, in order."""
         return [k for k in dict.fromkeys(_key(*k) for k in keys) if k not in self]

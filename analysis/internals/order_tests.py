@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +138,7 @@ def order_tests(
         shuffles, seed: how many fixed shuffled orders, drawn from which seed.
     """
     states = gru_states(model)
+    both = _GRUOnAndOff(model) if states == ("on", "off") else model
     preds: dict[tuple[str, str], list[np.ndarray]] = {}
     labels: list[np.ndarray] = []
     orders: dict[str, np.ndarray] | None = None
@@ -149,15 +149,30 @@ def order_tests(
         labels.append(np.asarray(batch_labels, dtype=np.int64))
         for condition in conditions(clips.shape[1], orders):
             x = reorder(clips, condition, orders)
-            for gru in states:
-                with gru_branch_off(model) if gru == "off" else nullcontext():
-                    seen = forward_clips(model, [(x,)], crop=crop, device=device, amp=amp)[0]
-                preds.setdefault((condition, gru), []).append(seen.logits.argmax(dim=1).numpy())
+            logits = forward_clips(both, [(x,)], crop=crop, device=device, amp=amp)[0].logits
+            for gru, part in zip(states, logits.chunk(len(states), dim=1)):
+                preds.setdefault((condition, gru), []).append(part.argmax(dim=1).numpy())
     if not labels:
         raise ValueError("order_tests: no clips")
     y = np.concatenate(labels)
     predictions = {key: np.concatenate(parts) for key, parts in preds.items()}
     return OrderTestResult(*_tables(y, predictions, tuple(class_names)), predictions)
+
+
+class _GRUOnAndOff(nn.Module):
+    """``x: (B, 3, T, H, W) -> (B, 2 C)``: a TDRAG's logits with the GRU on, then off, from one pass
+    of its trunk (the GRU state changes the head alone)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features, pool = self.model.head_inputs(x)
+        on = self.model.head(features, pool)
+        with gru_branch_off(self.model):
+            off = self.model.head(features, pool)
+        return torch.cat([on, off], dim=1)
 
 
 def _tables(labels: np.ndarray, predictions: dict[tuple[str, str], np.ndarray],
@@ -177,12 +192,14 @@ def _tables(labels: np.ndarray, predictions: dict[tuple[str, str], np.ndarray],
 
 
 def run_order_tests(run, shuffles: int = 3, seed: int = 0, batch_size: int | None = None,
-                    progress: bool | None = None) -> OrderTestResult:
-    """:func:`order_tests` over an opened run's clips (``analysis.internals.run.Run``)."""
+                    progress: bool | None = None, model: nn.Module | None = None) -> OrderTestResult:
+    """:func:`order_tests` over an opened run's clips (``analysis.internals.run.Run``), with its model
+    or ``model`` (a copy of it: the tests switch the GRU off, which other passes made at the same
+    time, in another thread, must not see)."""
     from tdrag.data.loader import make_loader
 
     loader = make_loader(run.cache, run.rows, batch_size=batch_size or run.batch_size, shuffle=False, num_workers=0)
-    return order_tests(run.model, loader, crop=run.crop, class_names=run.class_names, shuffles=shuffles, seed=seed,
+    return order_tests(run.model if model is None else model, loader, crop=run.crop, class_names=run.class_names, shuffles=shuffles, seed=seed,
                        device=run.device, amp=run.amp, progress=run.progress if progress is None else progress,
                        total=len(loader))
 

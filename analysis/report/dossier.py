@@ -11,13 +11,15 @@ stop the others).
 
 The run is inspected once per dossier, and each attribution map made once: the build opens the
 run, makes its inspection pass and saves it to the staging folder (``analysis.internals.saved_run``);
-then, class by class, it makes the maps a class's page shares with the index (the temporal view's
-Integrated Gradients and frame ablation of the class's correctly predicted clips, kept in
-``run.attributions``), saves them and gives the class's page to the page kernels, which open the
-run from the saved passes (the notebook's ``SAVED_RUN``). The pages run on a few kernels that each
-execute many of them (:class:`~analysis.report.pages.PagePool`: one per CPU core, started, with
-their imports, while the run is inspected), while the build makes the index's other measurements
-(order tests, the rest of the temporal agreement, region scores). The saved passes are removed
+then it makes the maps each class's page shares with the index (the temporal view's Integrated
+Gradients and frame ablation of the class's correctly predicted clips, kept in ``run.attributions``;
+two classes at a time, :mod:`analysis.report.shared_maps`) and, class by class in order, saves them
+and gives the class's page to the page kernels, which open the run from the saved passes (the
+notebook's ``SAVED_RUN``). The pages run on a few kernels that each execute many of them
+(:class:`~analysis.report.pages.PagePool`: one per CPU core, started, with their imports, while the
+run is inspected). The index's measures that need no map (the order tests, on a copy of the model,
+and the region scores of the cached attention) are made in a thread beside the maps from the start;
+the temporal agreement, which reuses the shared maps, after them. The saved passes are removed
 before the dossier is moved into place.
 
 The output folder follows tdrag's ownership rule: ``DIR`` must be absent, empty or a previous
@@ -30,11 +32,13 @@ the next one. One build at a time writes ``DIR`` (``tdrag.ownership.hold_output`
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +75,9 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "dossier_class.ip
 class DossierResult:
     """What :func:`build_dossier` wrote: ``index`` (index.html), ``pages`` (class -> HTML page) and
     ``failed`` (class -> one-line reason); ``timings``: seconds per stage of the build, wall seconds
-    of the build's own stages (opening and inspecting the run, the attributions the pages share with
-    the index, the index's other measures, waiting for the pages, the index page) and, summed over
+    of the build's own stages (opening and inspecting the run, the index's measures made in a thread
+    beside the maps, the attributions the pages share with the index, the temporal agreement,
+    waiting for the pages, the index page) and, summed over
     the page kernels, their start, resets, pages executed and exported
     (``benchmarks/bench_dossier.py`` prints them)."""
 
@@ -188,10 +193,14 @@ def build_dossier(
                                                   count, kernel_name, timeout, progress, threads) as pool:
                 with timed(timings, "inspect the run"):
                     run.inspection  # the one inspection pass of the dossier
-                with timed(timings, "shared attributions, class by class, each saved, then its page given"):
-                    first = _pages_after_their_maps(run, names, small, staging / SAVED_RUN, pool)
-                with timed(timings, "index, beside the pages: time checks, region scores"):
-                    measured = _measure_index(run, small, first)
+                # The index's measures that need no attribution map are made in a thread beside the
+                # maps: torch lets go of the GIL inside its kernels, so both keep a core busy.
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dossier-index") as beside:
+                    early = beside.submit(_measure_beside_maps, run, copy.deepcopy(run.model), timings)
+                    with timed(timings, "shared attributions, class by class, each saved, then its page given"):
+                        first = _pages_after_their_maps(run, names, small, staging / SAVED_RUN, pool)
+                    with timed(timings, "index: temporal agreement, then waiting for the order tests and region scores"):
+                        measured = _measure_index(run, small, first, early.result())
                 with timed(timings, "waiting for the last pages"):
                     pages, failed = pool.wait()
             timings.update(pool.timings)
@@ -245,46 +254,62 @@ class _IndexFigures:
 
 def _pages_after_their_maps(run, names: list[str], small: bool, folder: Path, pool) -> dict[str, Any]:
     """Save the run's passes to ``folder`` and give each class's page to ``pool`` once the maps it
-    shares with the index are saved, class by class: a page starts while the next class's maps are
-    made. Returns what the index measured on the way (its region scores, for a model without attention).
+    shares with the index are saved, class by class: a page starts while the next classes' maps are
+    made (two classes at a time, :func:`~analysis.report.shared_maps.shared_maps_by_class`). Returns what the index measured on the way (its region scores, for a model without attention).
 
     Shared are the maps of the temporal view (the frame ablation and Integrated Gradients of the true
     class, on synthetic data with temporal ground truth) of the class's correctly predicted clips:
     for them, the true class the view explains is the predicted class the page explains. A model
     without attention has its index's region scores (Grad-CAM of every clip) made before any page.
     """
-    from analysis.attribution.temporal import FRAME_ABLATION, INTEGRATED_GRADIENTS, has_temporal_truth, \
-        keyframe_importance
+    from analysis.attribution.temporal import FRAME_ABLATION, INTEGRATED_GRADIENTS, has_temporal_truth
     from analysis.internals.saved_run import save_run
     from analysis.plotting import class_index
     from analysis.report.region_profile import score_maps
+    from analysis.report.shared_maps import shared_maps_by_class
 
     first: dict[str, Any] = {}
     if not run.has_attention:
         first["scores"] = score_maps(run, range(len(run)), ("gradcam",), small=small)
     save_run(run, folder)
     shared = has_temporal_truth(run.data_root)
+    correct = []
     for name in names:
         c = class_index(name, run.class_names)
         positions = run.positions_of_class(c)
-        correct = positions[run.predictions[positions] == c]
-        if shared and len(correct):
-            # The calls the temporal view makes (temporal_agreement, in _measure_index): the same maps.
-            keyframe_importance(run, correct, [FRAME_ABLATION, INTEGRATED_GRADIENTS], small=small)
-            save_run(run, folder)
+        correct.append((name, positions[run.predictions[positions] == c] if shared else positions[:0]))
+    # The calls the temporal view makes (temporal_agreement, in _measure_index): the same maps.
+    for name in shared_maps_by_class(run, correct, [FRAME_ABLATION, INTEGRATED_GRADIENTS], small=small):
+        save_run(run, folder)
         pool.put(name)
     return first
 
 
-def _measure_index(run, small: bool, first: dict[str, Any]) -> _IndexFigures:
-    """The index's measures over every analysed clip, made while the pages run: the region scores
-    (each clip's attention from the cached pass; Grad-CAM for a model without attention, made
-    before) and the Time checks (order tests and, on synthetic data, the temporal agreement)."""
-    from analysis.report.region_profile import region_profile, score_maps
+def _measure_beside_maps(run, model, timings: dict[str, float]) -> tuple[Any, Any]:
+    """The index's measures that need no attribution map, made in a thread beside them: the order
+    tests (on ``model``, a copy of the run's: they switch its GRU off, which the maps made meanwhile
+    must not see) and, for a model with attention, the region scores of its cached attention (else
+    None: Grad-CAM's are made before the pages). Its seconds go to ``timings``."""
+    from analysis.internals.order_tests import run_order_tests
+    from analysis.report.region_profile import score_maps
+
+    with timed(timings, "index, in a thread beside the maps: order tests, region scores"):
+        order = run_order_tests(run, progress=False, model=model)
+        scores = score_maps(run, range(len(run))) if run.has_attention else None
+    return order, scores
+
+
+def _measure_index(run, small: bool, first: dict[str, Any], beside: tuple[Any, Any]) -> _IndexFigures:
+    """The index's measures over every analysed clip: the region scores (each clip's attention from
+    the cached pass, or Grad-CAM for a model without attention, made before the pages) and the Time
+    checks (the order tests made ``beside`` the maps and, on synthetic data, the temporal agreement,
+    which reuses the maps the pages share)."""
+    from analysis.report.region_profile import region_profile
     from analysis.report.time_section import measure_time
 
-    scores = first["scores"] if "scores" in first else score_maps(run, range(len(run)), small=small)
-    return _IndexFigures(scores, region_profile(scores), measure_time(run, small=small))
+    order, scores = beside
+    scores = first["scores"] if "scores" in first else scores
+    return _IndexFigures(scores, region_profile(scores), measure_time(run, small=small, order=order))
 
 
 def _write_index(staging: Path, run, pages: dict[str, str], failed: dict[str, str], measured: _IndexFigures) -> None:

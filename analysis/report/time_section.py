@@ -35,13 +35,15 @@ class TimeChecks:
     agreement: pd.DataFrame | None
 
 
-def measure_time(run, small: bool = False) -> TimeChecks:
-    """Order tests and (where the data has temporal ground truth) temporal agreement of an opened run."""
+def measure_time(run, small: bool = False, order: OrderTestResult | None = None) -> TimeChecks:
+    """Order tests and (where the data has temporal ground truth) temporal agreement of an opened
+    run; ``order``: the run's order tests when they are already made (the dossier makes them beside
+    its attribution maps)."""
     from analysis.attribution.temporal import has_temporal_truth, temporal_agreement
     from analysis.internals.order_tests import run_order_tests
 
     agreement = temporal_agreement(run, small=small) if has_temporal_truth(run.data_root) else None
-    return TimeChecks(run_order_tests(run, progress=False), agreement)
+    return TimeChecks(order if order is not None else run_order_tests(run, progress=False), agreement)
 
 
 def write_time_csvs(folder: str | Path, checks: TimeChecks) -> list[str]:

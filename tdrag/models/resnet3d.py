@@ -127,6 +127,12 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+#: The layer through which alone a model built on :func:`make_stem` reads its clip: the stem's
+#: convolution, an affine map (a model's ``input_layer``; attribution code may take gradients past it).
+#: A subclass whose forward reads the clip anywhere else must set its ``input_layer`` to None.
+INPUT_LAYER = "stem.0"
+
+
 def make_stem(width: int, time: str = "centred") -> nn.Sequential:
     """r3d_18's stem: ``(B, 3, T, H, W) -> (B, width, T, H/2, W/2)``."""
     return nn.Sequential(
@@ -202,6 +208,7 @@ class R3D18(nn.Module):
     """
 
     variant = "r3d18"
+    input_layer = INPUT_LAYER
 
     def __init__(self, num_classes: int, width: int, zero_init_residual: bool = False) -> None:
         super().__init__()

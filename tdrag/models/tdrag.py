@@ -97,6 +97,7 @@ from tdrag.config import AttentionConfig, HeadConfig, ModelConfig
 from tdrag.models.designs import design_class
 from tdrag.models.inspection import ModelInspection
 from tdrag.models.resnet3d import (
+    INPUT_LAYER,
     check_input,
     init_resnet_weights,
     make_conv3d,
@@ -113,6 +114,12 @@ VARIANTS: dict[str, tuple[bool, bool]] = {
     "tdrag": (True, True), "tdrag_no_attention": (False, True), "tdrag_no_gru": (True, False),
     "tdrag_trunk": (False, False),
 }
+
+
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when autocast made it half or bfloat16; a float64 model's tensors stay float64
+    (exactness checks run the whole model in double)."""
+    return t if t.dtype == torch.float64 else t.float()
 
 
 def spatial_pool(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -189,7 +196,7 @@ class ResidualAttention3d(nn.Module):
         """M: (B, 1, T, H, W) float32 in (0, 1] for ``x: (B, C, T, H, W)``."""
         m = self.logits(self.context(self.pool(self.reduce(x))))
         # Upsample the one-channel logits, not C/r channels: cheaper, and smooth before the sigmoid.
-        m = F.interpolate(m, size=x.shape[-3:], mode="trilinear", align_corners=False).float()
+        m = full_precision(F.interpolate(m, size=x.shape[-3:], mode="trilinear", align_corners=False))
         return self.mask_function(self.scale(m))
 
     def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +265,7 @@ class GRUHead(nn.Module):
     def run_gru(self, sequence: torch.Tensor) -> torch.Tensor:
         """``sequence: (B, T, C)`` -> last layer's outputs ``(B, T, hidden * directions)``, float32."""
         with torch.autocast(device_type=sequence.device.type, enabled=False):
-            out, _ = self.gru(sequence.float().contiguous())
+            out, _ = self.gru(full_precision(sequence).contiguous())
         return out
 
     def pooled_path(self, sequence: torch.Tensor) -> torch.Tensor:
@@ -295,7 +302,7 @@ class GRUHead(nn.Module):
 
         ``pool_weights: (B, 1, T, H, W)`` weights the spatial pooling (attention pooling).
         """
-        sequence = spatial_pool(features, pool_weights).float()  # (B, T, C)
+        sequence = full_precision(spatial_pool(features, pool_weights))  # (B, T, C)
         states = self.run_gru(self.norm(sequence))
         if self.residual:
             clip = self.pooled_path(sequence)  # (B, 1 or T, C)
@@ -373,6 +380,8 @@ class TDRAG(nn.Module):
     and :meth:`inspect` return the internals (a :class:`ModelInspection`) from the same pass.
     """
 
+    input_layer = INPUT_LAYER
+
     def __init__(self, cfg: ModelConfig, zero_init_residual: bool = False) -> None:
         super().__init__()
         with_attention, with_gru = VARIANTS[cfg.name]
@@ -438,8 +447,14 @@ class TDRAG(nn.Module):
         same pass (training losses that need the step logits or the masks ask for it)."""
         if return_inspection:
             return self.inspect(x)
+        return self.head(*self.head_inputs(x))
+
+    def head_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the head reads: layer4's features and its pooling weights (None unless the attention
+        design pools). ``model.head(*model.head_inputs(x))`` is ``model(x)``: the head can run more
+        than once on one pass of the trunk (the order tests run it with the GRU on and off)."""
         features, _, pool = self._run(x)
-        return self.head(features, pool)
+        return features, pool
 
     @property
     def step_frames(self) -> int:

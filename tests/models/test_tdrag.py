@@ -63,6 +63,18 @@ def test_inspect_shapes_ranges_and_agreement_with_forward(name):
         assert seen.hidden_states is None and seen.step_logits is None
 
 
+@pytest.mark.parametrize("name, options", [("tdrag", {}), ("tdrag_no_gru", {}),
+                                           ("tdrag", {"attention": {"design": "softmax+pooling"}})])
+def test_the_head_on_the_head_inputs_is_the_forward(name, options):
+    """A caller may run the head more than once on one pass of the trunk (the order tests do)."""
+    model = _model(name, **options).eval()
+    x = _clips(frames=8)
+    with torch.no_grad():
+        features, pool = model.head_inputs(x)
+        assert (pool is not None) == (options != {})
+        assert torch.equal(model.head(features, pool), model(x))
+
+
 def test_tdrag_keeps_half_the_frames_for_the_gru_by_default():
     model = _model("tdrag").eval()
     with torch.no_grad():
