@@ -199,8 +199,8 @@ def run_order_tests(run, shuffles: int = 3, seed: int = 0, batch_size: int | Non
     from tdrag.data.loader import make_loader
 
     loader = make_loader(run.cache, run.rows, batch_size=batch_size or run.batch_size, shuffle=False, num_workers=0)
-    return order_tests(run.model if model is None else model, loader, crop=run.crop, class_names=run.class_names, shuffles=shuffles, seed=seed,
-                       device=run.device, amp=run.amp, progress=run.progress if progress is None else progress,
+    return order_tests(run.model if model is None else model, loader, crop=run.crop, class_names=run.class_names,
+                       shuffles=shuffles, seed=seed, device=run.device, amp=run.amp, progress=run.progress if progress is None else progress,
                        total=len(loader))
 
 

@@ -77,9 +77,8 @@ class DossierResult:
     ``failed`` (class -> one-line reason); ``timings``: seconds per stage of the build, wall seconds
     of the build's own stages (opening and inspecting the run, the index's measures made in a thread
     beside the maps, the attributions the pages share with the index, the temporal agreement,
-    waiting for the pages, the index page) and, summed over
-    the page kernels, their start, resets, pages executed and exported
-    (``benchmarks/bench_dossier.py`` prints them)."""
+    waiting for the pages, the index page) and, summed over the page kernels, their start, resets,
+    pages executed and exported (``benchmarks/bench_dossier.py`` prints them)."""
 
     out: Path
     index: Path
@@ -199,7 +198,8 @@ def build_dossier(
                     early = beside.submit(_measure_beside_maps, run, copy.deepcopy(run.model), timings)
                     with timed(timings, "shared attributions, class by class, each saved, then its page given"):
                         first = _pages_after_their_maps(run, names, small, staging / SAVED_RUN, pool)
-                    with timed(timings, "index: temporal agreement, then waiting for the order tests and region scores"):
+                    with timed(timings, "index: temporal agreement, then waiting for the order tests and "
+                                        "region scores"):
                         measured = _measure_index(run, small, first, early.result())
                 with timed(timings, "waiting for the last pages"):
                     pages, failed = pool.wait()
@@ -255,7 +255,8 @@ class _IndexFigures:
 def _pages_after_their_maps(run, names: list[str], small: bool, folder: Path, pool) -> dict[str, Any]:
     """Save the run's passes to ``folder`` and give each class's page to ``pool`` once the maps it
     shares with the index are saved, class by class: a page starts while the next classes' maps are
-    made (two classes at a time, :func:`~analysis.report.shared_maps.shared_maps_by_class`). Returns what the index measured on the way (its region scores, for a model without attention).
+    made (two classes at a time, :func:`~analysis.report.shared_maps.shared_maps_by_class`). Returns
+    what the index measured on the way (its region scores, for a model without attention).
 
     Shared are the maps of the temporal view (the frame ablation and Integrated Gradients of the true
     class, on synthetic data with temporal ground truth) of the class's correctly predicted clips:
