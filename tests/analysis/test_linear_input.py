@@ -106,3 +106,16 @@ def test_a_training_mode_batchnorm_is_not_folded():
 
 def test_a_model_without_a_declared_input_layer_has_none():
     assert input_layer(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1))) is None
+
+
+@pytest.mark.gpu
+def test_equals_captum_on_cuda():
+    """The same check on the GPU (float64: no TF32 rounding), the GRU run with cuDNN off as attribution needs."""
+    model = signal_model("tdrag").double().cuda()
+    x = torch.randn(*CLIPS, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).cuda()
+    target = torch.tensor([1, 4, 6]).cuda()
+    ours = integrated_gradients(model, x.clone().requires_grad_(True), target, n_steps=8, internal_batch_size=5)
+    assert ours.is_cuda and torch.backends.cudnn.enabled
+    with torch.backends.cudnn.flags(enabled=False):  # Captum's eval-mode GRU backward needs it off
+        expected = _captum(model, x, target, 0.0, 8, "gausslegendre")
+    _close_at_scale(ours, expected)
