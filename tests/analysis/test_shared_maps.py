@@ -9,7 +9,7 @@ import torch
 from analysis.attribution.temporal import FRAME_ABLATION, INTEGRATED_GRADIENTS, keyframe_importance
 from analysis.internals.map_store import MapStore
 from analysis.internals.run import open_run
-from analysis.report.shared_maps import shared_maps_by_class
+from analysis.report.shared_maps import MAP_THREADS, map_threads, shared_maps_by_class
 
 VIEWS = [FRAME_ABLATION, INTEGRATED_GRADIENTS]
 
@@ -85,3 +85,8 @@ def test_a_store_takes_the_maps_it_does_not_hold():
     other.put(2, 5, new)
     mine.take(other)
     assert torch.equal(mine.get(1, 0), kept) and torch.equal(mine.get(2, 5), new) and len(mine) == 2
+
+
+def test_one_thread_on_a_gpu_where_cudnn_is_switched_for_the_whole_process():
+    assert map_threads("cpu") == MAP_THREADS == 2
+    assert map_threads(torch.device("cuda", 0)) == 1
