@@ -3,9 +3,10 @@
 The dossier gives a class's page to its page kernels once the maps the page shares with the index
 are saved (:mod:`analysis.report.dossier`). Made one class after another on one thread, these maps
 were the build's critical path: the pages waited for them while a core idled. Here two threads make
-two classes' maps at once (on the CPU; one thread on a GPU, :func:`map_threads`), each on its own copy of the run (its own copy of the model and its own
-map stores: the threads share nothing they write), and the maps come back in class order, kept in
-the run. torch lets go of the GIL inside its kernels, so the two threads keep two cores busy.
+two classes' maps at once (on the CPU; one thread on a GPU, :func:`map_threads`), each on its own
+copy of the run (its own copy of the model and its own map stores: the threads share nothing they
+write), and the maps come back in class order, kept in the run. torch lets go of the GIL inside its
+kernels, so the two threads keep two cores busy.
 
     for name in shared_maps_by_class(run, [("Happy", positions), ...], views, small=False):
         save_run(run, folder)             # the class's maps are in run.attributions now
