@@ -98,9 +98,9 @@ def integrated_gradients_past_input(model: nn.Module, layer: str, x: torch.Tenso
     alphas, weights = _quadrature(n_steps, integration)
     batch = x.shape[0]
     clips = torch.arange(batch, device=x.device).repeat(n_steps)  # step-major: all clips of step 0 first
-    steps = torch.arange(n_steps).repeat_interleave(batch)
-    alpha = torch.tensor(alphas, dtype=z.dtype, device=x.device)[steps.to(x.device)]
-    weight = torch.tensor(weights, dtype=z.dtype, device=x.device)[steps.to(x.device)]
+    steps = torch.arange(n_steps, device=x.device).repeat_interleave(batch)
+    alpha = torch.tensor(alphas, dtype=z.dtype, device=x.device)[steps]
+    weight = torch.tensor(weights, dtype=z.dtype, device=x.device)[steps]
     shape = (-1,) + (1,) * (z.dim() - 1)
     summed = torch.zeros_like(z)  # sum_k w_k dg/dz at each clip's path points
     with cudnn_off_for_rnns(work, x.device), torch.enable_grad():

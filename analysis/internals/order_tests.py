@@ -192,15 +192,13 @@ def _tables(labels: np.ndarray, predictions: dict[tuple[str, str], np.ndarray],
 
 
 def run_order_tests(run, shuffles: int = 3, seed: int = 0, batch_size: int | None = None,
-                    progress: bool | None = None, model: nn.Module | None = None) -> OrderTestResult:
-    """:func:`order_tests` over an opened run's clips (``analysis.internals.run.Run``), with its model
-    or ``model`` (a copy of it: the tests switch the GRU off, which other passes made at the same
-    time, in another thread, must not see)."""
+                    progress: bool | None = None) -> OrderTestResult:
+    """:func:`order_tests` over an opened run's clips (``analysis.internals.run.Run``)."""
     from tdrag.data.loader import make_loader
 
     loader = make_loader(run.cache, run.rows, batch_size=batch_size or run.batch_size, shuffle=False, num_workers=0)
-    return order_tests(run.model if model is None else model, loader, crop=run.crop, class_names=run.class_names,
-                       shuffles=shuffles, seed=seed, device=run.device, amp=run.amp, progress=run.progress if progress is None else progress,
+    return order_tests(run.model, loader, crop=run.crop, class_names=run.class_names, shuffles=shuffles, seed=seed,
+                       device=run.device, amp=run.amp, progress=run.progress if progress is None else progress,
                        total=len(loader))
 
 

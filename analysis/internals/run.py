@@ -33,6 +33,7 @@ upsampled to frame size only for the clips being looked at; hidden states and st
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Sequence
@@ -235,6 +236,17 @@ class Run:
         """``model.inspect`` over the whole split, made the first time it is asked for and kept."""
         return inspect_split(self.model, self.cache, self.rows, crop=self.crop, batch_size=self.batch_size,
                              device=self.device, amp=self.amp, progress=self.progress)
+
+    def for_another_thread(self) -> Run:
+        """A copy of the run for work in another thread: the same clips and cached pass, its own copy
+        of the model (a pass there may switch its GRU off, and its attributions run it) and its own,
+        empty map stores (the threads share nothing they write). The pass is made first when it was
+        not: the copy never makes one of its own."""
+        self.inspection  # noqa: B018 -- cached on self, so the copy holds it too
+        worker = copy.copy(self)
+        worker.model = copy.deepcopy(self.model)
+        worker.attributions = {}
+        return worker
 
     def use_inspection(self, inspection: SplitInspection) -> None:
         """Take ``inspection`` (of this run's clips, e.g. a saved one) as the cached pass instead of making it."""

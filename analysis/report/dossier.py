@@ -32,7 +32,6 @@ the next one. One build at a time writes ``DIR`` (``tdrag.ownership.hold_output`
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -195,7 +194,7 @@ def build_dossier(
                 # The index's measures that need no attribution map are made in a thread beside the
                 # maps: torch lets go of the GIL inside its kernels, so both keep a core busy.
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dossier-index") as beside:
-                    early = beside.submit(_measure_beside_maps, run, copy.deepcopy(run.model), timings)
+                    early = beside.submit(_measure_beside_maps, run.for_another_thread(), timings)
                     with timed(timings, "shared attributions, class by class, each saved, then its page given"):
                         first = _pages_after_their_maps(run, names, small, staging / SAVED_RUN, pool)
                     with timed(timings, "index: temporal agreement, then waiting for the order tests and "
@@ -286,16 +285,17 @@ def _pages_after_their_maps(run, names: list[str], small: bool, folder: Path, po
     return first
 
 
-def _measure_beside_maps(run, model, timings: dict[str, float]) -> tuple[Any, Any]:
-    """The index's measures that need no attribution map, made in a thread beside them: the order
-    tests (on ``model``, a copy of the run's: they switch its GRU off, which the maps made meanwhile
-    must not see) and, for a model with attention, the region scores of its cached attention (else
-    None: Grad-CAM's are made before the pages). Its seconds go to ``timings``."""
+def _measure_beside_maps(run, timings: dict[str, float]) -> tuple[Any, Any]:
+    """The index's measures that need no attribution map, made in a thread beside them on ``run``, a
+    copy of the dossier's run (``Run.for_another_thread``: the order tests switch its GRU off, which
+    the maps made meanwhile must not see): the order tests and, for a model with attention, the region
+    scores of its cached attention (else None: Grad-CAM's are made before the pages). Its seconds go
+    to ``timings``."""
     from analysis.internals.order_tests import run_order_tests
     from analysis.report.region_profile import score_maps
 
     with timed(timings, "index, in a thread beside the maps: order tests, region scores"):
-        order = run_order_tests(run, progress=False, model=model)
+        order = run_order_tests(run, progress=False)
         scores = score_maps(run, range(len(run))) if run.has_attention else None
     return order, scores
 

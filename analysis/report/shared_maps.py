@@ -14,7 +14,6 @@ kernels, so the two threads keep two cores busy.
 
 from __future__ import annotations
 
-import copy
 import queue
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,14 +35,6 @@ def map_threads(device) -> int:
     return MAP_THREADS if torch.device(device).type == "cpu" else 1
 
 
-def _thread_run(run):
-    """A copy of ``run`` for one thread: the same clips and cached pass, its own model and map stores."""
-    worker = copy.copy(run)
-    worker.model = copy.deepcopy(run.model)
-    worker.attributions = {}
-    return worker
-
-
 def shared_maps_by_class(run, classes: Sequence[tuple[str, np.ndarray]], views: Sequence[str], small: bool = False,
                          threads: int | None = None) -> Iterator[str]:
     """For each ``(name, positions)`` of ``classes``, in order: make the temporal ``views``' maps of the
@@ -55,7 +46,7 @@ def shared_maps_by_class(run, classes: Sequence[tuple[str, np.ndarray]], views: 
     threads = map_threads(run.device) if threads is None else int(threads)
     idle: queue.SimpleQueue = queue.SimpleQueue()
     for _ in range(threads):
-        idle.put(_thread_run(run))
+        idle.put(run.for_another_thread())
 
     def make(positions: np.ndarray) -> dict[str, MapStore]:
         worker = idle.get()

@@ -143,6 +143,16 @@ def test_open_run_holds_one_cached_inspection_that_every_view_reuses(tmp_path, m
     assert run.step_readout_meaning() in run.describe()
 
 
+def test_a_run_for_another_thread_shares_the_pass_not_the_model_or_the_maps(tmp_path):
+    run = open_run(save_run(tmp_path, tiny_cache(tmp_path), tiny_model()), device="cpu", progress=False)
+    run.attributions["made here"] = object()
+    worker = run.for_another_thread()
+    assert worker.inspection is run.inspection and np.array_equal(worker.rows, run.rows)
+    assert worker.model is not run.model and worker.attributions == {} and "made here" in run.attributions
+    assert all(torch.equal(a, b) for a, b in zip(worker.model.state_dict().values(), run.model.state_dict().values()))
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(worker.model.parameters(), run.model.parameters()))
+
+
 def test_the_step_readout_meaning_is_the_runs_own(tmp_path):
     cache = tiny_cache(tmp_path)
     torch.manual_seed(0)
